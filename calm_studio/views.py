@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from curation.roles import Role, role_required
+
+from .health import system_health
+
+
+@login_not_required  # monitors and load balancers call it; it reveals no data, only up/down
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    report = system_health()
+    return JsonResponse(report, status=200 if report["ok"] else 503)
+
+
+@never_cache
+@require_GET
+@role_required(Role.REVIEWER)
+def health_badge(request: HttpRequest) -> HttpResponse:
+    return render(request, "_health_badge.html", {"health": system_health()})

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from .roles import Role, user_role
+
+
+def roles(request: HttpRequest) -> dict:
+    """Expose the user's role to templates, for showing or hiding links only (views check)."""
+    role = user_role(request.user)
+    return {
+        "user_role": role,
+        "is_lead": role is not None and role >= Role.LEAD,
+        "is_admin": role is not None and role >= Role.ADMIN,
+    }

@@ -1,0 +1,85 @@
+"""The problem bank: benchmarks and optimization problems with reference answers."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.urls import reverse
+from django.utils.text import slugify
+
+
+class AnswerStatus(models.TextChoices):
+    VALUE = "value", "Optimal value"
+    NO_BEST_SOLUTION = "no_best_solution", "No optimal solution"
+    INFEASIBLE_MARKER = "infeasible_marker", "Infeasible (sentinel answer)"
+
+
+class Benchmark(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    licence = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.slug:
+            self.slug = slugify(self.name)[:100] or "benchmark"
+        super().save(*args, **kwargs)
+
+
+class Problem(models.Model):
+    """One natural-language optimization problem and the optimal objective value it should get.
+
+    ``answer`` is None when the correct response is "no optimal solution" (``answer_status``
+    says which marker the source used). ``external_id`` is unique within a benchmark and is the
+    key that makes re-imports idempotent.
+    """
+
+    benchmark = models.ForeignKey(Benchmark, on_delete=models.PROTECT, related_name="problems")
+    external_id = models.CharField(max_length=200)
+    question = models.TextField()
+    answer = models.FloatField(null=True, blank=True)
+    answer_status = models.CharField(
+        max_length=32, choices=AnswerStatus.choices, default=AnswerStatus.VALUE
+    )
+    source_repo = models.CharField(max_length=200, blank=True)
+    source_path = models.CharField(max_length=500, blank=True)
+    source_commit = models.CharField(max_length=64, blank=True)
+    source_index = models.IntegerField(null=True, blank=True)
+    source_id = models.CharField(max_length=200, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    # sha256 of the normalised record: an import compares it to tell "unchanged" from "updated".
+    content_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["benchmark__name", "source_index", "external_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["benchmark", "external_id"], name="problem_unique_external_id"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(answer_status=AnswerStatus.VALUE, answer__isnull=False)
+                    | (~models.Q(answer_status=AnswerStatus.VALUE) & models.Q(answer__isnull=True))
+                ),
+                name="problem_answer_matches_status",
+            ),
+        ]
+        indexes = [models.Index(fields=["benchmark", "answer_status"])]
+
+    def __str__(self) -> str:
+        return f"{self.benchmark.name} / {self.external_id}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("curation-problem-detail", args=[self.pk])
+
+    @property
+    def has_optimal_value(self) -> bool:
+        return self.answer_status == AnswerStatus.VALUE

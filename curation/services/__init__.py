@@ -1,0 +1,1 @@
+"""Workflows that touch several rows, enqueue tasks or run code: ``<entity>_<verb>(*, ...)``."""

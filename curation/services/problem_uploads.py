@@ -1,0 +1,89 @@
+"""The browser import: store an upload, preview it, import it in a worker job."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+
+from ..models import Job
+from ..problem_import import ImportFileError, ParsedFile, parse_problem_file
+from .jobs import job_claim, job_fail, job_finish, job_heartbeat
+from .problems import problems_import
+
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class UploadNotFound(LookupError):
+    pass
+
+
+def _upload_dir() -> Path:
+    path = Path(settings.UPLOAD_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _path_for(token: str) -> Path:
+    if not _TOKEN.match(token):
+        raise UploadNotFound("unknown upload")
+    matches = list(_upload_dir().glob(f"{token}__*"))
+    if not matches:
+        raise UploadNotFound("the upload has expired or was already imported; upload it again")
+    return matches[0]
+
+
+def upload_filename(token: str) -> str:
+    return _path_for(token).name.split("__", 1)[1]
+
+
+def problem_upload_save(*, name: str, chunks) -> str:
+    """Save an uploaded file under ``var/uploads`` and return its opaque token."""
+    token = secrets.token_urlsafe(18)
+    safe = _SAFE_NAME.sub("_", Path(name).name)[:100] or "upload.jsonl"
+    with open(_upload_dir() / f"{token}__{safe}", "wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+    return token
+
+
+def problem_upload_parse(*, token: str, benchmark: str | None = None) -> ParsedFile:
+    """Parse and validate the stored upload; raises ImportFileError or UploadNotFound."""
+    path = _path_for(token)
+    return parse_problem_file(
+        path.read_bytes(), filename=upload_filename(token), default_benchmark=benchmark or None
+    )
+
+
+def problem_upload_discard(*, token: str) -> None:
+    with contextlib.suppress(UploadNotFound):
+        _path_for(token).unlink(missing_ok=True)
+
+
+def problems_import_job_run(*, job_id: int, worker: str) -> Job | None:
+    """Run an import job: claim it, parse, store with progress, finish (or fail with the reason).
+
+    A malformed file is a result (the job fails with the file and line), not a retry.
+    """
+    job = job_claim(job_id=job_id, worker=worker)
+    if job is None:
+        return None
+    token = job.params["token"]
+    try:
+        parsed = problem_upload_parse(token=token, benchmark=job.params.get("benchmark"))
+        job_heartbeat(job_id=job.pk, done=0, total=len(parsed.records))
+        summary = problems_import(
+            records=parsed.records,
+            progress=lambda done, total: job_heartbeat(job_id=job.pk, done=done, total=total),
+        )
+    except (ImportFileError, UploadNotFound) as exc:
+        job_fail(job_id=job.pk, error=str(exc))
+    else:
+        job_finish(job_id=job.pk, result={"filename": parsed.filename, **summary.to_dict()})
+        problem_upload_discard(token=token)
+    job.refresh_from_db()
+    return job

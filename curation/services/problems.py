@@ -1,0 +1,152 @@
+"""Storing imported problems: idempotent and atomic per file."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..models import Benchmark, Problem
+from ..problem_import import ProblemRecord
+
+ProgressFn = Callable[[int, int], None]
+_FIELDS = (
+    "question",
+    "answer",
+    "answer_status",
+    "source_repo",
+    "source_path",
+    "source_commit",
+    "source_index",
+    "source_id",
+    "raw",
+    "content_hash",
+)
+_BATCH = 500
+
+
+@dataclass
+class ImportSummary:
+    created: Counter = field(default_factory=Counter)
+    updated: Counter = field(default_factory=Counter)
+    unchanged: Counter = field(default_factory=Counter)
+
+    def merge(self, other: ImportSummary) -> None:
+        self.created.update(other.created)
+        self.updated.update(other.updated)
+        self.unchanged.update(other.unchanged)
+
+    @property
+    def benchmarks(self) -> list[str]:
+        return sorted(set(self.created) | set(self.updated) | set(self.unchanged))
+
+    def totals(self) -> dict[str, int]:
+        return {
+            "created": sum(self.created.values()),
+            "updated": sum(self.updated.values()),
+            "unchanged": sum(self.unchanged.values()),
+        }
+
+    def as_rows(self) -> list[dict]:
+        return [
+            {
+                "benchmark": name,
+                "created": self.created[name],
+                "updated": self.updated[name],
+                "unchanged": self.unchanged[name],
+                "total": self.created[name] + self.updated[name] + self.unchanged[name],
+            }
+            for name in self.benchmarks
+        ]
+
+    def to_dict(self) -> dict:
+        return {"benchmarks": self.as_rows(), "totals": self.totals()}
+
+
+def _apply(problem: Problem, record: ProblemRecord) -> None:
+    for name in _FIELDS:
+        value = record.content_hash if name == "content_hash" else getattr(record, name)
+        setattr(problem, name, value)
+
+
+def _classify(
+    records: list[ProblemRecord], benchmarks: dict[str, Benchmark | None]
+) -> tuple[ImportSummary, list[Problem], list[Problem]]:
+    """Split records into new and changed problems, counting the unchanged ones."""
+    existing: dict[tuple[str, str], Problem] = {}
+    for name, bench in benchmarks.items():
+        if bench is None:
+            continue
+        ids = [r.external_id for r in records if r.benchmark == name]
+        # Chunked IN lists: SQLite caps the number of query parameters.
+        for start in range(0, len(ids), _BATCH):
+            for problem in Problem.objects.filter(
+                benchmark=bench, external_id__in=ids[start : start + _BATCH]
+            ):
+                existing[(name, problem.external_id)] = problem
+    summary = ImportSummary()
+    to_create: list[Problem] = []
+    to_update: list[Problem] = []
+    now = timezone.now()
+    for record in records:
+        current = existing.get((record.benchmark, record.external_id))
+        if current is None:
+            problem = Problem(
+                benchmark=benchmarks[record.benchmark], external_id=record.external_id
+            )
+            _apply(problem, record)
+            to_create.append(problem)
+            summary.created[record.benchmark] += 1
+        elif current.content_hash != record.content_hash:
+            _apply(current, record)
+            current.updated_at = now  # bulk_update skips auto_now
+            to_update.append(current)
+            summary.updated[record.benchmark] += 1
+        else:
+            summary.unchanged[record.benchmark] += 1
+    return summary, to_create, to_update
+
+
+def problems_import_plan(*, records: Iterable[ProblemRecord]) -> ImportSummary:
+    """What an import would do (created / updated / unchanged per benchmark), writing nothing."""
+    records = list(records)
+    names = {r.benchmark for r in records}
+    found = {b.name: b for b in Benchmark.objects.filter(name__in=names)}
+    summary, _, _ = _classify(records, {name: found.get(name) for name in names})
+    return summary
+
+
+def problems_import(
+    *, records: Iterable[ProblemRecord], progress: ProgressFn | None = None
+) -> ImportSummary:
+    """Store validated records in one transaction: create new ones, update changed ones.
+
+    A record is keyed by (benchmark, external_id); re-importing the same file changes nothing.
+    ``progress(done, total)`` is called as batches are written.
+    """
+    records = list(records)
+    total = len(records)
+    with transaction.atomic():
+        benchmarks: dict[str, Benchmark | None] = {}
+        for name in sorted({r.benchmark for r in records}):
+            benchmarks[name], _ = Benchmark.objects.get_or_create(name=name)
+        summary, to_create, to_update = _classify(records, benchmarks)
+        done = 0
+        for start in range(0, len(to_create), _BATCH):
+            batch = to_create[start : start + _BATCH]
+            Problem.objects.bulk_create(batch)
+            done += len(batch)
+            if progress:
+                progress(done, total)
+        for start in range(0, len(to_update), _BATCH):
+            batch = to_update[start : start + _BATCH]
+            Problem.objects.bulk_update(batch, [*_FIELDS, "updated_at"])
+            done += len(batch)
+            if progress:
+                progress(done, total)
+        if progress:
+            progress(total, total)
+    return summary

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def number(value, places: int = 6) -> str:
+    """A float without trailing zeros: 5.2, 1160, 0.333333 (at most ``places`` decimals)."""
+    if value is None:
+        return ""
+    try:
+        text = f"{float(value):,.{int(places)}f}"
+    except (TypeError, ValueError):
+        return str(value)
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -1,0 +1,45 @@
+"""In real headless Chromium: log in and search the problem list."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_reviewer_logs_in_and_searches_the_problem_list(live_server, page, screenshot, reviewer):
+    call_command("demo_setup", verbosity=0)
+
+    page.goto(live_server.url + "/")
+    assert "/login/" in page.url  # every page needs a login
+    page.fill("input[name=username]", "rita-reviewer")
+    page.fill("input[name=password]", "correct horse battery staple")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#result-count")
+    assert page.inner_text("#result-count") == "12"
+    screenshot("problem-list")
+
+    # Typing searches as you type (htmx), and the URL keeps the query for links and back.
+    page.fill("#search-q", "grain")
+    page.wait_for_function("document.querySelector('#result-count').innerText === '1'")
+    assert "demo-10-trucks" in page.inner_text("#problem-results")
+    assert "q=grain" in page.url
+    screenshot("search")
+
+    page.click("text=demo-10-trucks")
+    page.wait_for_selector("strong.answer")
+    assert page.inner_text("strong.answer") == "770"
+    screenshot("problem-detail")
+
+    page.go_back()
+    page.wait_for_selector("#problem-results")
+    assert page.input_value("#search-q") == "grain"
+
+
+def test_a_wrong_password_is_refused(live_server, page, reviewer):
+    page.goto(live_server.url + "/login/")
+    page.fill("input[name=username]", "rita-reviewer")
+    page.fill("input[name=password]", "wrong")
+    page.click("button[type=submit]")
+    assert page.locator(".error").inner_text().startswith("Your username and password")

@@ -1,0 +1,98 @@
+"""/healthz reports the database, Redis and the workers per queue, with 503 when one is down."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of our own, so the test can stop it without touching the shared one."""
+    if not shutil.which("redis-server"):
+        pytest.fail("redis-server is not installed (make test installs it)")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield url, proc
+    proc.kill()
+    proc.wait()
+
+
+@pytest.mark.worker
+def test_it_is_healthy_with_a_worker_on_every_queue(client, live_worker):
+    response = client.get(reverse("healthz"))  # no login: monitors call it
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["checks"]["database"]["ok"] and body["checks"]["redis"]["ok"]
+    for queue in ("default", "sandbox", "gpu"):
+        assert live_worker.worker_hostname in body["checks"]["workers"]["queues"][queue]["workers"]
+
+
+def test_it_reports_redis_down_with_a_503(client, settings, private_redis):
+    url, proc = private_redis
+    settings.REDIS_URL = url
+    proc.kill()
+    proc.wait()
+    response = client.get(reverse("healthz"))
+    body = response.json()
+    assert response.status_code == 503
+    assert body["checks"]["redis"]["ok"] is False
+    assert "Connection" in body["checks"]["redis"]["error"]
+    assert body["checks"]["database"]["ok"] is True
+
+
+def test_it_reports_a_queue_without_workers(client, settings, private_redis):
+    url, _ = private_redis
+    settings.REDIS_URL = url  # a live Redis that no worker announces itself to
+    response = client.get(reverse("healthz"))
+    body = response.json()
+    assert response.status_code == 503
+    assert body["checks"]["redis"]["ok"] is True
+    assert body["checks"]["workers"]["queues"]["gpu"] == {"ok": False, "workers": []}
+
+
+def test_the_header_badge_shows_the_same_at_a_glance(client_for, reviewer, settings, private_redis):
+    url, proc = private_redis
+    settings.REDIS_URL = url
+    proc.kill()
+    proc.wait()
+    html = client_for(reviewer).get(reverse("health-badge")).content.decode()
+    assert 'class="badge ok" title="database reachable">DB<' in html
+    assert 'class="badge bad"' in html and ">Redis<" in html

@@ -1,0 +1,224 @@
+"""Shared fixtures: a fixed cast of users, a real Celery worker, real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls made by the test
+# itself are still synchronous, so allow them (Django's documented escape hatch for tests).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The default PBKDF2 costs ~0.3 s a user; the cast is recreated for every test.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _make_user(username: str, role: str | None):
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username=username, password=PASSWORD)
+    if role:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+        if role == "admin":
+            user.is_staff = user.is_superuser = True
+            user.save()
+    return user
+
+
+@pytest.fixture
+def reviewer(db):
+    return _make_user("rita-reviewer", "reviewer")
+
+
+@pytest.fixture
+def lead(db):
+    return _make_user("leo-lead", "lead")
+
+
+@pytest.fixture
+def admin_user(db):
+    return _make_user("ada-admin", "admin")
+
+
+@pytest.fixture
+def outsider(db):
+    """Logged in, but in no role group."""
+    return _make_user("otto-outsider", None)
+
+
+@pytest.fixture
+def client_for(client):
+    """``client_for(user)``: a test client logged in as that user (None: anonymous)."""
+
+    def login(user):
+        if user is not None:
+            client.force_login(user)
+        return client
+
+    return login
+
+
+# --- a real Celery worker -------------------------------------------------------------------
+
+
+def _database_url_for_worker() -> str:
+    """The URL of the test database pytest-django created, for a worker in another process."""
+    from django.db import connection
+
+    cfg = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{Path(cfg['NAME']).resolve()}"
+    user = cfg.get("USER") or ""
+    password = f":{cfg['PASSWORD']}" if cfg.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    port = f":{cfg['PORT']}" if cfg.get("PORT") else ""
+    return f"postgresql://{auth}{cfg.get('HOST') or '127.0.0.1'}{port}/{cfg['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def live_worker(django_db_setup, django_db_blocker):
+    """A real ``celery worker`` subprocess on all three queues, on the test Redis and database.
+
+    Yields the project's Celery app, configured to talk to that worker. Tests that use it must
+    commit their data (``@pytest.mark.django_db(transaction=True)``) so the worker can see it.
+    """
+    from django.conf import settings
+
+    from calm_studio.celery import app
+    from calm_studio.queues import ALL_QUEUES
+
+    with django_db_blocker.unblock():
+        db_url = _database_url_for_worker()
+    # Start from empty queues: messages left by an earlier, interrupted run must not be run here.
+    import redis
+
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    name = f"test-{uuid.uuid4().hex[:8]}@%h"
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "REDIS_URL": settings.REDIS_URL,
+        "PYTHONUNBUFFERED": "1",
+        "JOB_STALE_AFTER_S": str(settings.JOB_STALE_AFTER_S),
+        "WORKER_HEARTBEAT_S": "1",
+    }
+    log = (REPO / "var" / f"test-worker-{os.getpid()}.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "calm_studio",
+            "worker",
+            "-l",
+            "info",
+            "-Q",
+            ",".join(ALL_QUEUES),
+            "-c",
+            "2",
+            "-n",
+            name,
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    hostname = name.replace("%h", os.uname().nodename)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the test worker exited; see {log.name}")
+        if app.control.ping(destination=[hostname], timeout=0.5):
+            break
+    else:
+        proc.kill()
+        raise RuntimeError(f"the test worker did not answer within 60 s; see {log.name}")
+    app.worker_hostname = hostname
+    app.worker_process = proc
+    yield app
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+# --- real headless Chromium ------------------------------------------------------------------
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: `make test` installs Debian's chromium")
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def screenshot(page, request):
+    """``screenshot("name")`` saves a full-page PNG under test-artifacts/ for humans."""
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    def take(name: str) -> Path:
+        path = ARTIFACTS / f"{request.node.name}-{name}.png"
+        page.screenshot(path=path, full_page=True)
+        return path
+
+    return take
+
+
+@pytest.fixture
+def benchmarks_dir() -> Path:
+    """The public benchmarks beside the checkout (research licences: read, never copied)."""
+    from django.conf import settings
+
+    path = Path(settings.BENCHMARKS_DIR)
+    if not (path / "nl4opt.jsonl").exists():
+        pytest.skip(f"the shared benchmarks are not at {path} (set CALM_BENCHMARKS_DIR)")
+    return path

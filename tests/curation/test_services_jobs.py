@@ -1,0 +1,89 @@
+"""Job rows: one claim wins, heartbeats keep a job alive, the reaper fails silent ones."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from curation.models import Job
+from curation.services.jobs import (
+    job_cancel,
+    job_claim,
+    job_create,
+    job_finish,
+    job_heartbeat,
+    jobs_reap,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def new_job(**fields) -> Job:
+    return Job.objects.create(kind=Job.Kind.IMPORT_PROBLEMS, queue="default", **fields)
+
+
+def test_it_lets_only_one_of_two_deliveries_claim_a_job():
+    job = new_job()
+    first = job_claim(job_id=job.pk, worker="w1")
+    second = job_claim(job_id=job.pk, worker="w2")
+    assert first is not None and first.worker == "w1" and first.attempts == 1
+    assert second is None
+
+
+def test_it_does_not_claim_a_finished_job():
+    job = new_job()
+    job_claim(job_id=job.pk, worker="w1")
+    job_finish(job_id=job.pk, result={"ok": True})
+    assert job_claim(job_id=job.pk, worker="w2") is None
+
+
+def test_it_reclaims_a_running_job_whose_worker_went_silent(settings):
+    job = new_job()
+    job_claim(job_id=job.pk, worker="w1")
+    silent = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S + 5)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=silent)
+    again = job_claim(job_id=job.pk, worker="w2")
+    assert again is not None and again.worker == "w2" and again.attempts == 2
+
+
+def test_it_records_progress_with_the_heartbeat():
+    job = new_job()
+    job_claim(job_id=job.pk, worker="w1")
+    assert job_heartbeat(job_id=job.pk, done=5, total=20)
+    job.refresh_from_db()
+    assert (job.progress_done, job.progress_total, job.progress_percent) == (5, 20, 25)
+
+
+def test_a_heartbeat_tells_a_cancelled_job_to_stop():
+    job = new_job()
+    job_claim(job_id=job.pk, worker="w1")
+    job_cancel(job_id=job.pk)
+    assert job_heartbeat(job_id=job.pk) is False
+
+
+def test_the_reaper_fails_only_jobs_whose_heartbeat_stopped(settings):
+    stale_at = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S + 1)
+    stale = new_job(status=Job.Status.RUNNING, heartbeat_at=stale_at)
+    alive = new_job(status=Job.Status.RUNNING, heartbeat_at=timezone.now())
+    queued = new_job()
+    assert jobs_reap() == 1
+    stale.refresh_from_db(), alive.refresh_from_db(), queued.refresh_from_db()
+    assert stale.status == Job.Status.FAILED and "No heartbeat" in stale.error
+    assert (alive.status, queued.status) == (Job.Status.RUNNING, Job.Status.QUEUED)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_enqueues_only_after_the_row_is_committed():
+    seen = []
+
+    def enqueue(job):
+        # Runs on commit: the row must be visible from a fresh query (as from a worker).
+        seen.append(Job.objects.filter(pk=job.pk).exists())
+        return "task-123"
+
+    job = job_create(kind=Job.Kind.IMPORT_PROBLEMS, queue="default", params={}, enqueue=enqueue)
+    assert seen == [True]
+    job.refresh_from_db()
+    assert job.task_id == "task-123"
