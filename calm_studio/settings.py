@@ -134,8 +134,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Redelivery of unacknowledged tasks after a crash; longer than any single task may run.
+    # A message a dead worker had taken is handed out again after this long; longer than any
+    # single task may run (a long job keeps its row alive with heartbeats, not its message).
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 6 * 3600),
+    # How often workers sweep for such messages (seconds x every Nth sweep scans Redis).
+    "unacked_restore_interval": env_int("CELERY_RESTORE_INTERVAL", 10),
+    "unacked_restore_throttle": env_int("CELERY_RESTORE_THROTTLE", 10),
 }
 # Routing by task name (Celery 5.7 deprecates the per-task ``queue`` attribute): every task
 # name starts with its module's prefix, and each prefix is routed to one queue here.
@@ -158,8 +162,26 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # timeout (several missed beats, so a busy host is not mistaken for a dead one).
 JOB_HEARTBEAT_S = env_float("JOB_HEARTBEAT_S", 15.0)
 JOB_STALE_AFTER_S = env_float("JOB_STALE_AFTER_S", 120.0)
+# A job whose worker died is put back in the queue by the reaper until it has had this many.
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
 # Workers announce themselves in Redis this often, for /healthz.
 WORKER_HEARTBEAT_S = env_float("WORKER_HEARTBEAT_S", 5.0)
+
+# --- CALM -------------------------------------------------------------------------------------
+# Answer checking: "relative" = |a - r| / (|r| + 1) <= tolerance (SIRL's evaluator, 1e-6);
+# "percent5" = ORLM/OptMATH's rounded 5% rule.
+CALM_ANSWER_RULE = env_str("CALM_ANSWER_RULE", "relative")
+CALM_ANSWER_TOLERANCE = env_float("CALM_ANSWER_TOLERANCE", 1e-6)
+REVIEW_LOCK_MINUTES = env_int("REVIEW_LOCK_MINUTES", 30)
+# Rollout defaults (CoRT's inference settings); an endpoint's sampling and a job's config
+# override them field by field.
+CALM_ROLLOUT_DEFAULTS = {
+    "max_code_calls": env_int("CALM_MAX_CODE_CALLS", 15),
+    "max_new_tokens": env_int("CALM_MAX_NEW_TOKENS", 16384),
+    "code_timeout_s": env_float("CALM_CODE_TIMEOUT_S", 30.0),
+    "temperature": env_float("CALM_TEMPERATURE", 0.6),
+    "top_p": env_float("CALM_TOP_P", 0.95),
+}
 
 LOGGING = {
     "version": 1,

@@ -2,7 +2,18 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import Benchmark, Job, Problem
+from .models import (
+    Benchmark,
+    Diagnosis,
+    FlawCategory,
+    FlawLabel,
+    FlawType,
+    Hint,
+    Job,
+    ModelEndpoint,
+    Problem,
+    Trajectory,
+)
 
 
 @admin.register(Benchmark)
@@ -26,3 +37,59 @@ class JobAdmin(admin.ModelAdmin):
     list_display = ["id", "kind", "status", "queue", "worker", "attempts", "created_at"]
     list_filter = ["kind", "status", "queue"]
     readonly_fields = ["task_id", "created_at", "started_at", "heartbeat_at", "finished_at"]
+
+
+@admin.register(ModelEndpoint)
+class ModelEndpointAdmin(admin.ModelAdmin):
+    list_display = ["name", "role", "backend", "model", "base_url", "active"]
+    list_filter = ["role", "backend", "active"]
+    search_fields = ["name", "model"]
+
+
+class FlawTypeInline(admin.TabularInline):
+    model = FlawType
+    extra = 0
+
+
+@admin.register(FlawCategory)
+class FlawCategoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "order"]
+    inlines = [FlawTypeInline]
+
+
+@admin.register(FlawType)
+class FlawTypeAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "category", "order", "active"]
+    list_filter = ["category", "active"]
+
+
+@admin.register(Trajectory)
+class TrajectoryAdmin(admin.ModelAdmin):
+    list_display = ["id", "problem", "source", "endpoint", "is_correct", "n_code_calls"]
+    list_filter = ["source", "is_correct", "endpoint"]
+    raw_id_fields = ["problem", "parent", "job", "created_by"]
+    exclude = ["prompt_tokens", "completion_tokens"]
+    list_select_related = ["problem__benchmark", "endpoint"]
+
+
+@admin.register(Hint)
+class HintAdmin(admin.ModelAdmin):
+    list_display = ["id", "trajectory", "step_index", "author_user", "author_endpoint", "branch"]
+    raw_id_fields = ["trajectory", "branch", "job", "diagnosis"]
+
+
+@admin.register(FlawLabel)
+class FlawLabelAdmin(admin.ModelAdmin):
+    list_display = ["trajectory", "step_index", "flaw_type", "source", "created_at"]
+    list_filter = ["source", "flaw_type"]
+    raw_id_fields = ["trajectory"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # history is append-only
+
+
+@admin.register(Diagnosis)
+class DiagnosisAdmin(admin.ModelAdmin):
+    list_display = ["id", "trajectory", "endpoint", "status", "flawless", "step_index"]
+    list_filter = ["status", "flawless"]
+    raw_id_fields = ["trajectory", "job"]

@@ -49,8 +49,96 @@ def problem_search(
 
 
 def jobs_visible_to(user) -> QuerySet[Job]:
-    """Leads and admins see every job; others only their own."""
+    """Leads and admins see every job; reviewers see the shared generation work (hints,
+    diagnoses, generations: the workbench is shared) and only their own imports."""
     from .roles import Role, has_role
 
     jobs = Job.objects.all()
-    return jobs if has_role(user, Role.LEAD) else jobs.filter(created_by=user)
+    if has_role(user, Role.LEAD):
+        return jobs
+    return jobs.filter(~Q(kind=Job.Kind.IMPORT_PROBLEMS) | Q(created_by=user))
+
+
+def current_labels(trajectory) -> dict[int, list]:
+    """step index -> the current label of each author on that step (latest row per author),
+    leaving out authors whose latest act was to clear the label."""
+    from .models import FlawLabel
+
+    latest: dict[tuple[int, str, int | None], FlawLabel] = {}
+    rows = FlawLabel.objects.filter(trajectory=trajectory).select_related(
+        "flaw_type__category", "author_user", "author_endpoint"
+    )
+    for label in rows:  # ordered oldest first, so later rows win
+        author = label.author_endpoint_id if label.source == "model" else label.author_user_id
+        latest[(label.step_index, label.source, author)] = label
+    by_step: dict[int, list] = {}
+    for (step, _, _), label in sorted(latest.items(), key=lambda kv: kv[1].created_at):
+        if label.flaw_type_id is not None:
+            by_step.setdefault(step, []).append(label)
+    return by_step
+
+
+def label_history(trajectory, step_index: int):
+    from .models import FlawLabel
+
+    return (
+        FlawLabel.objects.filter(trajectory=trajectory, step_index=step_index)
+        .select_related("flaw_type", "author_user", "author_endpoint")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def trajectory_tree(problem) -> list[dict]:
+    """All trajectories of a problem as a depth-first list of {trajectory, depth}."""
+    from .models import Trajectory
+
+    nodes = list(
+        Trajectory.objects.filter(problem=problem)
+        .defer("prompt_tokens", "completion_tokens", "text")
+        .select_related("origin_hint")
+        .order_by("created_at")
+    )
+    children: dict[int | None, list] = {}
+    for node in nodes:
+        children.setdefault(node.parent_id, []).append(node)
+    ordered: list[dict] = []
+
+    def walk(parent_id, depth):
+        for node in children.get(parent_id, []):
+            ordered.append({"trajectory": node, "depth": depth})
+            walk(node.pk, depth + 1)
+
+    walk(None, 0)
+    return ordered
+
+
+def review_queue(*, benchmark: str = "", correctness: str = "", flaws: str = "", source: str = ""):
+    """Trajectories awaiting a decision (none yet, or the last one said "needs work")."""
+    from django.db.models import Exists, OuterRef, Subquery
+
+    from .models import FlawLabel, ReviewDecision, Trajectory
+
+    latest = ReviewDecision.objects.filter(trajectory=OuterRef("pk")).order_by("-created_at", "-pk")
+    flawed = FlawLabel.objects.filter(trajectory=OuterRef("pk"), flaw_type__isnull=False)
+    queue = (
+        Trajectory.objects.defer("prompt_tokens", "completion_tokens", "text")
+        .select_related("problem__benchmark", "endpoint", "review_lock__reviewer")
+        .annotate(last_decision=Subquery(latest.values("decision")[:1]), has_flaws=Exists(flawed))
+        .filter(Q(last_decision__isnull=True) | Q(last_decision="needs_work"))
+        .order_by("created_at", "pk")
+    )
+    if benchmark:
+        queue = queue.filter(problem__benchmark__slug=benchmark)
+    if correctness in ("correct", "incorrect"):
+        queue = queue.filter(is_correct=correctness == "correct")
+    elif correctness == "unknown":
+        queue = queue.filter(is_correct__isnull=True)
+    if flaws in ("yes", "no"):
+        queue = queue.filter(has_flaws=flaws == "yes")
+    if source:
+        queue = queue.filter(source=source)
+    return queue
+
+
+def latest_decision(trajectory):
+    return trajectory.decisions.select_related("author").first()

@@ -2,16 +2,55 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .views import imports, problems
+from .views import imports, jobs, problems, review, trajectories
 
 urlpatterns = [
     path("", problems.problem_list, name="curation-problem-list"),
     path("problems/<int:pk>/", problems.problem_detail, name="curation-problem-detail"),
+    path("problems/<int:pk>/generate", problems.problem_generate, name="curation-problem-generate"),
     path("problems/import/", imports.problem_import_upload, name="curation-problem-import"),
     path(
         "problems/import/<str:token>/",
         imports.problem_import_preview,
         name="curation-problem-import-preview",
     ),
-    path("jobs/<int:pk>/", imports.job_detail, name="curation-job-detail"),
+    path("jobs/<int:pk>/", jobs.job_detail, name="curation-job-detail"),
+    path("jobs/<int:pk>/cancel", jobs.job_cancel_view, name="curation-job-cancel"),
+    path("jobs/<int:pk>/retry", jobs.job_retry_view, name="curation-job-retry"),
+    path(
+        "trajectories/<int:pk>/", trajectories.trajectory_detail, name="curation-trajectory-detail"
+    ),
+    path(
+        "trajectories/<int:pk>/steps/<int:step>/label",
+        trajectories.step_label,
+        name="curation-step-label",
+    ),
+    path(
+        "trajectories/<int:pk>/steps/<int:step>/history",
+        trajectories.step_history,
+        name="curation-step-history",
+    ),
+    path("trajectories/<int:pk>/hint", trajectories.hint_create, name="curation-hint-create"),
+    path(
+        "trajectories/<int:pk>/diagnose",
+        trajectories.trajectory_diagnose,
+        name="curation-trajectory-diagnose",
+    ),
+    path(
+        "trajectories/<int:pk>/suggestions/<int:diagnosis>/dismiss",
+        trajectories.suggestion_dismiss,
+        name="curation-suggestion-dismiss",
+    ),
+    path(
+        "trajectories/<int:pk>/decide",
+        trajectories.trajectory_decide,
+        name="curation-trajectory-decide",
+    ),
+    path(
+        "trajectories/<int:left>/compare/<int:right>/",
+        review.trajectory_compare,
+        name="curation-trajectory-compare",
+    ),
+    path("review/", review.review_queue_page, name="curation-review-queue"),
+    path("review/next", review.review_next_view, name="curation-review-next"),
 ]

@@ -88,24 +88,13 @@ def _database_url_for_worker() -> str:
     return f"postgresql://{auth}{cfg.get('HOST') or '127.0.0.1'}{port}/{cfg['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def live_worker(django_db_setup, django_db_blocker):
-    """A real ``celery worker`` subprocess on all three queues, on the test Redis and database.
-
-    Yields the project's Celery app, configured to talk to that worker. Tests that use it must
-    commit their data (``@pytest.mark.django_db(transaction=True)``) so the worker can see it.
-    """
+def start_worker(db_url: str, **env_overrides: str):
+    """Start a real ``celery worker`` process on all queues; returns (process, hostname)."""
     from django.conf import settings
 
     from calm_studio.celery import app
     from calm_studio.queues import ALL_QUEUES
 
-    with django_db_blocker.unblock():
-        db_url = _database_url_for_worker()
-    # Start from empty queues: messages left by an earlier, interrupted run must not be run here.
-    import redis
-
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
     name = f"test-{uuid.uuid4().hex[:8]}@%h"
     env = {
         **os.environ,
@@ -114,52 +103,80 @@ def live_worker(django_db_setup, django_db_blocker):
         "PYTHONUNBUFFERED": "1",
         "JOB_STALE_AFTER_S": str(settings.JOB_STALE_AFTER_S),
         "WORKER_HEARTBEAT_S": "1",
+        **env_overrides,
     }
-    log = (REPO / "var" / f"test-worker-{os.getpid()}.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "calm_studio",
-            "worker",
-            "-l",
-            "info",
-            "-Q",
-            ",".join(ALL_QUEUES),
-            "-c",
-            "2",
-            "-n",
-            name,
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log_path = REPO / "var" / f"test-worker-{name.split('@')[0]}.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "calm_studio",
+                "worker",
+                "-l",
+                "info",
+                "-Q",
+                ",".join(ALL_QUEUES),
+                "-c",
+                "2",
+                "-n",
+                name,
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     hostname = name.replace("%h", os.uname().nodename)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the test worker exited; see {log.name}")
+            raise RuntimeError(f"the test worker exited; see {log_path}")
         if app.control.ping(destination=[hostname], timeout=0.5):
-            break
-    else:
-        proc.kill()
-        raise RuntimeError(f"the test worker did not answer within 60 s; see {log.name}")
-    app.worker_hostname = hostname
-    app.worker_process = proc
-    yield app
+            return proc, hostname
+    proc.kill()
+    raise RuntimeError(f"the test worker did not answer within 90 s; see {log_path}")
+
+
+def stop_worker(proc) -> None:
     proc.terminate()
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
-    log.close()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def test_database_url(django_db_setup, django_db_blocker) -> str:
+    with django_db_blocker.unblock():
+        return _database_url_for_worker()
+
+
+@pytest.fixture(scope="session")
+def live_worker(test_database_url):
+    """A real ``celery worker`` subprocess on all three queues, on the test Redis and database.
+
+    Yields the project's Celery app, configured to talk to that worker. Tests that use it must
+    commit their data (``@pytest.mark.django_db(transaction=True)``) so the worker can see it.
+    """
+    import redis
+    from django.conf import settings
+
+    from calm_studio.celery import app
+
+    # Start from empty queues: messages left by an earlier, interrupted run must not run here.
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    proc, hostname = start_worker(test_database_url)
+    app.worker_hostname = hostname
+    app.worker_process = proc
+    yield app
+    stop_worker(proc)
 
 
 # --- real headless Chromium ------------------------------------------------------------------
@@ -222,3 +239,11 @@ def benchmarks_dir() -> Path:
     if not (path / "nl4opt.jsonl").exists():
         pytest.skip(f"the shared benchmarks are not at {path} (set CALM_BENCHMARKS_DIR)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """A tiny random Qwen3 with an offline byte-level BPE tokenizer (see tests/tiny_model.py)."""
+    from tests.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen3") / "model")

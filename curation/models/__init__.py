@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+from .endpoints import ModelEndpoint
 from .jobs import Job
 from .problems import AnswerStatus, Benchmark, Problem
+from .reviews import ReviewDecision, ReviewLock
+from .taxonomy import FlawCategory, FlawType
+from .trajectories import Diagnosis, FlawLabel, Hint, Trajectory
 
-__all__ = ["AnswerStatus", "Benchmark", "Job", "Problem"]
+__all__ = [
+    "AnswerStatus",
+    "Benchmark",
+    "Diagnosis",
+    "FlawCategory",
+    "FlawLabel",
+    "FlawType",
+    "Hint",
+    "Job",
+    "ModelEndpoint",
+    "Problem",
+    "ReviewDecision",
+    "ReviewLock",
+    "Trajectory",
+]

@@ -15,6 +15,9 @@ from django.db import models
 class Job(models.Model):
     class Kind(models.TextChoices):
         IMPORT_PROBLEMS = "import_problems", "Import problems"
+        GENERATE = "generate", "Generate trajectories"
+        CONTINUE = "continue", "Continue from a hint"
+        DIAGNOSE = "diagnose", "Diagnose with the Intervener"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -30,6 +33,9 @@ class Job(models.Model):
     queue = models.CharField(max_length=20)
     params = models.JSONField(default=dict, blank=True)
     result = models.JSONField(null=True, blank=True)
+    # What a running generation has produced so far (steps as they complete), for the live
+    # view. It is a preview only: the trajectory row is written once, whole, at the end.
+    live = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(null=True, blank=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -12,24 +11,49 @@ from django.utils import timezone
 
 from ..models import Job
 
-Enqueue = Callable[[Job], str]
+# The task that runs each kind of job; every task takes the job id as its only argument.
+TASK_FOR_KIND = {
+    Job.Kind.IMPORT_PROBLEMS: "curation.problems_import",
+    Job.Kind.GENERATE: "curation.generation.generate",
+    Job.Kind.CONTINUE: "curation.generation.continue",
+    Job.Kind.DIAGNOSE: "curation.generation.diagnose",
+}
 
 
-def job_create(*, kind: str, queue: str, params: dict, by=None, enqueue: Enqueue) -> Job:
-    """Create the job row, then enqueue its task once the row is committed.
+def job_send(job: Job) -> str:
+    """Send the job's task to its queue; returns the Celery task id."""
+    from calm_studio.celery import app
 
-    ``enqueue(job)`` sends the Celery message and returns the task id; it runs on commit so a
-    worker can never receive an id whose row it cannot see yet.
+    return app.send_task(TASK_FOR_KIND[job.kind], args=[job.pk], queue=job.queue).id
+
+
+def job_create(*, kind: str, queue: str, params: dict, by=None, enqueue: bool = True) -> Job:
+    """Create the job row and, once it is committed, send its task.
+
+    Sending on commit means a worker can never receive an id whose row it cannot see yet.
+    ``enqueue=False`` leaves the job for the caller to run in-process (management commands).
     """
     with transaction.atomic():
         job = Job.objects.create(kind=kind, queue=queue, params=params, created_by=by)
+        if enqueue:
 
-        def send() -> None:
-            task_id = enqueue(job)
-            Job.objects.filter(pk=job.pk).update(task_id=task_id)
+            def send() -> None:
+                Job.objects.filter(pk=job.pk).update(task_id=job_send(job))
 
-        transaction.on_commit(send)
+            transaction.on_commit(send)
     return job
+
+
+def job_retry(*, job: Job, by=None) -> Job:
+    """A new job with the same work as a failed or cancelled one (the old row stays)."""
+    if job.is_active:
+        raise ValueError("the job is still running")
+    retried = job_create(kind=job.kind, queue=job.queue, params=job.params, by=by)
+    if job.kind == Job.Kind.CONTINUE:
+        from ..models import Hint
+
+        Hint.objects.filter(pk=job.params.get("hint_id"), branch=None).update(job=retried)
+    return retried
 
 
 def job_claim(*, job_id: int, worker: str) -> Job | None:
@@ -97,12 +121,70 @@ def job_cancel(*, job_id: int) -> bool:
     )
 
 
-def jobs_reap(*, now=None) -> int:
-    """Fail running jobs whose heartbeat stopped. Returns how many were failed."""
+def jobs_reap(*, now=None) -> dict[str, int]:
+    """Deal with running jobs whose heartbeat stopped (their worker died): put them back in
+    the queue while they have attempts left, so the work resumes where it was (every job
+    skips what it already stored), else fail them. Returns how many of each."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.JOB_STALE_AFTER_S)
-    return Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale).update(
+    silent = Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=stale)
+    requeued = 0
+    for job in silent.filter(attempts__lt=settings.JOB_MAX_ATTEMPTS):
+        # Conditional: a worker that wakes up and heartbeats meanwhile keeps its job.
+        if Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING, heartbeat_at__lt=stale).update(
+            status=Job.Status.QUEUED, worker="", heartbeat_at=None
+        ):
+            requeued += 1
+            transaction.on_commit(
+                lambda job=job: Job.objects.filter(pk=job.pk).update(task_id=job_send(job))
+            )
+    failed = silent.filter(attempts__gte=settings.JOB_MAX_ATTEMPTS).update(
         status=Job.Status.FAILED,
-        error=f"No heartbeat for {settings.JOB_STALE_AFTER_S:.0f} s: the worker stopped or died.",
+        error=(
+            f"No heartbeat for {settings.JOB_STALE_AFTER_S:.0f} s after "
+            f"{settings.JOB_MAX_ATTEMPTS} attempts: the workers stopped or died."
+        ),
         finished_at=now,
     )
+    return {"requeued": requeued, "failed": failed}
+
+
+class job_heartbeating:  # a context manager that reads like the services around it
+    """Heartbeat a job from a background thread while a long blocking call runs.
+
+    ``with job_heartbeating(job_id) as beat: ...``; ``beat.cancelled`` turns True when the row
+    stops being RUNNING (cancelled by a person, or reaped), so loops can stop early.
+    """
+
+    def __init__(self, job_id: int, interval: float | None = None) -> None:
+        import threading
+
+        self.job_id = job_id
+        self.interval = interval or settings.JOB_HEARTBEAT_S
+        self.cancelled = False
+        self.done: int | None = None
+        self.total: int | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        self.done, self.total = done, total
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop.wait(self.interval):
+                alive = job_heartbeat(job_id=self.job_id, done=self.done, total=self.total)
+                if not alive:
+                    self.cancelled = True
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self) -> job_heartbeating:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.interval + 5)

@@ -15,3 +15,24 @@ def number(value, places: int = 6) -> str:
     except (TypeError, ValueError):
         return str(value)
     return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@register.filter
+def markdown(value: str):
+    from ..rendering import render_markdown
+
+    return render_markdown(value)
+
+
+@register.filter
+def python_code(value: str):
+    from ..rendering import render_code
+
+    return render_code(value)
+
+
+@register.filter
+def percent(value, places: int = 2) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * float(value):.{int(places)}f}%"

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
@@ -11,7 +11,6 @@ from ..forms import ImportConfirmForm, ProblemUploadForm
 from ..models import Job
 from ..problem_import import ImportFileError
 from ..roles import Role, role_required
-from ..selectors import jobs_visible_to
 from ..services.jobs import job_create
 from ..services.problem_uploads import (
     UploadNotFound,
@@ -65,7 +64,6 @@ def problem_import_preview(request: HttpRequest, token: str) -> HttpResponse:
             queue=Queue.DEFAULT,
             params={"token": token, "benchmark": benchmark, "filename": parsed.filename},
             by=request.user,
-            enqueue=_enqueue_import,
         )
         return redirect("curation-job-detail", pk=job.pk)
 
@@ -75,19 +73,3 @@ def problem_import_preview(request: HttpRequest, token: str) -> HttpResponse:
         plan=problems_import_plan(records=parsed.records),
     )
     return render(request, "curation/problem_import_preview.html", context)
-
-
-def _enqueue_import(job: Job) -> str:
-    from ..tasks import problems_import_task
-
-    return problems_import_task.apply_async(args=[job.pk], queue=job.queue).id
-
-
-@require_http_methods(["GET"])
-@role_required(Role.REVIEWER)
-def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    job = get_object_or_404(jobs_visible_to(request.user), pk=pk)
-    template = "curation/job_detail.html"
-    if request.htmx:
-        template += "#job-status"
-    return render(request, template, {"job": job})

@@ -2,15 +2,17 @@ from __future__ import annotations
 
 import json
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from ..models import AnswerStatus, Problem
+from ..models import AnswerStatus, ModelEndpoint, Problem
 from ..roles import Role, role_required
-from ..selectors import benchmark_counts, problem_search
+from ..selectors import benchmark_counts, problem_search, trajectory_tree
+from ..services.generation import GenerationError, reasoner_default, trajectories_generate
 
 PAGE_SIZE = 25
 
@@ -45,6 +47,33 @@ def problem_list(request: HttpRequest) -> HttpResponse:
 def problem_detail(request: HttpRequest, pk: int) -> HttpResponse:
     problem = get_object_or_404(Problem.objects.select_related("benchmark"), pk=pk)
     raw_json = json.dumps(problem.raw, indent=2, ensure_ascii=False, sort_keys=True)
-    return render(
-        request, "curation/problem_detail.html", {"problem": problem, "raw_json": raw_json}
+    context = {
+        "problem": problem,
+        "raw_json": raw_json,
+        "tree": trajectory_tree(problem),
+        "reasoners": ModelEndpoint.objects.filter(active=True, role__in=["reasoner", "both"]),
+    }
+    return render(request, "curation/problem_detail.html", context)
+
+
+@require_POST
+@role_required(Role.LEAD)
+def problem_generate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Have a Reasoner solve this problem (a job on the gpu queue)."""
+    problem = get_object_or_404(Problem, pk=pk)
+    endpoint = (
+        ModelEndpoint.objects.filter(pk=request.POST.get("endpoint") or 0, active=True).first()
+        or reasoner_default()
     )
+    samples = max(1, min(16, int(request.POST.get("samples") or 1)))
+    if endpoint is None:
+        messages.error(request, "No Reasoner endpoint is configured (Admin → Model endpoints).")
+        return redirect(problem)
+    try:
+        job = trajectories_generate(
+            problems=[problem], endpoint=endpoint, samples=samples, by=request.user
+        )
+    except GenerationError as exc:
+        messages.error(request, str(exc))
+        return redirect(problem)
+    return redirect("curation-job-detail", pk=job.pk)

@@ -20,6 +20,11 @@ from curation.services.jobs import (
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def django_capture_on_commit(django_capture_on_commit_callbacks):
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
 def new_job(**fields) -> Job:
     return Job.objects.create(kind=Job.Kind.IMPORT_PROBLEMS, queue="default", **fields)
 
@@ -63,27 +68,43 @@ def test_a_heartbeat_tells_a_cancelled_job_to_stop():
     assert job_heartbeat(job_id=job.pk) is False
 
 
-def test_the_reaper_fails_only_jobs_whose_heartbeat_stopped(settings):
+def test_the_reaper_requeues_a_silent_job_that_has_attempts_left(
+    settings, monkeypatch, django_capture_on_commit
+):
+    sent = []
+    monkeypatch.setattr("curation.services.jobs.job_send", lambda job: sent.append(job.pk) or "t")
     stale_at = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S + 1)
-    stale = new_job(status=Job.Status.RUNNING, heartbeat_at=stale_at)
-    alive = new_job(status=Job.Status.RUNNING, heartbeat_at=timezone.now())
+    stale = new_job(status=Job.Status.RUNNING, heartbeat_at=stale_at, attempts=1)
+    alive = new_job(status=Job.Status.RUNNING, heartbeat_at=timezone.now(), attempts=1)
     queued = new_job()
-    assert jobs_reap() == 1
+    with django_capture_on_commit():
+        assert jobs_reap() == {"requeued": 1, "failed": 0}
     stale.refresh_from_db(), alive.refresh_from_db(), queued.refresh_from_db()
-    assert stale.status == Job.Status.FAILED and "No heartbeat" in stale.error
+    assert (stale.status, stale.worker, sent) == (Job.Status.QUEUED, "", [stale.pk])
     assert (alive.status, queued.status) == (Job.Status.RUNNING, Job.Status.QUEUED)
+    assert job_claim(job_id=stale.pk, worker="w2").attempts == 2
+
+
+def test_the_reaper_fails_a_silent_job_out_of_attempts(settings):
+    stale_at = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S + 1)
+    job = new_job(status=Job.Status.RUNNING, heartbeat_at=stale_at, attempts=3)
+    assert jobs_reap() == {"requeued": 0, "failed": 1}
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED and "No heartbeat" in job.error
 
 
 @pytest.mark.django_db(transaction=True)
-def test_it_enqueues_only_after_the_row_is_committed():
+def test_it_enqueues_only_after_the_row_is_committed(monkeypatch):
     seen = []
 
-    def enqueue(job):
+    def send(job):
         # Runs on commit: the row must be visible from a fresh query (as from a worker).
         seen.append(Job.objects.filter(pk=job.pk).exists())
         return "task-123"
 
-    job = job_create(kind=Job.Kind.IMPORT_PROBLEMS, queue="default", params={}, enqueue=enqueue)
+    # Only the send is replaced, to observe its timing; the real send is in test_tasks.py.
+    monkeypatch.setattr("curation.services.jobs.job_send", send)
+    job = job_create(kind=Job.Kind.IMPORT_PROBLEMS, queue="default", params={})
     assert seen == [True]
     job.refresh_from_db()
     assert job.task_id == "task-123"

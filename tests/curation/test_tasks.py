@@ -74,8 +74,9 @@ def test_the_reaper_task_runs_on_the_worker(live_worker, settings):
         queue="default",
         status=Job.Status.RUNNING,
         heartbeat_at=stale_at,
+        attempts=settings.JOB_MAX_ATTEMPTS,
     )
     reaped = live_worker.send_task("curation.jobs_reap", queue="default").get(timeout=30)
-    assert reaped == 1
+    assert reaped == {"requeued": 0, "failed": 1}
     job.refresh_from_db()
     assert job.status == Job.Status.FAILED

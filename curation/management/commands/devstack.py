@@ -1,7 +1,9 @@
-"""Run the whole app on one machine: web server, one Celery worker for all queues, and beat.
+"""Run the whole app on one machine: web server, one Celery worker for all queues, beat, and
+the embedded default model (llama.cpp's OpenAI-compatible server on loopback) when prepared.
 
 Output from each process is prefixed with its name. Ctrl-C (or SIGTERM) stops all of them:
-each gets SIGTERM in its own process group, then SIGKILL after a grace period.
+each gets SIGTERM in its own process group, then SIGKILL after a grace period. The model server
+is optional: if it exits, the rest keeps running without it.
 """
 
 from __future__ import annotations
@@ -9,19 +11,27 @@ from __future__ import annotations
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 from django.core.management.base import BaseCommand
 
+from calm_studio import local_model
 from calm_studio.queues import ALL_QUEUES
 
 GRACE_S = 10.0
+OPTIONAL = {"model"}  # processes whose exit does not stop the others
+MODEL_READY_TIMEOUT_S = 300.0
 
 
 class Command(BaseCommand):
-    help = "Start the web server, a worker for all queues and beat; Ctrl-C stops everything."
+    help = (
+        "Start the web server, a worker for all queues, beat and the embedded model server; "
+        "Ctrl-C stops everything."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000")
@@ -49,6 +59,9 @@ class Command(BaseCommand):
             ],
             "beat": [python, "-m", "celery", "-A", "calm_studio", "beat", "-l", "info"],
         }
+        model_argv = self._model_command()
+        if model_argv:
+            commands["model"] = model_argv
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         procs = {
             name: subprocess.Popen(
@@ -68,7 +81,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         self.stdout.write(self.style.SUCCESS(f"CALM Studio is starting on http://{addr}/"))
-        self.stdout.write("Press Ctrl-C to stop the web server, the worker and beat.")
+        if "model" in procs:
+            self._announce_when_ready(procs["model"])
+        self.stdout.write(f"Press Ctrl-C to stop {', '.join(procs)}.")
         selector = selectors.DefaultSelector()
         for name, proc in procs.items():
             os.set_blocking(proc.stdout.fileno(), False)
@@ -78,6 +93,15 @@ class Command(BaseCommand):
                 for key, _ in selector.select(timeout=0.5):
                     self._relay(key.data, key.fileobj)
                 dead = [n for n, p in procs.items() if p.poll() is not None]
+                for name in [n for n in dead if n in OPTIONAL]:
+                    proc = procs.pop(name)
+                    self._relay(name, proc.stdout)
+                    selector.unregister(proc.stdout)
+                    self.stderr.write(
+                        f"{name} exited (code {proc.returncode}); the app keeps running "
+                        "without the embedded model."
+                    )
+                    dead.remove(name)
                 if dead:
                     self.stderr.write(f"{', '.join(dead)} exited; stopping the rest.")
                     break
@@ -85,6 +109,59 @@ class Command(BaseCommand):
             self._stop_all(procs)
             for key in list(selector.get_map().values()):
                 self._relay(key.data, key.fileobj)
+
+    def _model_command(self) -> list[str] | None:
+        """The model server's argv, or None (with one line saying why and how to enable it)."""
+        if local_model.selected_model_name() is None:
+            self.stdout.write("Embedded model: off (CALM_LOCAL_MODEL=off).")
+            return None
+        try:
+            spec = local_model.get_model()
+        except local_model.EnvError as exc:
+            self.stdout.write(f"Embedded model: not starting: {exc}.")
+            return None
+        hint = (
+            "`make run` prepares it by default (or run `python manage.py prepare_model`); "
+            "CALM_LOCAL_MODEL=off disables it."
+        )
+        if not local_model.is_prepared(spec):
+            self.stdout.write(f"Embedded model: {spec.name} is not prepared, not starting. {hint}")
+            return None
+        if not local_model.llama_cpp_available():
+            self.stdout.write(
+                f"Embedded model: llama-cpp-python is not installed, not starting. {hint}"
+            )
+            return None
+        port = local_model.port()
+        with socket.socket() as probe:
+            if probe.connect_ex((local_model.DEFAULT_HOST, port)) == 0:
+                self.stdout.write(
+                    f"Embedded model: port {port} is already in use, not starting "
+                    "(CALM_LOCAL_MODEL_PORT picks another)."
+                )
+                return None
+        return local_model.command_for(spec)
+
+    def _announce_when_ready(self, proc: subprocess.Popen) -> None:
+        url = local_model.base_url()
+        name = local_model.get_model().name
+        started = time.monotonic()
+
+        def wait() -> None:
+            try:
+                local_model.wait_ready(
+                    url, MODEL_READY_TIMEOUT_S, alive=lambda: proc.poll() is None
+                )
+            except (TimeoutError, local_model.ModelError):
+                return
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f" model | {name} is serving at {url} "
+                    f"(ready in {time.monotonic() - started:.1f} s)"
+                )
+            )
+
+        threading.Thread(target=wait, name="model-ready", daemon=True).start()
 
     def _relay(self, name: str, stream) -> None:
         try:

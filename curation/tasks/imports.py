@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .services.jobs import jobs_reap
-from .services.problem_uploads import problems_import_job_run
+from ..services.jobs import jobs_reap
+from ..services.problem_uploads import problems_import_job_run
 
 
 @shared_task(name="curation.jobs_reap")
-def jobs_reap_task() -> int:
-    """Periodic (beat): fail running jobs whose heartbeat stopped."""
+def jobs_reap_task() -> dict[str, int]:
+    """Periodic (beat): requeue (or fail) running jobs whose heartbeat stopped."""
     return jobs_reap()
 
 

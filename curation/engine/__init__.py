@@ -1,0 +1,63 @@
+"""The trajectory engine: generate CoRT-style trajectories (reasoning, code, output), continue
+them from hints, find their final answers and ask an Intervener for their first flaw.
+
+Plain Python with no Django import, so a training worker can use it; torch, transformers,
+httpx and vllm are imported only inside the backends that need them. See README.md here.
+"""
+
+from __future__ import annotations
+
+from .answers import FinalAnswer, extract_final_answer, judge
+from .backends import (
+    Backend,
+    BackendError,
+    BackendTimeoutError,
+    GenerationRequest,
+    GenerationResult,
+    load_backend,
+)
+from .format import Step, cut_offset, split_steps, truncate_output
+from .intervener import DEFAULT_TAXONOMY, HINT_TEMPLATES, Verdict, diagnose
+from .rollout import (
+    DEFAULT_SYSTEM_PROMPT,
+    Progress,
+    Rollout,
+    RolloutConfig,
+    continue_rollout,
+    rollout,
+    rollout_many,
+    token_offset_for_char,
+)
+from .sandbox import run_in_sandbox
+from .tokens import Tag, TaggedTokens
+
+__all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
+    "DEFAULT_TAXONOMY",
+    "HINT_TEMPLATES",
+    "Backend",
+    "BackendError",
+    "BackendTimeoutError",
+    "FinalAnswer",
+    "GenerationRequest",
+    "GenerationResult",
+    "Progress",
+    "Rollout",
+    "RolloutConfig",
+    "Step",
+    "Tag",
+    "TaggedTokens",
+    "Verdict",
+    "continue_rollout",
+    "cut_offset",
+    "diagnose",
+    "extract_final_answer",
+    "judge",
+    "load_backend",
+    "rollout",
+    "rollout_many",
+    "run_in_sandbox",
+    "split_steps",
+    "token_offset_for_char",
+    "truncate_output",
+]

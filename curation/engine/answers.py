@@ -1,0 +1,177 @@
+"""Final answers: the last ``\\boxed{}`` after ``</think>``, else the sandbox's last optimal solve;
+and the correctness rules public evaluators use."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+NO_SOLUTION = "no_solution"  # infeasible, unbounded, or "no optimal solution"
+
+_NO_SOLUTION_RE = re.compile(
+    r"infeasib|unbounded|no\s+(?:optimal|feasible|best)?\s*solution|not\s+(?:feasible|solvable)"
+    r"|does\s+not\s+(?:exist|have)|no\s+optimum|不可行|无解|无最优",
+    re.IGNORECASE,
+)
+_NUMBER_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_FRAC_RE = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
+_THOUSANDS_RE = re.compile(r"(?<=\d)[,\s](?=\d{3}(?!\d))")
+
+
+@dataclass
+class FinalAnswer:
+    """What a trajectory answered. ``value`` is the number (None when there is none or the
+    answer says there is no optimal solution); ``kind`` is "value", "no_solution" or "unparsed";
+    ``source`` is "boxed" or "sandbox"."""
+
+    text: str
+    value: float | None
+    kind: str
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> FinalAnswer | None:
+        return cls(**data) if data else None
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, braces balanced."""
+    starts = [m.end() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
+    for start in reversed(starts):
+        depth = 1
+        for i in range(start, len(text)):
+            if text[i] == "{":
+                depth += 1
+            elif text[i] == "}":
+                depth -= 1
+                if depth == 0:
+                    return text[start:i].strip()
+    return None
+
+
+def parse_number(text: str) -> float | None:
+    """The number an answer states: ``\\frac{a}{b}``, ``1,500``, ``$1500``, ``1500 dollars``,
+    ``x = 3, z = 1500`` (the value after the last ``=``), ``2.5e3``, ``45\\%`` (→ 45)."""
+    s = text.replace("\\$", "").replace("$", "").replace("\\,", "").replace("\\!", "")
+    s = s.replace("\\left", "").replace("\\right", "").replace("−", "-")
+    s = re.sub(r"\\(?:text|mathrm|textbf|mathbf)\s*\{([^{}]*)\}", r" \1 ", s)
+    s = _FRAC_RE.sub(lambda m: f"({m.group(1)})/({m.group(2)})", s)
+    s = _THOUSANDS_RE.sub("", s)
+    for sep in ("=", "\\approx", "≈"):
+        if sep in s:
+            s = s.rsplit(sep, 1)[1]
+    frac = re.search(
+        rf"\(?\s*({_NUMBER_RE.pattern})\s*\)?\s*/\s*\(?\s*({_NUMBER_RE.pattern})\s*\)?", s
+    )
+    first = _NUMBER_RE.search(s)
+    if frac and first and frac.start() <= first.start() + 1:
+        denominator = float(frac.group(2))
+        return float(frac.group(1)) / denominator if denominator else None
+    if first is None:
+        return None
+    try:
+        value = float(first.group(0))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _answer_region(text: str) -> str:
+    if "</think>" in text:
+        return text.rsplit("</think>", 1)[1]
+    # A model that does not think answers in the open; a cut-off thought has no answer yet.
+    return "" if "<think>" in text else text
+
+
+def extract_final_answer(
+    text: str, results: Sequence[dict[str, Any] | None] = ()
+) -> FinalAnswer | None:
+    """The final answer of a completion: the last ``\\boxed{}`` after ``</think>``; failing
+    that, the objective of the last optimal solve the sandbox recorded (``results`` are the
+    sandbox result dicts in order). None when neither exists."""
+    boxed = last_boxed(_answer_region(text))
+    if boxed is not None:
+        if _NO_SOLUTION_RE.search(boxed):
+            return FinalAnswer(text=boxed, value=None, kind=NO_SOLUTION, source="boxed")
+        value = parse_number(boxed)
+        return FinalAnswer(
+            text=boxed, value=value, kind="value" if value is not None else "unparsed",
+            source="boxed",
+        )  # fmt: skip
+    value = last_optimal_objective(results)
+    if value is not None:
+        return FinalAnswer(text=_fmt(value), value=value, kind="value", source="sandbox")
+    return None
+
+
+def last_optimal_objective(results: Sequence[dict[str, Any] | None]) -> float | None:
+    """The objective of the last solve with termination "optimal" across sandbox results."""
+    for result in reversed(list(results)):
+        if not result:
+            continue
+        for solve in reversed(result.get("solves") or []):
+            if solve.get("termination") == "optimal" and _finite(solve.get("objective")):
+                return float(solve["objective"])
+        if result.get("solver_status") == "optimal" and _finite(result.get("objective")):
+            return float(result["objective"])
+    return None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def judge(
+    answer: FinalAnswer | str | float | None,
+    reference: float | str | None,
+    *,
+    answer_status: str = "value",
+    rule: str = "relative",
+    tolerance: float = 1e-6,
+) -> bool:
+    """Whether ``answer`` matches the reference objective.
+
+    - ``rule="relative"``: |a − r| / (|r| + 1) ≤ ``tolerance`` (the common public evaluator).
+    - ``rule="percent5"``: round both to integers, accept |a − r| / |r| ≤ 0.05; when r == 0,
+      accept |a| ≤ ``tolerance`` (ORLM / OptMATH style).
+    - A problem without an optimal value (``reference`` None, or ``answer_status`` other than
+      "value") is answered correctly only by an infeasible / unbounded / no-solution answer.
+    """
+    final = _as_final(answer)
+    if reference is None or answer_status != "value":
+        return final is not None and final.kind == NO_SOLUTION
+    if final is None or final.value is None:
+        return False
+    r = float(reference)
+    a = final.value
+    if rule == "relative":
+        return abs(a - r) / (abs(r) + 1.0) <= tolerance
+    if rule == "percent5":
+        a, r = round(a), round(r)
+        if r == 0:
+            return abs(a) <= tolerance
+        return abs(a - r) / abs(r) <= 0.05
+    raise ValueError(f"unknown answer rule {rule!r} (relative | percent5)")
+
+
+def _as_final(answer: FinalAnswer | str | float | None) -> FinalAnswer | None:
+    if answer is None or isinstance(answer, FinalAnswer):
+        return answer
+    if isinstance(answer, int | float):
+        return FinalAnswer(text=str(answer), value=float(answer), kind="value", source="given")
+    text = str(answer)
+    if _NO_SOLUTION_RE.search(text):
+        return FinalAnswer(text=text, value=None, kind=NO_SOLUTION, source="given")
+    value = parse_number(last_boxed(text) or text)
+    return FinalAnswer(text=text, value=value, kind="value" if value is not None else "unparsed",
+                       source="given")  # fmt: skip

@@ -1,0 +1,356 @@
+"""Any OpenAI-compatible server over HTTP: vLLM serve, SGLang, llama.cpp, a cloud API, or
+``python -m curation.engine.serve``.
+
+Token-id route, best first:
+1. prompt as token ids (vLLM, SGLang, llama.cpp and our serve accept a list of ints) and the
+   generated ids back (``return_token_ids``: vLLM >= 0.10 and our serve);
+2. otherwise text in and out, the text turned into ids by a local tokenizer (the spec's
+   ``tokenizer`` path, or ``model`` when it is a local folder) or by the server's tokenize
+   endpoint (``/tokenize`` on vLLM and our serve, ``/extras/tokenize`` on llama-cpp-python).
+
+Spec extras: ``token_prompts`` ("auto" | true | false), ``stop_strings`` (default ["```"];
+llama.cpp: ["\n```\n"]), ``request_timeout_s`` (600),
+``max_retries`` (3), ``retry_backoff_s`` (1.0), ``eos_token_ids``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..format import FenceState, scan_fences
+from .base import (
+    FENCE_STOP,
+    Backend,
+    BackendError,
+    BackendTimeoutError,
+    GenerationRequest,
+    GenerationResult,
+    Resume,
+)
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class _BadAnswer(BackendError):
+    """The server answered, but not usefully (4xx, malformed JSON): never retried."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+def _roots(base_url: str) -> tuple[str, str]:
+    base = base_url.rstrip("/")
+    root = base[: -len("/v1")] if base.endswith("/v1") else base
+    return root, root + "/v1"
+
+
+class OpenAIBackend(Backend):
+    """Completions over HTTP with many requests in flight (async, a semaphore of
+    ``concurrency``), retries with backoff on timeouts, connection errors, 429 and 5xx."""
+
+    def __init__(self, spec: dict[str, Any]):
+        super().__init__(spec)
+        import httpx
+
+        self._httpx = httpx
+        if not spec.get("base_url"):
+            raise ValueError("an openai endpoint needs base_url")
+        self.root, self.api = _roots(spec["base_url"])
+        self.model = spec.get("model") or ""
+        key_env = spec.get("api_key_env") or ""
+        key = os.environ.get(key_env, "") if key_env else ""
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.concurrency = max(1, int(spec.get("concurrency") or 8))
+        self.timeout_s = float(spec.get("request_timeout_s") or 600)
+        self.max_retries = int(spec.get("max_retries", 3))
+        self.backoff_s = float(spec.get("retry_backoff_s", 1.0))
+        # Fence stop strings. The default stops at every fence and lets the engine decide; a
+        # server that drops matched stop strings and also stops at *opening* fences (llama.cpp)
+        # is given "\n```\n", which only a closing fence (or a bare plain fence) matches.
+        self.stop_strings = list(spec.get("stop_strings") or FENCE_STOP)
+        mode = spec.get("token_prompts", "auto")  # "auto": try ids, fall back to text once
+        self._token_prompts: bool | None = None if mode == "auto" else bool(mode)
+        self.tokenizer = self._load_tokenizer(spec)
+        if spec.get("chat_template") and hasattr(self.tokenizer, "chat_template"):
+            self.tokenizer.chat_template = spec["chat_template"]
+        eos = spec.get("eos_token_ids")
+        if eos is None:
+            eos = _eos_ids(self.tokenizer)
+        self.eos_token_ids = list(eos)
+
+    def _load_tokenizer(self, spec: dict[str, Any]) -> Any:
+        path = spec.get("tokenizer") or (
+            spec.get("model") if Path(spec.get("model") or "").is_dir() else ""
+        )
+        if path:
+            return load_tokenizer(path)
+        return RemoteTokenizer(self)
+
+    # --- HTTP with retries ------------------------------------------------------------------
+
+    async def _post(self, client, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        httpx = self._httpx
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * 2 ** (attempt - 1))
+            try:
+                resp = await client.post(url, json=body, headers=self.headers)
+            except httpx.TimeoutException as exc:
+                last = f"timed out ({type(exc).__name__})"
+                continue
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                continue
+            if resp.status_code == 500 and "validation error" in resp.text.lower():
+                # llama-cpp-python's server answers a malformed request (a token-id prompt)
+                # with 500: it is a refusal, not an outage, so do not retry it.
+                raise _BadAnswer(f"HTTP 500: {resp.text[:500]}", 422)
+            if resp.status_code in RETRY_STATUS:
+                last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                continue
+            if resp.status_code >= 400:
+                raise _BadAnswer(f"HTTP {resp.status_code}: {resp.text[:500]}", resp.status_code)
+            try:
+                return resp.json()
+            except ValueError as exc:
+                raise _BadAnswer(f"not JSON: {resp.text[:200]}") from exc
+        kind = BackendTimeoutError if last.startswith("timed out") else BackendError
+        raise kind(f"{url}: no answer after {self.max_retries + 1} attempts; last: {last}")
+
+    def _client(self):
+        return self._httpx.AsyncClient(timeout=self.timeout_s)
+
+    def post_sync(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to ``root + path`` with the same retries (tokenizer endpoints, chat)."""
+
+        async def go():
+            async with self._client() as client:
+                return await self._post(client, self.root + path, body)
+
+        return _run(go())
+
+    # --- generation -------------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        async def go():
+            sem = asyncio.Semaphore(self.concurrency)
+            async with self._client() as client:
+                return await asyncio.gather(*(self._one(client, sem, r) for r in requests))
+
+        return list(_run(go()))
+
+    async def _one(self, client, sem, request: GenerationRequest) -> GenerationResult:
+        state = Resume(request, self.decode, self.eos_token_ids)
+        while True:
+            try:
+                async with sem:
+                    ids, finish = await self._complete(
+                        client, state.prompt_ids, state.remaining, request, state.fence
+                    )
+            except BackendError as exc:
+                state.absorb([], "error", str(exc))
+            else:
+                state.absorb(ids, finish)
+            if state.result is not None:
+                return state.result
+
+    async def _complete(
+        self, client, prompt_ids, max_tokens, request, fence: FenceState
+    ) -> tuple[list[int], str]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": max_tokens,
+            "temperature": self.sampling_value(request.temperature, "temperature", 1.0),
+            "top_p": self.sampling_value(request.top_p, "top_p", 1.0),
+            "stop": self.stop_strings if request.stop_at_code else [],
+            # vLLM extensions (ignored by servers that do not know them):
+            "include_stop_str_in_output": True,
+            "skip_special_tokens": False,
+            "return_token_ids": True,
+        }
+        seed = self.sampling_value(request.seed, "seed")
+        if seed is not None:
+            body["seed"] = int(seed)
+        url = self.api + "/completions"
+        data = None
+        if self._token_prompts is not False:
+            try:
+                data = await self._post(client, url, {**body, "prompt": list(prompt_ids)})
+                self._token_prompts = True
+            except _BadAnswer as exc:
+                if self._token_prompts is True or exc.status not in (400, 422):
+                    raise
+                self._token_prompts = False  # this server takes text prompts only
+        if data is None:
+            data = await self._post(client, url, {**body, "prompt": self.decode(prompt_ids)})
+        return await self._parse(client, data, fence)
+
+    async def _parse(
+        self, client, data: dict[str, Any], fence: FenceState | None = None
+    ) -> tuple[list[int], str]:
+        try:
+            choice = data["choices"][0]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise _BadAnswer(f"no choices in {str(data)[:200]}") from exc
+        text = choice.get("text") or ""
+        ids = choice.get("token_ids")
+        stop_reason = choice.get("stop_reason")
+        finish = choice.get("finish_reason") or "stop"
+        if finish == "stop":
+            if isinstance(stop_reason, str):
+                if not ids and not text.endswith(stop_reason):
+                    text += stop_reason  # the server dropped the matched stop string
+            elif "stop_reason" in choice or (ids and ids[-1] in self.eos_token_ids):
+                finish = "eos"  # vLLM: stop_reason None is EOS, an int a stop token
+            elif not any(text.endswith(stop) for stop in self.stop_strings):
+                # A server that says neither (llama.cpp) also drops the matched stop string.
+                # Inside an open python block a stop can only be its closing fence, which
+                # the model was writing; anywhere else it is taken as end of sequence.
+                if scan_fences(text, fence or FenceState())[0].open == "python":
+                    text += self.stop_strings[0]
+                else:
+                    finish = "eos"
+        elif finish != "length":
+            finish = "eos"
+        if ids is None:
+            ids = await self._tokenize_async(client, text) if text else []
+        return [int(i) for i in ids], finish
+
+    async def _tokenize_async(self, client, text: str) -> list[int]:
+        if not isinstance(self.tokenizer, RemoteTokenizer):
+            return self.encode(text)
+        return await self.tokenizer.encode_async(client, text)
+
+    # --- chat -------------------------------------------------------------------------------
+
+    def chat(self, messages: list[dict[str, str]], **sampling: Any) -> str:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": sampling.get("temperature", self.sampling.get("temperature", 0.7)),
+            "top_p": sampling.get("top_p", self.sampling.get("top_p", 1.0)),
+        }
+        if sampling.get("max_new_tokens") or sampling.get("max_tokens"):
+            body["max_tokens"] = int(sampling.get("max_new_tokens") or sampling["max_tokens"])
+        if sampling.get("seed") is not None:
+            body["seed"] = int(sampling["seed"])
+        data = self.post_sync("/v1/chat/completions", body)
+        try:
+            return data["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError) as exc:
+            raise BackendError(f"no message in {str(data)[:200]}") from exc
+
+
+class RemoteTokenizer:
+    """The server's tokenizer over HTTP (vLLM / our serve: ``/tokenize``, ``/detokenize``;
+    llama-cpp-python: ``/extras/tokenize``, ``/extras/detokenize``). One request per call, so
+    step splitting of long trajectories is slow: prefer a local ``tokenizer`` path."""
+
+    def __init__(self, backend: OpenAIBackend):
+        self._b = backend
+        self._llama = False
+        self.eos_token_id = None
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return _run(self._encode(None, text, add_special_tokens))
+
+    async def encode_async(self, client, text: str) -> list[int]:
+        return await self._encode(client, text, False)
+
+    async def _encode(self, client, text: str, add_special_tokens: bool) -> list[int]:
+        async def post(path, body):
+            if client is not None:
+                return await self._b._post(client, self._b.root + path, body)
+            async with self._b._client() as c:
+                return await self._b._post(c, self._b.root + path, body)
+
+        if not self._llama:
+            try:
+                body = {"model": self._b.model, "prompt": text}
+                body["add_special_tokens"] = add_special_tokens
+                return list((await post("/tokenize", body))["tokens"])
+            except _BadAnswer as exc:
+                if exc.status != 404:
+                    raise
+                self._llama = True
+        return list((await post("/extras/tokenize", {"input": text}))["tokens"])
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
+        if not self._llama:
+            try:
+                return self._b.post_sync(
+                    "/detokenize", {"model": self._b.model, "tokens": list(ids)}
+                )["prompt"]
+            except _BadAnswer as exc:
+                if exc.status != 404:
+                    raise
+                self._llama = True
+        return self._b.post_sync("/extras/detokenize", {"tokens": list(ids)})["text"]
+
+    def apply_chat_template(self, messages, add_generation_prompt=True, tokenize=False, **kw):
+        body = {
+            "model": self._b.model,
+            "messages": messages,
+            "add_generation_prompt": add_generation_prompt,
+            "add_special_tokens": False,
+            **({"chat_template_kwargs": kw} if kw else {}),
+        }
+        ids = self._b.post_sync("/tokenize", body)["tokens"]
+        return ids if tokenize else self.decode(ids)
+
+
+def load_tokenizer(path: str) -> Any:
+    """A Hugging Face tokenizer from a folder, or from a GGUF file (llama.cpp's format; needs
+    the ``gguf`` package and takes ~20 s for a Qwen vocabulary, so a worker keeps it)."""
+    from transformers import AutoTokenizer
+
+    file = Path(path)
+    if file.suffix == ".gguf":
+        return AutoTokenizer.from_pretrained(str(file.parent), gguf_file=file.name)
+    return AutoTokenizer.from_pretrained(path)
+
+
+def _eos_ids(tokenizer: Any) -> list[int]:
+    out = []
+    for name in ("eos_token_id",):
+        value = getattr(tokenizer, name, None)
+        if isinstance(value, int):
+            out.append(value)
+    convert = getattr(tokenizer, "convert_tokens_to_ids", None)
+    if convert is not None:
+        for tok in ("<|im_end|>", "<|endoftext|>"):
+            tid = convert(tok)
+            unk = getattr(tokenizer, "unk_token_id", None)
+            if isinstance(tid, int) and tid != unk and tid not in out:
+                out.append(tid)
+    return out
+
+
+def _run(coro):
+    """Run a coroutine to completion from sync code, also when called inside a running loop
+    (e.g. from an async web handler): then it runs on a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target():
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:
+            box["error"] = exc
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

@@ -1,0 +1,214 @@
+"""The Intervener: read a trajectory, find its first flaw, name its type, write a hint."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .format import Step
+
+DEFAULT_TAXONOMY: list[dict[str, str]] = [
+    {"code": "manual_computation", "name": "Manual computation",
+     "category": "computation-driven",
+     "description": "Does arithmetic or enumerates cases by hand instead of running code or a "
+                    "solver."},
+    {"code": "delayed_code_use", "name": "Delayed code use", "category": "computation-driven",
+     "description": "Reasons at length before finally writing code."},
+    {"code": "code_result_distrust", "name": "Code result distrust",
+     "category": "computation-driven",
+     "description": "Re-checks a correct solver result by hand, or ignores it."},
+    {"code": "broken_code", "name": "Fragmented or broken code", "category": "computation-driven",
+     "description": "Code that does not run, or pieces that never form a whole model."},
+    {"code": "incorrect_formulation", "name": "Incorrect formulation",
+     "category": "domain knowledge",
+     "description": "Wrong objective, wrong decision variables, or the wrong optimization "
+                    "sense."},
+    {"code": "constraint_error", "name": "Missing or wrong constraint",
+     "category": "domain knowledge",
+     "description": "A constraint of the problem is left out or stated wrongly."},
+    {"code": "variable_domain", "name": "Wrong variable domain", "category": "domain knowledge",
+     "description": "LP where integers are needed, or the reverse; wrong bounds or signs."},
+]  # fmt: skip
+
+# Template hints reviewers can pick from, in the Reasoner's own voice (CoRT's wording for the
+# computation-driven ones; the domain ones are starting points to adapt to the problem).
+HINT_TEMPLATES: dict[str, str] = {
+    "manual_computation": "It looks tedious, and we can use python code to simplify the "
+    "reasoning.\n```python\n",
+    "delayed_code_use": "I have reasoned enough; let me write the model in Pyomo and solve it "
+    "with HiGHS now.\n```python\n",
+    "code_result_distrust": "We don't need to doubt the accuracy of python calculations.",
+    "broken_code": "Wait, the code above does not run as one model; let me write it again as "
+    "one complete Pyomo model and solve it.\n```python\n",
+    "incorrect_formulation": "Wait, let me re-read the problem: the objective and the decision "
+    "variables should be defined as the problem states.",
+    "constraint_error": "Wait, I have not included every constraint the problem states; let me "
+    "list them again and add the missing one.",
+    "variable_domain": "Wait, these quantities must be integers; I should declare the variables "
+    "as integers and re-solve.",
+}
+
+SYSTEM_PROMPT = (
+    "You are an expert in operations research reviewing how a student model solved an "
+    "optimization problem by reasoning and running Python (Pyomo + HiGHS) code."
+)
+
+
+@dataclass
+class Verdict:
+    """The Intervener's reading of a trajectory. ``error`` is set (and ``raw`` kept) when no
+    valid verdict could be had; then the other fields are not to be trusted."""
+
+    flawless: bool = False
+    step: int | None = None
+    flaw_type: str | None = None
+    hint: str | None = None
+    rationale: str = ""
+    raw: str = ""
+    error: str | None = None
+    attempts: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_prompt(problem: str, steps: Sequence[Step], taxonomy: Sequence[dict[str, Any]]) -> str:
+    """The user message: flaw taxonomy, numbered steps, and the JSON contract."""
+    types = "\n".join(
+        f"- `{t['code']}` ({t.get('category', '')}): {t.get('name', '')}. "
+        f"{t.get('description', '')}"
+        for t in taxonomy
+    )
+    parts = []
+    for step in steps:
+        block = [f"### Step {step.index}", step.reasoning.strip() or "(no reasoning)"]
+        if step.code is not None:
+            block += ["```python", step.code.rstrip(), "```"]
+            block += ["```output", (step.output or "").rstrip(), "```"]
+        parts.append("\n".join(block))
+    return (
+        f"## Problem\n{problem.strip()}\n\n"
+        f"## Flaw types\n{types}\n\n"
+        f"## Trajectory ({len(steps)} steps, numbered from 0)\n\n" + "\n\n".join(parts) + "\n\n"
+        "## Your task\n"
+        "Find the FIRST flaw in the trajectory, if any. Answer with one JSON object only:\n"
+        '{"flawless": true|false, "step": <step number or null>, "flaw_type": <a flaw type '
+        'code or null>, "hint": <string or null>, "rationale": <string>}\n'
+        "- flawless: true only if no step has any of the flaws above; then step, flaw_type and "
+        "hint are null.\n"
+        "- step: the number of the step where the first flaw occurs.\n"
+        "- hint: one or two short sentences inserted at that step, written in the solver's own "
+        'first-person voice, e.g. "Wait, the number of trips must be an integer; I should '
+        'declare the variables as integers and re-solve." Do not give away the final answer.\n'
+        "- rationale: why, briefly, for a human reviewer."
+    )
+
+
+def parse_verdict(text: str, *, n_steps: int, flaw_codes: Sequence[str]) -> Verdict:
+    """Parse and validate a verdict; raises ``ValueError`` saying what is wrong."""
+    data = _extract_json(text)
+    if not isinstance(data, dict):
+        raise ValueError("the answer must be one JSON object")
+    flawless = data.get("flawless")
+    if not isinstance(flawless, bool):
+        raise ValueError('"flawless" must be true or false')
+    rationale = data.get("rationale") or ""
+    if not isinstance(rationale, str):
+        raise ValueError('"rationale" must be a string')
+    if flawless:
+        return Verdict(flawless=True, rationale=rationale, raw=text)
+    step = data.get("step")
+    if isinstance(step, str) and step.strip().isdigit():
+        step = int(step)
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < n_steps:
+        raise ValueError(f'"step" must be a step number from 0 to {n_steps - 1}, got {step!r}')
+    flaw = data.get("flaw_type")
+    if flaw not in flaw_codes:
+        raise ValueError(f'"flaw_type" must be one of {", ".join(flaw_codes)}; got {flaw!r}')
+    hint = data.get("hint")
+    if not isinstance(hint, str) or not hint.strip():
+        raise ValueError('"hint" must be a non-empty string when the trajectory is flawed')
+    return Verdict(
+        flawless=False, step=step, flaw_type=flaw, hint=hint.strip(), rationale=rationale,
+        raw=text,
+    )  # fmt: skip
+
+
+_INVALID_ESCAPE = re.compile(r'\\(?![\\"/bfnrtu])')
+
+
+def _extract_json(text: str) -> Any:
+    """The JSON object in a reply: tolerates <think> blocks, ```json fences and prose around."""
+    text = re.sub(r"<think>.*?</think>", "", text, flags=re.DOTALL).strip()
+    fenced = re.findall(r"```(?:json)?\s*\n(.*?)```", text, flags=re.DOTALL)
+    candidates = [*fenced, text]
+    # Models write LaTeX inside JSON strings ("\(70x\)"): invalid escapes. A second pass
+    # doubles every backslash that does not start a valid JSON escape.
+    candidates += [_INVALID_ESCAPE.sub(r"\\\\", c) for c in candidates]
+    decoder = json.JSONDecoder()
+    for candidate in candidates:
+        candidate = candidate.strip()
+        try:
+            return json.loads(candidate)
+        except ValueError:
+            pass
+        for m in re.finditer(r"\{", candidate):  # the first object that parses, prose around
+            try:
+                obj, _ = decoder.raw_decode(candidate[m.start() :])
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                return obj
+    raise ValueError("no JSON object found in the answer")
+
+
+def diagnose(
+    backend: Any,
+    *,
+    problem: str,
+    steps: list[Step],
+    taxonomy: list[dict[str, Any]],
+    max_repairs: int = 1,
+    **sampling: Any,
+) -> Verdict:
+    """Ask the Intervener (``backend.chat``) for the first flaw of a trajectory.
+
+    The answer must be a JSON verdict (``flawless``, ``step``, ``flaw_type``, ``hint``,
+    ``rationale``); when it is malformed or invalid, up to ``max_repairs`` repair requests
+    quote the error. A verdict that stays invalid, or a backend failure, comes back with
+    ``error`` set and the raw text kept; this function does not raise for either.
+    """
+    codes = [t["code"] for t in taxonomy]
+    messages = [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": build_prompt(problem, steps, taxonomy)},
+    ]
+    raws: list[str] = []
+    error = ""
+    for attempt in range(max_repairs + 1):
+        try:
+            raw = backend.chat(messages, **sampling)
+        except Exception as exc:  # the endpoint failed after its retries: a result, not a crash
+            return Verdict(raw="\n\n".join(raws), error=f"{type(exc).__name__}: {exc}",
+                           attempts=attempt + 1)  # fmt: skip
+        raws.append(raw)
+        try:
+            verdict = parse_verdict(raw, n_steps=len(steps), flaw_codes=codes)
+        except ValueError as exc:
+            error = str(exc)
+            messages = [
+                *messages,
+                {"role": "assistant", "content": raw},
+                {"role": "user", "content": (
+                    f"Your answer could not be used: {error}. Answer again with only the JSON "
+                    "object, following the format above."
+                )},
+            ]  # fmt: skip
+            continue
+        verdict.attempts = attempt + 1
+        return verdict
+    return Verdict(raw="\n\n".join(raws), error=f"invalid verdict: {error}",
+                   attempts=max_repairs + 1)  # fmt: skip

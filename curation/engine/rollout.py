@@ -1,0 +1,443 @@
+"""The rollout loop: generate until a ```python block closes, run it, append its output as
+INTERPRETER tokens, go on; continue a stored prefix from a hint without re-tokenizing it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from .answers import FinalAnswer, extract_final_answer
+from .backends.base import Backend, GenerationRequest
+from .format import (
+    CODE_LEFT_NOTICE,
+    CODE_LIMIT_NOTICE,
+    NOT_RUN_OUTPUT,
+    Step,
+    cut_offset,
+    fence_state_of,
+    last_code_block,
+    output_block,
+    output_text,
+    split_steps,
+    truncate_output,
+)
+from .sandbox import RunCode, run_in_sandbox
+from .tokens import Tag, TaggedTokens
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are an expert in operations research. Solve the optimization problem by reasoning "
+    "step by step and writing Python code. Build the model with Pyomo and solve it with the "
+    "HiGHS solver: `SolverFactory('appsi_highs')`. Put code in ```python blocks; each block is "
+    "run and its output is shown to you in an ```output block. In your code, print the optimal "
+    "objective as `OBJECTIVE_VALUE: <value>`. Put the final objective value in \\boxed{}; if "
+    "the problem has no optimal solution, write \\boxed{No optimal solution}."
+)
+
+# Cells that hit a hard limit are not replayed as prior cells: a cell that timed out once
+# would time out again in front of every later cell.
+_NOT_REPLAYED = {"timeout", "cpu_limit", "memory_limit", "output_limit", "killed", "not_run"}
+
+
+@dataclass
+class RolloutConfig:
+    """How a trajectory is generated. Defaults follow CoRT's inference settings."""
+
+    max_code_calls: int = 15
+    max_new_tokens: int = 16384  # budget over the whole completion, interpreter tokens included
+    code_timeout_s: float = 30.0
+    output_max_chars: int = 800  # longer outputs keep head + tail (CoRT: 400 + 400)
+    output_head_chars: int = 400
+    output_tail_chars: int = 400
+    notice_calls_left: int = 0  # also say "N left" when this few calls remain (0: cap only)
+    temperature: float | None = 0.6
+    top_p: float | None = 0.95
+    seed: int | None = None
+    think_prefix: str = "<think>\n"  # the start of the assistant turn ("" if the template adds it)
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    code_workers: int = 2  # code blocks of different sequences run in parallel
+
+
+@dataclass
+class Rollout:
+    """One generated trajectory. ``completion`` is everything after the prompt, tagged."""
+
+    prompt_ids: list[int]
+    completion: TaggedTokens
+    steps: list[Step]
+    results: list[dict[str, Any] | None]  # sandbox result per code block (None: unknown)
+    final_answer: FinalAnswer | None
+    finish_reason: str  # "eos", "budget", "context", "error"
+    text: str
+    wall_ms: float
+    code_calls: int = 0
+    failed_code_calls: int = 0
+    error: str | None = None
+    problem: str = ""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Token counts by tag (prompt, model, interpreter, hint) and code-call counts."""
+        out = self.completion.counts()
+        out["prompt"] = len(self.prompt_ids)
+        out["code_calls"] = self.code_calls
+        out["failed_code_calls"] = self.failed_code_calls
+        return out
+
+    @property
+    def token_modification_ratio(self) -> float:
+        """Hint tokens / generated (model + hint) tokens: CALM's headline statistic."""
+        c = self.completion.counts()
+        generated = c["model"] + c["hint"]
+        return c["hint"] / generated if generated else 0.0
+
+    def cut_offset(self, decode, step_index: int, char_index: int) -> int:
+        """Token offset in ``completion`` to cut inside step ``step_index``'s reasoning."""
+        return cut_offset(self.completion, decode, step_index, char_index, self.steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "problem": self.problem,
+            "prompt_ids": list(self.prompt_ids),
+            "completion": self.completion.to_dict(),
+            "steps": [s.to_dict() for s in self.steps],
+            "results": list(self.results),
+            "final_answer": self.final_answer.to_dict() if self.final_answer else None,
+            "finish_reason": self.finish_reason,
+            "text": self.text,
+            "wall_ms": self.wall_ms,
+            "code_calls": self.code_calls,
+            "failed_code_calls": self.failed_code_calls,
+            "error": self.error,
+            "counts": self.counts,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Rollout:
+        return cls(
+            prompt_ids=list(data["prompt_ids"]),
+            completion=TaggedTokens.from_dict(data["completion"]),
+            steps=[Step.from_dict(s) for s in data["steps"]],
+            results=list(data.get("results") or []),
+            final_answer=FinalAnswer.from_dict(data.get("final_answer")),
+            finish_reason=data["finish_reason"],
+            text=data["text"],
+            wall_ms=data["wall_ms"],
+            code_calls=data.get("code_calls", 0),
+            failed_code_calls=data.get("failed_code_calls", 0),
+            error=data.get("error"),
+            problem=data.get("problem", ""),
+        )
+
+
+@dataclass
+class _Seq:
+    """A trajectory being generated."""
+
+    index: int
+    problem: str
+    prompt_ids: list[int]
+    completion: TaggedTokens
+    text: str  # decoded completion, segment by segment
+    step_start: int  # char offset in ``text`` where the current step began
+    cells: list[str]  # code replayed before the next block
+    results: list[dict[str, Any] | None]
+    code_calls: int
+    failed: int = 0
+    calls_made: int = 0
+    finish: str | None = None
+    error: str | None = None
+
+    def step_text(self) -> str:
+        return self.text[self.step_start :]
+
+
+# --- public entry points ----------------------------------------------------------------------
+
+
+def rollout(
+    backend: Backend,
+    problem: str,
+    config: RolloutConfig | None = None,
+    *,
+    run_code: RunCode | None = None,
+    on_update: OnUpdate | None = None,
+) -> Rollout:
+    """Generate one trajectory for ``problem`` (see ``rollout_many``)."""
+    return rollout_many(backend, [problem], config, run_code=run_code, on_update=on_update)[0]
+
+
+def rollout_many(
+    backend: Backend,
+    problems: Sequence[str],
+    config: RolloutConfig | None = None,
+    *,
+    run_code: RunCode | None = None,
+    on_update: OnUpdate | None = None,
+) -> list[Rollout]:
+    """Generate one trajectory per problem, all live sequences in one ``generate`` call per
+    round: a sequence stopped at a code block gets it run, its output appended (INTERPRETER),
+    and rejoins the next round. Repeat a problem in ``problems`` for several samples.
+    ``on_update(progress)`` is called after every round (live previews)."""
+    config = config or RolloutConfig()
+    seqs = []
+    for i, problem in enumerate(problems):
+        messages = [{"role": "user", "content": problem}]
+        if config.system_prompt:
+            messages.insert(0, {"role": "system", "content": config.system_prompt})
+        prompt_ids = backend.chat_prompt_ids(messages, **config.chat_template_kwargs)
+        seq = _Seq(i, problem, prompt_ids, TaggedTokens(), "", 0, [], [], 0)
+        if config.think_prefix:
+            _absorb(backend, seq, backend.encode(config.think_prefix), Tag.MODEL)
+        seqs.append(seq)
+    return _run(backend, seqs, config, run_code or run_in_sandbox, on_update)
+
+
+def continue_rollout(
+    backend: Backend,
+    *,
+    prompt_ids: Sequence[int],
+    prefix: TaggedTokens,
+    prior_cells: Sequence[str],
+    hint_text: str,
+    config: RolloutConfig | None = None,
+    run_code: RunCode | None = None,
+    prior_results: Sequence[dict[str, Any] | None] | None = None,
+    problem: str = "",
+    on_update: OnUpdate | None = None,
+) -> Rollout:
+    """Continue a stored trajectory from a hint: the stored ``prefix`` ids (up to the branch
+    point) + the hint's ids (tag HINT), then generation resumes. Only the suffix is generated;
+    the prefix is neither decoded-and-re-encoded nor passed through the chat template again.
+    ``prior_cells`` are the prefix's code blocks (replayed before new code).
+    A hint may hold a whole ```python block: it is run right after the hint."""
+    config = config or RolloutConfig()
+    completion = prefix.copy()
+    text = backend.decode(completion.ids)
+    runs = [(a, b) for tag, a, b in completion.runs() if tag == Tag.INTERPRETER]
+    step_start = len(backend.decode(completion.ids[: runs[-1][1]])) if runs else 0
+    results: list[dict[str, Any] | None] = list(prior_results or [None] * len(runs))[: len(runs)]
+    results += [None] * (len(runs) - len(results))
+    seq = _Seq(
+        0, problem, list(prompt_ids), completion, text, step_start, list(prior_cells), results,
+        code_calls=len(runs),
+        failed=sum(1 for r in results if r and r.get("status") not in ("ok", "not_run")),
+    )  # fmt: skip
+    hint = hint_text
+    if hint and text and not text[-1].isspace() and not hint[0].isspace():
+        hint = " " + hint  # a hint cut into a sentence starts as a new one
+    if hint:
+        _absorb(backend, seq, backend.encode(hint), Tag.HINT)
+    return _run(backend, [seq], config, run_code or run_in_sandbox, on_update)[0]
+
+
+def token_offset_for_char(
+    tokenizer_or_decode: Any,
+    completion: TaggedTokens,
+    steps: Sequence[Step] | None,
+    step_index: int,
+    char_index: int,
+) -> int:
+    """Completion token offset at which to cut inside step ``step_index``'s reasoning, at the
+    token boundary at or before char ``char_index`` (``completion[:offset]`` is the prefix).
+    Takes a tokenizer (``decode``) or a decode callable."""
+    decode = _decoder(tokenizer_or_decode)
+    return cut_offset(completion, decode, step_index, char_index, steps)
+
+
+def _decoder(tokenizer_or_decode: Any):
+    if callable(tokenizer_or_decode) and not hasattr(tokenizer_or_decode, "decode"):
+        return tokenizer_or_decode
+    tok = tokenizer_or_decode
+    return lambda ids: tok.decode(list(ids), skip_special_tokens=False)
+
+
+# --- the loop -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    """What ``on_update`` receives after each round: one entry per sequence."""
+
+    index: int
+    text: str  # the decoded completion so far
+    tokens: int
+    code_calls: int
+    finished: bool
+
+
+OnUpdate = Callable[[list[Progress]], None]
+
+
+def _report(on_update: OnUpdate | None, seqs: list[_Seq]) -> None:
+    if on_update is None:
+        return
+    try:
+        on_update(
+            [Progress(s.index, s.text, len(s.completion), s.code_calls, s.finish is not None)
+             for s in seqs]
+        )  # fmt: skip
+    except Exception:  # a live preview must never break a rollout
+        log.exception("on_update callback failed")
+
+
+def _run(
+    backend: Backend,
+    seqs: list[_Seq],
+    config: RolloutConfig,
+    run_code,
+    on_update: OnUpdate | None = None,
+) -> list[Rollout]:
+    started = time.monotonic()
+    live = list(seqs)
+    with ThreadPoolExecutor(max_workers=max(1, config.code_workers)) as pool:
+        while live:
+            _run_pending_code(backend, live, config, run_code, pool)
+            _report(on_update, seqs)
+            for seq in live:
+                _check_budget(backend, seq, config)
+            live = [s for s in live if s.finish is None]
+            if not live:
+                break
+            requests = [_request(backend, s, config) for s in live]
+            try:
+                results = backend.generate(requests)
+            except Exception as exc:  # the endpoint failed (after its own retries)
+                for seq in live:
+                    seq.finish, seq.error = "error", f"{type(exc).__name__}: {exc}"
+                break
+            for seq, result in zip(live, results, strict=True):
+                seq.calls_made += 1
+                _absorb(backend, seq, result.token_ids, Tag.MODEL)
+                if result.finish_reason == "error":
+                    seq.finish, seq.error = "error", result.error or "generation failed"
+                elif result.finish_reason == "eos":
+                    seq.finish = "eos"
+                elif result.finish_reason == "length":
+                    seq.finish = "budget" if _left(seq, config) <= 0 else "context"
+                elif not result.token_ids:
+                    seq.finish, seq.error = "error", "the backend returned no tokens"
+            _report(on_update, seqs)
+            live = [s for s in live if s.finish is None]
+    wall_ms = (time.monotonic() - started) * 1000
+    return [_finish(backend, s, wall_ms) for s in seqs]
+
+
+def _left(seq: _Seq, config: RolloutConfig) -> int:
+    return config.max_new_tokens - len(seq.completion)
+
+
+def _request(backend: Backend, seq: _Seq, config: RolloutConfig) -> GenerationRequest:
+    room = _left(seq, config)
+    if backend.context_length:
+        room = min(room, backend.context_length - len(seq.prompt_ids) - len(seq.completion))
+    seed = None if config.seed is None else config.seed + seq.index + 1000 * seq.calls_made
+    return GenerationRequest(
+        prompt_ids=seq.prompt_ids + seq.completion.ids,
+        max_new_tokens=room,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        seed=seed,
+        fence=fence_state_of(seq.step_text()),
+    )
+
+
+def _check_budget(backend: Backend, seq: _Seq, config: RolloutConfig) -> None:
+    if seq.finish is not None:
+        return
+    if _left(seq, config) <= 0:
+        # Interpreter output may run past the budget: cut it there, but never cut into a
+        # hint (a person's or the Intervener's words are kept whole, as they were inserted).
+        hint_end = max((end for tag, _, end in seq.completion.runs() if tag == Tag.HINT), default=0)
+        keep = max(config.max_new_tokens, hint_end)
+        if len(seq.completion) > keep:
+            seq.completion = seq.completion[:keep]
+            seq.text = backend.decode(seq.completion.ids)
+        seq.finish = "budget"
+    elif backend.context_length and (
+        len(seq.prompt_ids) + len(seq.completion) >= backend.context_length
+    ):
+        seq.finish = "context"
+
+
+def _absorb(backend: Backend, seq: _Seq, ids: Sequence[int], tag: Tag) -> None:
+    if ids:
+        seq.completion.extend(ids, tag)
+        seq.text += backend.decode(ids)
+
+
+def _pending_code(seq: _Seq) -> str | None:
+    """The code of a ```python block closed in the current step and not run yet."""
+    if seq.finish is not None:
+        return None
+    found = last_code_block(seq.step_text())
+    return found[1] if found else None
+
+
+def _run_pending_code(backend, live, config, run_code, pool) -> None:
+    jobs = []
+    for seq in live:
+        code = _pending_code(seq)
+        if code is None:
+            continue
+        if seq.code_calls >= config.max_code_calls:
+            jobs.append((seq, code, None))  # past the cap: not run, the model is told so
+        else:
+            cells = list(seq.cells)
+            jobs.append((seq, code, pool.submit(run_code, code, cells, config.code_timeout_s)))
+    for seq, code, future in jobs:
+        if future is None:
+            result: dict[str, Any] = {"status": "not_run", "stdout": NOT_RUN_OUTPUT}
+            shown = NOT_RUN_OUTPUT
+        else:
+            try:
+                result = future.result()
+            except Exception as exc:  # a run_code that raises is a harness error, not a crash
+                result = {"status": "harness_error", "stdout": "", "stderr": "",
+                          "detail": f"{type(exc).__name__}: {exc}"}  # fmt: skip
+            seq.code_calls += 1
+            if result.get("status") != "ok":
+                seq.failed += 1
+            if result.get("status") not in _NOT_REPLAYED:
+                seq.cells.append(code)
+            shown = truncate_output(
+                output_text(result),
+                config.output_max_chars,
+                config.output_head_chars,
+                config.output_tail_chars,
+            )
+        block = output_block(shown, after=seq.text)
+        left = config.max_code_calls - seq.code_calls
+        if future is not None and left <= 0:
+            block += CODE_LIMIT_NOTICE
+        elif future is not None and left <= config.notice_calls_left:
+            block += CODE_LEFT_NOTICE.format(left=left)
+        seq.results.append(result)
+        _absorb(backend, seq, backend.encode(block), Tag.INTERPRETER)
+        seq.step_start = len(seq.text)
+
+
+def _finish(backend: Backend, seq: _Seq, wall_ms: float) -> Rollout:
+    text = backend.decode(seq.completion.ids)
+    steps = split_steps(seq.completion, backend.decode, seq.results)
+    executed = [r for r in seq.results if r is not None]
+    return Rollout(
+        prompt_ids=list(seq.prompt_ids),
+        completion=seq.completion,
+        steps=steps,
+        results=list(seq.results),
+        final_answer=extract_final_answer(text, executed),
+        finish_reason=seq.finish or "error",
+        text=text,
+        wall_ms=wall_ms,
+        code_calls=seq.code_calls,
+        failed_code_calls=seq.failed,
+        error=seq.error,
+        problem=seq.problem,
+    )

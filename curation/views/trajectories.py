@@ -1,0 +1,194 @@
+"""The trajectory page and its actions: labels, hints, the Intervener, decisions."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db import models
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from ..forms_review import DecisionForm, FlawLabelForm, HintForm
+from ..models import Diagnosis, FlawType, Job, Trajectory
+from ..roles import Role, role_required
+from ..selectors import (
+    current_labels,
+    label_history,
+    latest_decision,
+    review_queue,
+    trajectory_tree,
+)
+from ..services.generation import GenerationError, diagnosis_request, hint_insert
+from ..services.labels import LabelError, flaw_label_set
+from ..services.reviews import review_decide, review_next
+from .presenters import flaw_options, step_views
+
+
+def _get_trajectory(pk: int) -> Trajectory:
+    return get_object_or_404(
+        Trajectory.objects.select_related("problem__benchmark", "endpoint", "parent"), pk=pk
+    )
+
+
+def _page_context(request: HttpRequest, trajectory: Trajectory) -> dict:
+    labels = current_labels(trajectory)
+    diagnoses = list(
+        trajectory.diagnoses.select_related("flaw_type", "endpoint").order_by("-created_at")[:5]
+    )
+    return {
+        "t": trajectory,
+        "problem": trajectory.problem,
+        "steps": step_views(trajectory.steps, labels),
+        "flaw_options": flaw_options(FlawType.objects.filter(active=True)),
+        "focus": request.GET.get("step", ""),
+        "decision": latest_decision(trajectory),
+        "diagnoses": diagnoses,
+        "suggestion": next((d for d in diagnoses if _is_open_suggestion(d)), None),
+        "active_jobs": _active_jobs(trajectory),
+        "hints": trajectory.hints.select_related("author_user", "author_endpoint", "branch"),
+        "tree": trajectory_tree(trajectory.problem),
+        "decision_form": DecisionForm(),
+    }
+
+
+def _active_jobs(trajectory: Trajectory) -> list[Job]:
+    """Continuations and diagnoses of this trajectory still queued or running."""
+    hinted = trajectory.hints.exclude(job=None).values_list("job_id", flat=True)
+    return list(
+        Job.objects.filter(status__in=Job.ACTIVE)
+        .filter(
+            models.Q(pk__in=list(hinted))
+            | models.Q(kind=Job.Kind.DIAGNOSE, params__trajectory_id=trajectory.pk)
+        )
+        .order_by("created_at")
+    )
+
+
+def _is_open_suggestion(diagnosis: Diagnosis) -> bool:
+    return (
+        diagnosis.status == Diagnosis.Status.OK
+        and diagnosis.flawless is False
+        and not diagnosis.hints.exists()
+        and not diagnosis.dismissed
+    )
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@role_required(Role.REVIEWER)
+def trajectory_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    trajectory = _get_trajectory(pk)
+    return render(request, "curation/trajectory_detail.html", _page_context(request, trajectory))
+
+
+@require_POST
+@role_required(Role.REVIEWER)
+def step_label(request: HttpRequest, pk: int, step: int) -> HttpResponse:
+    trajectory = _get_trajectory(pk)
+    form = FlawLabelForm(request.POST)
+    if form.is_valid():
+        try:
+            flaw_label_set(
+                trajectory=trajectory,
+                step_index=step,
+                flaw_type=form.cleaned_data["flaw_type"],
+                by_user=request.user,
+                note=form.cleaned_data["note"],
+                reason=form.cleaned_data["reason"],
+            )
+        except LabelError as exc:
+            form.add_error(None, str(exc))
+    if not request.htmx:
+        if form.errors:
+            messages.error(request, form.errors.as_text())
+        return redirect(f"{trajectory.get_absolute_url()}?step={step}#step-{step}")
+    view = step_views(trajectory.steps, current_labels(trajectory))
+    if not 0 <= step < len(view):
+        return HttpResponse(form.errors.as_text(), status=400)
+    options = flaw_options(FlawType.objects.filter(active=True))
+    context = {"t": trajectory, "s": view[step], "flaw_options": options}
+    return render(request, "curation/_step_card.html", context, status=400 if form.errors else 200)
+
+
+@require_GET
+@role_required(Role.REVIEWER)
+def step_history(request: HttpRequest, pk: int, step: int) -> HttpResponse:
+    trajectory = _get_trajectory(pk)
+    context = {"t": trajectory, "step": step, "history": label_history(trajectory, step)}
+    template = "curation/step_history.html"
+    if request.htmx:
+        template += "#history"
+    return render(request, template, context)
+
+
+@require_POST
+@role_required(Role.REVIEWER)
+def hint_create(request: HttpRequest, pk: int) -> HttpResponse:
+    trajectory = _get_trajectory(pk)
+    form = HintForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The hint was not inserted: " + form.errors.as_text())
+        return redirect(trajectory.get_absolute_url())
+    diagnosis = None
+    if form.cleaned_data.get("diagnosis"):
+        diagnosis = trajectory.diagnoses.filter(pk=form.cleaned_data["diagnosis"]).first()
+    try:
+        hint = hint_insert(
+            trajectory=trajectory,
+            step_index=form.cleaned_data["step"],
+            char_offset=form.cleaned_data.get("char_offset"),
+            text=form.cleaned_data["text"],
+            flaw_type=form.cleaned_data.get("flaw_type"),
+            diagnosis=diagnosis,
+            by_user=request.user,
+        )
+    except GenerationError as exc:
+        messages.error(request, f"The hint was not inserted: {exc}")
+        return redirect(trajectory.get_absolute_url())
+    return redirect(reverse("curation-job-detail", args=[hint.job_id]))
+
+
+@require_POST
+@role_required(Role.REVIEWER)
+def trajectory_diagnose(request: HttpRequest, pk: int) -> HttpResponse:
+    trajectory = _get_trajectory(pk)
+    try:
+        job = diagnosis_request(trajectory=trajectory, by=request.user)
+    except GenerationError as exc:
+        messages.error(request, str(exc))
+        return redirect(trajectory.get_absolute_url())
+    return redirect(reverse("curation-job-detail", args=[job.pk]))
+
+
+@require_POST
+@role_required(Role.REVIEWER)
+def suggestion_dismiss(request: HttpRequest, pk: int, diagnosis: int) -> HttpResponse:
+    trajectory = _get_trajectory(pk)
+    trajectory.diagnoses.filter(pk=diagnosis).update(dismissed=True)
+    return redirect(trajectory.get_absolute_url())
+
+
+@require_POST
+@role_required(Role.REVIEWER)
+def trajectory_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    trajectory = _get_trajectory(pk)
+    form = DecisionForm(request.POST)
+    if form.is_valid():
+        review_decide(
+            trajectory=trajectory,
+            decision=form.cleaned_data["decision"],
+            reason=form.cleaned_data["reason"],
+            by=request.user,
+        )
+        messages.success(request, f"Trajectory #{trajectory.pk}: {form.cleaned_data['decision']}.")
+    else:
+        messages.error(request, form.errors.as_text())
+    if request.POST.get("next") == "queue":
+        upcoming = review_next(reviewer=request.user, queue=review_queue())
+        if upcoming is None:
+            messages.info(request, "The review queue is empty.")
+            return redirect("curation-review-queue")
+        return redirect(f"{upcoming.get_absolute_url()}?from=queue")
+    return redirect(trajectory.get_absolute_url())

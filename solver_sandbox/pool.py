@@ -1,0 +1,644 @@
+"""The supervisor: owns the zygotes, hands out slots, enforces deadlines and caps, builds results.
+
+It lives outside the sandbox and is the only place that holds job data (code in, output and
+results out). Each ``run`` call drives its own job from the calling thread, so concurrent
+callers (threads) need no event loop; the number of slots bounds concurrency.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import queue
+import secrets
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from itertools import count
+from typing import Any
+
+from . import isolation as _iso
+from .capture import HeadTail
+from .harness import HARNESS_EXIT
+from .limits import Limits
+from .objective import decide, parse_printed_objective
+from .protocol import FrameError, parse_frames, recv_message, send_message
+from .result import SandboxResult, Status
+
+_SCIPY_ROOTS = {"scipy", "pulp"}
+_MAX_CHANNEL = 8 * 1024 * 1024  # result-channel bytes kept; more is tampering
+_KILL_GRACE_S = 5.0  # how long the zygote may take to confirm a kill before we give up on it
+_READY_TIMEOUT_S = 120.0
+
+
+def route(code: str, prior_cells: Sequence[str] = ()) -> str:
+    """Pick the import profile: SciPy/PuLP code goes to the fatter zygote, the rest to Pyomo's."""
+    for source in (*prior_cells, code):
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            else:
+                continue
+            if any(n.split(".")[0] in _SCIPY_ROOTS for n in names):
+                return "scipy"
+    return "pyomo"
+
+
+class _ZygoteHandle:
+    """One running zygote (inside its own bwrap, or bare) and its control socket."""
+
+    def __init__(
+        self,
+        profile: str,
+        isolation_mode: str,
+        workroot: str,
+        slot_uids: list[int],
+        cgroups: dict[str, str],
+    ) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.profile = profile
+        self.sock = ours
+        self.lock = threading.Lock()
+        self.launch = _iso.make_launch(
+            profile, theirs.fileno(), isolation_mode, workroot, slot_uids, cgroups
+        )
+        self.proc = subprocess.Popen(
+            self.launch.argv,
+            env=self.launch.env,
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        theirs.close()
+        self.sock.settimeout(_READY_TIMEOUT_S)
+        try:
+            got = recv_message(self.sock)
+        except (OSError, EOFError, ValueError) as exc:
+            self.close()
+            raise RuntimeError(f"sandbox zygote {profile!r} did not start: {exc!r}") from exc
+        self.sock.settimeout(None)
+        if got is None or got[0].get("event") != "ready":
+            self.close()
+            raise RuntimeError(f"sandbox zygote {profile!r} failed to start: {got and got[0]}")
+        info = got[0]
+        self.protections = sorted(
+            {*self.launch.protections, *info["protections"], "wall_deadline", "output_cap"}
+        )
+        self.threads = info.get("threads")
+        self.broken = False
+
+    def alive(self) -> bool:
+        return not self.broken and self.proc.poll() is None
+
+    def submit(self, message: dict[str, Any], fds: list[int]) -> None:
+        with self.lock:
+            send_message(self.sock, message, fds)
+
+    def close(self) -> None:
+        self.broken = True
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        try:
+            self.proc.wait(timeout=5)  # closing the socket asks the zygote to stop
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(OSError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+class SandboxPool:
+    """A warm pool of sandboxed Python processes for model-written solver code.
+
+    ``slots`` jobs run at once (default: one per CPU core); each job gets a fresh forked child
+    of a warm zygote, its own uid, and is never reused. Thread-safe; use as a context manager
+    or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        *,
+        slots: int | None = None,
+        profiles: Sequence[str] = ("pyomo", "scipy"),
+        isolation: str = "auto",
+        limits: Limits | None = None,
+    ) -> None:
+        self.slots = slots or os.cpu_count() or 1
+        self.limits = limits or Limits()
+        self.isolation = isolation
+        self._uids = _iso.UidBlock(self.slots)
+        self._cgroups = _iso.SlotCgroups(self._uids.block, self._uids.uids)
+        self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for uid in self._uids.uids:
+            self._free.put(uid)
+        self._workroot = tempfile.mkdtemp(prefix="calm-sandbox-")
+        os.chmod(self._workroot, 0o711)  # noqa: S103 - searchable, not listable (fallback jobs)
+        self._lock = threading.Lock()
+        self._zygotes: dict[str, _ZygoteHandle] = {}
+        self._profiles = tuple(profiles)
+        self._ids = count()
+        self._closed = False
+        self._reclaimer = _Reclaimer(self._free)
+        # Boot the profiles side by side: each costs ~1 s of imports and warm-up.
+        threads = [threading.Thread(target=self._zygote, args=(p,)) for p in self._profiles]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for p in self._profiles:
+            if p not in self._zygotes:
+                self.close()
+                raise RuntimeError(f"sandbox profile {p!r} failed to start")
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def slot_uids(self) -> list[int]:
+        return list(self._uids.uids)
+
+    @property
+    def protections(self) -> list[str]:
+        """What confines a Pyomo-profile job in this pool."""
+        return list(self._zygote(self._profiles[0]).protections)
+
+    @property
+    def runs_as_slot_uids(self) -> bool:
+        """True when each slot's jobs run under their own uid (needs root)."""
+        return "uid_per_slot" in self.protections
+
+    def zygote_pids(self) -> dict[str, int]:
+        """Host pids of the running zygote launchers (bwrap or the zygote itself), by profile."""
+        with self._lock:
+            return {p: z.proc.pid for p, z in self._zygotes.items() if z.alive()}
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no job holds a slot (each slot is released once its job is cleaned up)."""
+        deadline = time.monotonic() + timeout
+        while self._free.qsize() < self.slots:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def run(
+        self, code: str, *, prior_cells: Sequence[str] = (), limits: Limits | None = None
+    ) -> SandboxResult:
+        """Run ``code`` (after ``prior_cells``, silently) in a fresh sandboxed process."""
+        if self._closed:
+            raise RuntimeError("pool is closed")
+        limits = limits or self.limits
+        profile = route(code, prior_cells)
+        if profile not in self._profiles:
+            profile = self._profiles[0]
+        uid = self._free.get()
+        handed_off = False
+        try:
+            result, pending = self._run(code, list(prior_cells), limits, profile, uid)
+            if pending is not None:
+                # The answer is complete, but the job's process may still be exiting: the slot
+                # returns to the free list only once the zygote reports it swept and clean.
+                self._reclaimer.watch(pending, uid, time.monotonic() + limits.timeout_s)
+                handed_off = True
+            return result
+        finally:
+            if not handed_off:
+                self._free.put(uid)
+
+    def close(self) -> None:
+        """Stop the zygotes (their jobs are killed) and release the uid block."""
+        self._closed = True
+        self._reclaimer.stop()
+        with self._lock:
+            zygotes, self._zygotes = list(self._zygotes.values()), {}
+        for z in zygotes:
+            z.close()
+        self._cgroups.close()
+        self._uids.release()
+        shutil.rmtree(self._workroot, ignore_errors=True)
+
+    def __enter__(self) -> SandboxPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _zygote(self, profile: str) -> _ZygoteHandle:
+        with self._lock:
+            z = self._zygotes.get(profile)
+            if z is not None and z.alive():
+                return z
+        # Start (or restart) outside the lock so other profiles keep serving meanwhile.
+        fresh = _ZygoteHandle(
+            profile, self.isolation, self._workroot, self._uids.uids, self._cgroups.dirs
+        )
+        with self._lock:
+            old = self._zygotes.get(profile)
+            if old is not None and old.alive():
+                fresh.close()
+                return old
+            self._zygotes[profile] = fresh
+        if old is not None:
+            old.close()
+        return fresh
+
+    def _run(
+        self, code: str, prior: list[str], limits: Limits, profile: str, uid: int
+    ) -> tuple[SandboxResult, _Pending | None]:
+        zygote = self._zygote(profile)
+        job_id = f"j{os.getpid()}-{next(self._ids)}"
+        nonce = secrets.token_hex(16)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        res_r, res_w = os.pipe2(os.O_CLOEXEC)
+        status_ours, status_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        message = {
+            "op": "job",
+            "id": job_id,
+            "uid": uid,
+            "nonce": nonce,
+            "code": code,
+            "prior_cells": prior,
+            "limits": {**limits.to_dict(), "cpu_s": limits.cpu_budget_s},
+        }
+        started = time.monotonic()
+        try:
+            zygote.submit(message, [out_w, err_w, res_w, status_theirs.fileno()])
+        except OSError as exc:
+            for fd in (out_r, err_r, res_r):  # the write ends are closed just below
+                os.close(fd)
+            status_ours.close()
+            zygote.broken = True
+            detail = f"could not reach the zygote: {exc!r}"
+            return self._harness_error(detail, zygote, profile), None
+        finally:
+            for fd in (out_w, err_w, res_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            status_theirs.close()
+        io = _JobIO(
+            zygote, limits, nonce.encode(), out_r, err_r, res_r, status_ours, started, profile
+        )
+        try:
+            result = io.drive()
+        finally:
+            for fd in (out_r, err_r, res_r):
+                os.close(fd)
+        if io.exit is None and not zygote.broken:
+            return result, _Pending(status_ours, zygote)
+        status_ours.close()
+        return result, None
+
+    @staticmethod
+    def _harness_error(detail: str, zygote: _ZygoteHandle, profile: str) -> SandboxResult:
+        return SandboxResult(
+            status=Status.HARNESS_ERROR,
+            detail=detail,
+            profile=profile,
+            protections=zygote.protections,
+        )
+
+
+class _JobIO:
+    """One job's pipes, deadline and caps, from submission to the zygote's exit report."""
+
+    def __init__(
+        self,
+        zygote: _ZygoteHandle,
+        limits: Limits,
+        nonce: bytes,
+        out_r: int,
+        err_r: int,
+        res_r: int,
+        status: socket.socket,
+        started: float,
+        profile: str,
+    ) -> None:
+        self.zygote = zygote
+        self.limits = limits
+        self.nonce = nonce
+        self.started = started
+        self.profile = profile
+        self.status = status
+        self.out = HeadTail(limits.keep_head_bytes, limits.keep_tail_bytes)
+        self.err = HeadTail(limits.keep_head_bytes, limits.keep_tail_bytes)
+        self.channel = bytearray()
+        self.channel_overflow = False
+        self.streams = {out_r: self.out, err_r: self.err, res_r: None}
+        self.kill_reason: Status | None = None
+        self.kill_sent_at: float | None = None
+        self.exit: dict[str, Any] | None = None
+
+    def _kill(self, reason: Status) -> None:
+        if self.kill_reason is None:
+            self.kill_reason = reason
+            self.kill_sent_at = time.monotonic()
+            with contextlib.suppress(OSError):
+                self.status.send(b"K")
+
+    def drive(self) -> SandboxResult:
+        poller = select.poll()
+        for fd in self.streams:
+            poller.register(fd, select.POLLIN)
+        poller.register(self.status.fileno(), select.POLLIN)
+        open_fds = set(self.streams)
+        deadline = self.started + self.limits.timeout_s
+        drain_until: float | None = None
+        while True:
+            now = time.monotonic()
+            if not open_fds and self.exit is None and self._reported():
+                break  # the harness reported and closed its pipes: the process is exiting
+            if self.exit is not None:
+                if not open_fds or now >= (drain_until or now):
+                    break
+                wait = drain_until - now
+            elif self.kill_sent_at is not None:
+                if now - self.kill_sent_at > _KILL_GRACE_S:
+                    self.zygote.broken = True  # restart it on the next job
+                    return self._result(harness_detail="the zygote did not confirm a kill")
+                wait = self.kill_sent_at + _KILL_GRACE_S - now
+            else:
+                if now >= deadline:
+                    self._kill(Status.TIMEOUT)
+                    continue
+                wait = deadline - now
+            for fd, _events in poller.poll(max(0, wait) * 1000 + 1):
+                if fd == self.status.fileno():
+                    self._read_status(poller)
+                    if self.exit is not None:
+                        # All of the job's processes are dead; what is left in the pipes is
+                        # buffered data, normally read within a millisecond.
+                        drain_until = time.monotonic() + 0.5
+                    continue
+                try:
+                    data = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+                    continue
+                sink = self.streams[fd]
+                if sink is None:
+                    if len(self.channel) + len(data) > _MAX_CHANNEL:
+                        self.channel_overflow = True
+                    else:
+                        self.channel += data
+                    continue
+                sink.feed(data)
+                if self.out.total + self.err.total > self.limits.output_limit_bytes:
+                    self._kill(Status.OUTPUT_LIMIT)
+        return self._result()
+
+    def _reported(self) -> bool:
+        """True when the result channel holds exactly our frames, ending in a final report."""
+        try:
+            frames = parse_frames(bytes(self.channel), self.nonce)
+        except FrameError:
+            return False
+        return bool(frames) and frames[-1][0] == b"R" and not self.channel_overflow
+
+    def _read_status(self, poller: select.poll) -> None:
+        try:
+            got = recv_message(self.status)
+        except (OSError, EOFError, ValueError):
+            got = None
+        if got is None:
+            poller.unregister(self.status.fileno())
+            if self.exit is None:
+                self.exit = {"lost": True}
+            return
+        message, fds = got
+        for fd in fds:
+            os.close(fd)
+        if message.get("event") == "exit":
+            self.exit = message
+            poller.unregister(self.status.fileno())
+
+    # ------------------------------------------------------------------ verdict
+
+    def _result(self, harness_detail: str = "") -> SandboxResult:
+        exit_info = self.exit or {}
+        wall_ms = (time.monotonic() - self.started) * 1000
+        result = SandboxResult(
+            status=Status.OK,
+            stdout=self.out.text(),
+            stderr=self.err.text(),
+            truncated_bytes=self.out.dropped + self.err.dropped,
+            stdout_bytes=self.out.total,
+            stderr_bytes=self.err.total,
+            wall_ms=round(wall_ms, 3),
+            cpu_ms=round((exit_info.get("utime", 0) + exit_info.get("stime", 0)) * 1000, 3),
+            max_rss_mb=round(exit_info.get("maxrss_kb", 0) / 1024, 1),
+            profile=self.profile,
+            protections=self.zygote.protections,
+        )
+        frames: list[tuple[bytes, dict[str, Any]]] = []
+        tampered = ""
+        try:
+            frames = parse_frames(bytes(self.channel), self.nonce)
+        except FrameError as exc:
+            tampered = str(exc)
+        if self.channel_overflow:
+            tampered = "the result channel overflowed"
+        solves = [m for kind, m in frames if kind == b"S"]
+        finals = [m for kind, m in frames if kind == b"R"]
+        if len(finals) > 1:
+            tampered = "more than one final report"
+        final = finals[0] if finals else None
+        if final is not None and frames[-1][0] != b"R":
+            tampered = "solve records after the final report"
+
+        result.solve_count = len(solves)
+        result.solves = solves[:1000]
+        head, tail = self.out.raw()
+        result.printed_objective = parse_printed_objective(tail or head)
+        if self.out.dropped == 0 and tail:
+            result.printed_objective = parse_printed_objective(head + tail)
+        objective, solver_status, verdict = decide(solves, result.printed_objective)
+        result.objective, result.solver_status, result.objective_verdict = (
+            objective,
+            solver_status,
+            verdict,
+        )
+
+        status_word = exit_info.get("status")
+        signum = None
+        if status_word is not None:
+            if os.WIFSIGNALED(status_word):
+                signum = os.WTERMSIG(status_word)
+                result.signal = signal.Signals(signum).name
+            elif os.WIFEXITED(status_word):
+                result.exit_code = os.WEXITSTATUS(status_word)
+        if final is not None and not exit_info:
+            # Answered before the zygote reaped the process: the harness's own accounting.
+            result.cpu_ms = round(float(final.get("cpu_s") or 0) * 1000, 3)
+            result.max_rss_mb = round(float(final.get("maxrss_kb") or 0) / 1024, 1)
+        if final is not None:
+            result.prior_cell_errors = list(final.get("prior_cell_errors") or [])
+            result.error = final.get("error")
+            if "exit_code" in final and isinstance(final["exit_code"], int):
+                result.exit_code = final["exit_code"]
+
+        cpu_limit_ms = self.limits.cpu_budget_s * 1000
+        if harness_detail:
+            result.status, result.detail = Status.HARNESS_ERROR, harness_detail
+        elif self.kill_reason is not None:
+            result.status = self.kill_reason
+            result.detail = {
+                Status.TIMEOUT: f"wall-clock limit of {self.limits.timeout_s:g} s reached",
+                Status.OUTPUT_LIMIT: f"output passed {self.limits.output_limit_bytes} bytes",
+            }.get(self.kill_reason, "")
+        elif exit_info.get("lost"):
+            self.zygote.broken = True
+            result.status, result.detail = Status.HARNESS_ERROR, "lost contact with the zygote"
+        elif tampered:
+            result.status = Status.HARNESS_ERROR
+            result.detail = f"result channel tampered with: {tampered}"
+            result.objective, result.solver_status = None, None
+        elif signum is not None:
+            if signum == signal.SIGKILL and exit_info.get("oom_killed"):
+                result.status = Status.MEMORY_LIMIT
+                result.detail = f"the slot's memory cgroup limit ({self.limits.memory_mb} MB)"
+            elif signum == signal.SIGXCPU or (
+                signum == signal.SIGKILL and result.cpu_ms >= cpu_limit_ms - 50
+            ):
+                result.status = Status.CPU_LIMIT
+                result.detail = f"CPU limit of {self.limits.cpu_budget_s:g} s reached"
+            elif signum == signal.SIGKILL:
+                result.status, result.detail = Status.KILLED, "killed by SIGKILL"
+            else:
+                result.status = Status.ERROR
+                result.detail = f"terminated by {result.signal}"
+                result.error = {"type": result.signal, "message": result.detail, "cell": "main"}
+        elif final is None:
+            if result.exit_code == HARNESS_EXIT:
+                result.status, result.detail = Status.HARNESS_ERROR, "job set-up failed"
+            elif result.exit_code:
+                result.status = Status.ERROR
+                result.detail = f"exited with code {result.exit_code} before reporting"
+            else:
+                result.status = Status.HARNESS_ERROR
+                result.detail = "the program ended without a report (os._exit or a closed channel)"
+        else:
+            result.status = Status(final.get("status", "harness_error"))
+            result.detail = final.get("detail", "")
+            if final.get("memory_error"):
+                result.status = Status.MEMORY_LIMIT
+                result.detail = f"memory limit of {self.limits.memory_mb} MB reached"
+        return result
+
+
+class _Pending:
+    __slots__ = ("sock", "zygote")
+
+    def __init__(self, sock: socket.socket, zygote: _ZygoteHandle) -> None:
+        self.sock = sock
+        self.zygote = zygote
+
+
+class _Reclaimer:
+    """Returns a slot to the free list when the zygote reports its last job reaped and swept.
+
+    Callers get their answer as soon as the job has reported and closed its pipes (~2 ms before
+    the kernel has torn the process down); this thread waits for the rest. A job that somehow
+    keeps running is killed at its deadline, and a zygote that does not confirm is replaced.
+    """
+
+    def __init__(self, free: queue.SimpleQueue[int]) -> None:
+        self._free = free
+        self._lock = threading.Lock()
+        self._new: list[tuple[_Pending, int, float]] = []
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def watch(self, pending: _Pending, uid: int, deadline: float) -> None:
+        with self._lock:
+            self._new.append((pending, uid, deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="sandbox-reclaimer", daemon=True
+                )
+                self._thread.start()
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"x")
+
+    def stop(self) -> None:
+        self._stopped = True
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"x")
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        poller = select.poll()
+        poller.register(self._wake_r, select.POLLIN)
+        # fd -> [pending, uid, deadline, kill_sent]
+        watched: dict[int, list[Any]] = {}
+        while not self._stopped:
+            with self._lock:
+                new, self._new = self._new, []
+            for pending, uid, deadline in new:
+                fd = pending.sock.fileno()
+                watched[fd] = [pending, uid, deadline, False]
+                poller.register(fd, select.POLLIN)
+            now = time.monotonic()
+            for fd, entry in list(watched.items()):
+                if now < entry[2]:
+                    continue
+                if not entry[3]:
+                    entry[3] = True
+                    entry[2] = now + _KILL_GRACE_S
+                    with contextlib.suppress(OSError):
+                        entry[0].sock.send(b"K")
+                else:
+                    entry[0].zygote.broken = True  # replaced on the next job
+                    self._release(poller, watched, fd)
+            timeout = min((e[2] for e in watched.values()), default=now + 60) - now
+            for fd, _events in poller.poll(max(0.0, timeout) * 1000 + 1):
+                if fd == self._wake_r:
+                    try:
+                        while os.read(self._wake_r, 512):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    continue
+                entry = watched.get(fd)
+                if entry is None:
+                    continue
+                try:
+                    got = recv_message(entry[0].sock)
+                except (OSError, EOFError, ValueError):
+                    got = None
+                if got is None:
+                    entry[0].zygote.broken = True
+                    self._release(poller, watched, fd)
+                    continue
+                message, fds = got
+                for extra in fds:
+                    os.close(extra)
+                if message.get("event") == "exit":
+                    self._release(poller, watched, fd)
+        for fd in list(watched):
+            self._release(poller, watched, fd)
+
+    def _release(self, poller: select.poll, watched: dict[int, list[Any]], fd: int) -> None:
+        entry = watched.pop(fd)
+        poller.unregister(fd)
+        entry[0].sock.close()
+        self._free.put(entry[1])

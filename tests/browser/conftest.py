@@ -1,0 +1,4 @@
+from __future__ import annotations
+
+# The data fixtures of the curation tests, for the flows that drive the same screens.
+from tests.curation.conftest import make_trajectory, problem, taxonomy  # noqa: F401

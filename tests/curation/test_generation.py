@@ -1,0 +1,198 @@
+"""Generating, continuing and diagnosing trajectories: the Django side of the engine.
+
+The real loop runs the tiny random Qwen3 through the transformers backend and the real solver
+sandbox. Exact orchestration cases (a known flaw, malformed Intervener answers) use the
+engine's scripted stand-in for a language model, named as such.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+
+from curation import engine
+from curation.models import Diagnosis, FlawLabel, Hint, Job, ModelEndpoint, Trajectory
+from curation.services.generation import (
+    continue_job_run,
+    diagnose_job_run,
+    diagnosis_request,
+    generate_job_run,
+    hint_insert,
+    trajectories_generate,
+)
+
+pytestmark = pytest.mark.django_db
+
+CODE_HINT = (
+    "I should solve it with code.\n```python\nimport pyomo.environ as pyo\n"
+    "m = pyo.ConcreteModel()\nm.x = pyo.Var(bounds=(0, 4))\n"
+    "m.o = pyo.Objective(expr=3 * m.x, sense=pyo.maximize)\n"
+    "pyo.SolverFactory('appsi_highs').solve(m)\nprint('OBJECTIVE_VALUE:', pyo.value(m.o))\n```\n"
+)
+
+
+@pytest.fixture
+def tiny_reasoner(tiny_model_path):
+    return ModelEndpoint.objects.create(
+        name="tiny",
+        backend="transformers",
+        model=str(tiny_model_path),
+        sampling={"temperature": 0.0, "max_new_tokens": 300},
+        is_default_reasoner=True,
+        extra={"device": "cpu"},
+    )
+
+
+def scripted(tiny_model_path, name="scripted", **extra) -> ModelEndpoint:
+    return ModelEndpoint.objects.create(
+        name=name,
+        backend="scripted",
+        model=str(tiny_model_path),
+        tokenizer=str(tiny_model_path),
+        extra=extra,
+    )
+
+
+def test_it_generates_trajectories_with_a_real_model(problem, tiny_reasoner):
+    job = trajectories_generate(
+        problems=[problem],
+        endpoint=tiny_reasoner,
+        samples=2,
+        config={"max_new_tokens": 40},
+        enqueue=False,
+    )
+    done = generate_job_run(job_id=job.pk, worker="test")
+    assert done.status == Job.Status.SUCCEEDED, done.error
+    trajectories = list(Trajectory.objects.filter(job=job).order_by("job_index"))
+    assert [t.job_index for t in trajectories] == [0, 1]
+    t = trajectories[0]
+    completion = engine.TaggedTokens.from_bytes(bytes(t.completion_tokens))
+    assert len(completion) == t.n_model_tokens + t.n_interpreter_tokens + t.n_hint_tokens
+    assert t.n_model_tokens > 0 and t.finish_reason in ("budget", "eos")
+    assert t.is_correct is False  # a random model does not answer 4100
+    # Running the same job again (a redelivered message) adds nothing.
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.QUEUED)
+    generate_job_run(job_id=job.pk, worker="test")
+    assert Trajectory.objects.filter(job=job).count() == 2
+
+
+def test_a_hint_makes_a_branch_that_keeps_the_prefix_and_runs_the_hinted_code(
+    problem, tiny_reasoner
+):
+    job = trajectories_generate(problems=[problem], endpoint=tiny_reasoner, enqueue=False)
+    parent = Trajectory.objects.get(job=generate_job_run(job_id=job.pk, worker="t"))
+    hint = hint_insert(trajectory=parent, step_index=0, char_offset=0, text=CODE_HINT,
+                       by_user=None, enqueue=False)  # fmt: skip
+    done = continue_job_run(job_id=hint.job_id, worker="t")
+    assert done.status == Job.Status.SUCCEEDED, done.error
+    hint.refresh_from_db()
+    child = hint.branch
+    assert (child.parent, child.branch_step, child.source) == (parent, 0, "hinted")
+    parent_tokens = engine.TaggedTokens.from_bytes(bytes(parent.completion_tokens))
+    child_tokens = engine.TaggedTokens.from_bytes(bytes(child.completion_tokens))
+    cut = hint.token_offset
+    assert child_tokens[:cut] == parent_tokens[:cut]  # token-identical prefix
+    assert child_tokens.tags[cut] == engine.Tag.HINT
+    assert child.n_hint_tokens > 0 and child.n_code_calls >= 1
+    ran = [s for s in child.steps if s["code"]]
+    assert ran[0]["result"]["status"] == "ok"
+    assert ran[0]["result"]["objective"] == pytest.approx(12.0)
+    assert "OBJECTIVE_VALUE: 12" in ran[0]["output"]
+    assert 0 < child.token_modification_ratio < 1
+
+
+def test_the_intervener_verdict_becomes_a_model_label(problem, make_trajectory, tiny_model_path,
+                                                       taxonomy):  # fmt: skip
+    t = make_trajectory()
+    verdict = {"flawless": False, "step": 0, "flaw_type": "manual_computation",
+               "hint": "Use code for the arithmetic.", "rationale": "Hand arithmetic."}  # fmt: skip
+    intervener = scripted(tiny_model_path, chat_replies=[json.dumps(verdict)])
+    job = diagnosis_request(trajectory=t, endpoint=intervener, enqueue=False)
+    assert diagnose_job_run(job_id=job.pk, worker="t").status == Job.Status.SUCCEEDED
+    d = Diagnosis.objects.get(job=job)
+    assert (d.status, d.flawless, d.step_index, d.flaw_type.code) == (
+        "ok", False, 0, "manual_computation")  # fmt: skip
+    label = FlawLabel.objects.get(trajectory=t)
+    assert (label.source, label.author_endpoint, label.step_index) == ("model", intervener, 0)
+
+
+def test_malformed_intervener_output_is_repaired_once(make_trajectory, tiny_model_path, taxonomy):
+    t = make_trajectory()
+    good = {"flawless": True, "step": None, "flaw_type": None, "hint": None, "rationale": "ok"}
+    intervener = scripted(tiny_model_path, chat_replies=["not json at all", json.dumps(good)])
+    job = diagnosis_request(trajectory=t, endpoint=intervener, enqueue=False)
+    diagnose_job_run(job_id=job.pk, worker="t")
+    d = Diagnosis.objects.get(job=job)
+    assert (d.status, d.flawless) == ("ok", True)
+    assert not FlawLabel.objects.exists()
+
+
+def test_garbage_from_the_intervener_is_recorded_as_an_error(
+    make_trajectory, tiny_model_path, taxonomy, client_for, reviewer
+):
+    t = make_trajectory()
+    intervener = scripted(tiny_model_path, chat_replies=["<b>garbage</b>", "still garbage"])
+    job = diagnosis_request(trajectory=t, endpoint=intervener, enqueue=False)
+    assert diagnose_job_run(job_id=job.pk, worker="t").status == Job.Status.SUCCEEDED
+    d = Diagnosis.objects.get(job=job)
+    assert d.status == "error" and "still garbage" in d.raw
+    html = client_for(reviewer).get(t.get_absolute_url()).content.decode()
+    assert "Intervener error" in html
+    assert "<b>garbage</b>" not in html and "&lt;b&gt;garbage&lt;/b&gt;" in html
+
+
+def test_an_endpoint_that_keeps_timing_out_fails_the_job_with_the_reason(problem, tiny_model_path):
+    flaky = scripted(tiny_model_path, timeouts=99, completions=["never"])
+    job = trajectories_generate(problems=[problem], endpoint=flaky, enqueue=False)
+    done = generate_job_run(job_id=job.pk, worker="t")
+    assert done.status == Job.Status.FAILED
+    assert "timed out" in done.error
+    assert not Trajectory.objects.exists()
+
+
+def test_the_commands_generate_diagnose_and_export(problem, tiny_reasoner, capsys, taxonomy):
+    call_command("generate", "--benchmark", "CALM Demo", "--limit", "1")
+    tid = int(capsys.readouterr().out.strip().splitlines()[-1].split()[-1])
+    call_command("export_trajectory", str(tid))
+    exported = json.loads(capsys.readouterr().out)
+    assert exported["problem"]["reference_answer"] == 4100
+    assert exported["tokens"]["model"] > 0
+    assert exported["steps"] and "reasoning" in exported["steps"][0]
+    assert Hint.objects.count() == 0
+
+
+def test_token_and_chat_exports_load_with_datasets_and_mask_token_by_token(
+    problem, tiny_reasoner, tmp_path
+):
+    import datasets
+
+    from curation.exports import trajectory_chat_record, trajectory_token_record
+
+    job = trajectories_generate(problems=[problem], endpoint=tiny_reasoner, enqueue=False)
+    parent = Trajectory.objects.get(job=generate_job_run(job_id=job.pk, worker="t"))
+    hint = hint_insert(trajectory=parent, step_index=0, char_offset=0, text=CODE_HINT,
+                       enqueue=False)  # fmt: skip
+    continue_job_run(job_id=hint.job_id, worker="t")
+    hint.refresh_from_db()
+    branch = hint.branch
+    tokens = tmp_path / "tokens.jsonl"
+    chat = tmp_path / "chat.jsonl"
+    tokens.write_text(
+        "\n".join(
+            json.dumps(trajectory_token_record(branch, train_on_hints=h)) for h in (True, False)
+        )
+    )
+    chat.write_text(json.dumps(trajectory_chat_record(branch)))
+    rows = datasets.load_dataset("json", data_files=str(tokens), split="train")
+    with_hints, without_hints = rows[0], rows[1]
+    tags = with_hints["token_tags"]
+    for i, (token, tag) in enumerate(zip(with_hints["input_ids"], tags, strict=True)):
+        trained = tag in (engine.Tag.MODEL, engine.Tag.HINT)
+        assert with_hints["labels"][i] == (token if trained else -100), i
+        assert without_hints["labels"][i] == (token if tag == engine.Tag.MODEL else -100), i
+    assert engine.Tag.INTERPRETER in tags and engine.Tag.HINT in tags
+    conversation = datasets.load_dataset("json", data_files=str(chat), split="train")[0]
+    assert [m["role"] for m in conversation["messages"]] == ["user", "assistant"]
+    assert "```output" in conversation["messages"][1]["content"]

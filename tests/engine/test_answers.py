@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pytest
+
+from curation.engine import extract_final_answer, judge
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        (r"<think>\boxed{1}</think> So \boxed{1500}.", 1500.0),
+        (r"</think>\boxed{\frac{3}{4}}", 0.75),
+        (r"</think>The profit is \boxed{\$1,500.50}", 1500.5),
+        (r"</think>\boxed{1500 \text{ dollars}}", 1500.0),
+        (r"</think>\boxed{x = 3, y = 4, z = 12}", 12.0),
+        (r"</think>\boxed{-2.5e3}", -2500.0),
+        (r"</think>first \boxed{7}, then \boxed{\dfrac{10}{4}}", 2.5),
+        (r"</think>\boxed{{12}}", 12.0),
+        (r"no thinking at all: \boxed{42}", 42.0),
+    ],
+)
+def test_it_reads_the_last_boxed_answer_after_thinking(text, value):
+    answer = extract_final_answer(text)
+    assert answer.source == "boxed"
+    assert answer.value == pytest.approx(value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [r"</think>\boxed{\text{Infeasible}}", r"</think>\boxed{No optimal solution}",
+     r"</think>\boxed{unbounded}"],
+)  # fmt: skip
+def test_it_recognizes_no_solution_answers(text):
+    answer = extract_final_answer(text)
+    assert answer.kind == "no_solution"
+    assert answer.value is None
+
+
+def test_it_falls_back_to_the_last_optimal_solve_and_says_so():
+    results = [
+        {"status": "ok", "solves": [{"termination": "optimal", "objective": 10.0}]},
+        {"status": "ok", "solves": [{"termination": "infeasible", "objective": None}]},
+        {"status": "ok", "solves": [{"termination": "optimal", "objective": 12.5}]},
+        {"status": "error", "solves": []},
+    ]
+    answer = extract_final_answer("<think>cut off before any answer", results)
+    assert (answer.value, answer.source) == (12.5, "sandbox")
+    assert extract_final_answer("<think>nothing", []) is None
+
+
+def test_it_judges_with_the_relative_rule_by_default():
+    assert judge(1500.0000001, 1500.0)
+    assert not judge(1500.01, 1500.0)
+    assert judge(extract_final_answer(r"</think>\boxed{0.0000005}"), 0.0)
+    assert judge(r"\boxed{1,500}", 1500)
+
+
+def test_it_judges_with_the_five_percent_rule_after_rounding():
+    assert judge(1574.4, 1500, rule="percent5")
+    assert not judge(1576, 1500, rule="percent5")
+    assert judge(0.4, 0, rule="percent5")  # rounds to 0
+    assert not judge(1.0, 0, rule="percent5")
+
+
+def test_it_accepts_only_no_solution_answers_for_problems_without_an_optimum():
+    infeasible = extract_final_answer(r"</think>\boxed{infeasible}")
+    assert judge(infeasible, None, answer_status="no_best_solution")
+    assert judge(infeasible, -99999, answer_status="infeasible_marker")
+    assert not judge(
+        extract_final_answer(r"</think>\boxed{0}"), None, answer_status="no_best_solution"
+    )
+    assert not judge(None, None, answer_status="no_best_solution")
+    assert not judge(infeasible, 10.0)
+
+
+def test_it_rejects_an_unknown_rule():
+    with pytest.raises(ValueError):
+        judge(1.0, 1.0, rule="vibes")
