@@ -9,7 +9,6 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_process_init, worker_process_shutdown
 
-
 from .limits import Limits
 from .pool import SandboxPool
 

@@ -20,6 +20,8 @@ def test_it_accepts_latex_backslashes_inside_json_strings():
 
 
 def test_it_still_reads_valid_escapes_as_json_does():
-    reply = '{"flawless": true, "step": null, "flaw_type": null, "hint": null, "rationale": "a\\nb"}'
+    reply = (
+        '{"flawless": true, "step": null, "flaw_type": null, "hint": null, "rationale": "a\\nb"}'
+    )
     verdict = parse_verdict(reply, n_steps=2, flaw_codes=CODES)
     assert verdict.flawless and verdict.rationale == "a\nb"
