@@ -1,0 +1,378 @@
+"""Evaluate a Reasoner on problems JSONL files: k samples per problem through the trajectory
+engine (code runs in the solver sandbox), pass@1 per benchmark and the macro average, side by
+side with the paper's numbers.
+
+```bash
+# a local checkpoint (engine transformers backend; cuda when available)
+python -m training.evaluate --model var/runs/grpo-1 \
+    --problems /work/shared/benchmarks/nl4opt.jsonl /work/shared/benchmarks/industryor.jsonl \
+    --k 4 --temperature 0.6 --output_dir var/evals/grpo-1
+
+# an OpenAI-compatible server (vLLM, `python -m curation.engine.serve`, llama.cpp)
+python -m training.evaluate --base_url http://127.0.0.1:8000/v1 --model qwen3-4b \
+    --tokenizer /models/Qwen3-4B-Thinking-2507 --problems nl4opt.jsonl --output_dir var/evals/q
+
+# the same, from a YAML file with command-line overrides
+python -m training.evaluate --config eval.yaml --k 8
+```
+
+Writes into ``output_dir``: ``results.json`` (settings; per benchmark ``pass_at_1`` as a
+fraction, counts, mean code calls and response tokens, the paper's numbers, and per problem its
+samples: final answer, correct, code calls, failed calls, response tokens, finish reason; then
+``macro_pass_at_1``), ``trajectories.jsonl`` (each rollout's ``to_dict()`` with ``problem_id``,
+``benchmark``, ``sample``, ``correct``) and ``calm_config.yaml``. pass@1 for a problem is the
+mean correctness of its k samples; a benchmark's is the mean over its problems.
+
+Progress goes to the metrics file as ``step`` events (``step`` = samples done, ``max_steps`` =
+samples in all), one ``eval`` event with the summary, and ``done``. SIGTERM stops after the
+current batch and writes what was done (``"status": "cancelled"``), exit code 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .data import load_problems
+from .runtime import CancelToken, MetricsWriter, library_versions, resolved_config, save_config
+
+log = logging.getLogger(__name__)
+
+# CALM.md "Results to aim at": pass@1 % of Qwen3-4B-Thinking-2507 (base) and STORM.
+PAPER_RESULTS: dict[str, dict[str, float]] = {
+    "NL4Opt": {"base": 67.9, "storm": 70.3},
+    "MAMO-EasyLP": {"base": 80.0, "storm": 85.9},
+    "MAMO-ComplexLP": {"base": 44.5, "storm": 68.3},
+    "IndustryOR": {"base": 45.4, "storm": 63.5},
+    "OptMATH": {"base": 47.7, "storm": 56.3},
+}
+PAPER_MACRO = {"base": 57.1, "storm": 68.9}
+
+
+def _key(name: str) -> str:
+    key = re.sub(r"[^a-z0-9]", "", name.lower())
+    return key.removesuffix("bench")
+
+
+def paper_numbers(benchmark: str) -> dict[str, float] | None:
+    """The paper's row for a benchmark name ("MAMO EasyLP", "mamo_easylp", "OptMATH-Bench")."""
+    wanted = _key(benchmark)
+    for name, numbers in PAPER_RESULTS.items():
+        if _key(name) == wanted:
+            return numbers
+    return None
+
+
+@dataclass
+class EvaluateArguments:
+    """What to evaluate, on what, and how."""
+
+    model: str = field(
+        default="", metadata={"help": "Local checkpoint path, or served model name."}
+    )
+    problems: list[str] = field(default_factory=list, metadata={"help": "Problems JSONL files."})
+    output_dir: str = field(default="", metadata={"help": "Where results.json etc. go."})
+    base_url: str | None = field(
+        default=None, metadata={"help": "OpenAI-compatible base URL (then: the openai backend)."}
+    )
+    backend: str | None = field(
+        default=None, metadata={"help": "transformers | openai | vllm (default: from base_url)."}
+    )
+    api_key_env: str | None = field(
+        default=None, metadata={"help": "NAME of the env variable holding the API key."}
+    )
+    tokenizer: str | None = field(default=None, metadata={"help": "Local tokenizer path."})
+    device: str | None = field(default=None, metadata={"help": "transformers: cpu | cuda | ..."})
+    dtype: str = field(default="auto", metadata={"help": "transformers: model dtype."})
+    concurrency: int = field(default=8, metadata={"help": "openai: requests in flight."})
+    k: int = field(default=1, metadata={"help": "Samples per problem."})
+    temperature: float = field(default=0.6, metadata={"help": "Sampling temperature."})
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling."})
+    seed: int | None = field(default=None, metadata={"help": "Sampling seed."})
+    max_new_tokens: int = field(default=16384, metadata={"help": "Budget per completion."})
+    max_code_calls: int = field(default=15, metadata={"help": "Code runs per trajectory."})
+    code_timeout_s: float = field(default=30.0, metadata={"help": "Per code run (CoRT: 30 s)."})
+    system_prompt: str | None = field(default=None, metadata={"help": "Default: the engine's."})
+    think_prefix: str = field(default="<think>\n", metadata={"help": "Forced turn start."})
+    rule: str = field(default="relative", metadata={"help": "relative | percent5"})
+    tolerance: float = field(default=1e-6, metadata={"help": "Tolerance of the rule."})
+    max_problems: int | None = field(default=None, metadata={"help": "At most N per file."})
+    batch_size: int = field(default=16, metadata={"help": "Samples per engine call."})
+    metrics_file: str | None = field(
+        default=None, metadata={"help": "Append JSON events here (default: $CALM_METRICS_FILE)."}
+    )
+
+
+def make_parser():
+    from trl import TrlParser
+
+    return TrlParser((EvaluateArguments,), prog="python -m training.evaluate")
+
+
+def backend_spec(args: EvaluateArguments) -> dict[str, Any]:
+    """The engine endpoint spec for ``load_backend``."""
+    kind = args.backend or ("openai" if args.base_url else "transformers")
+    spec: dict[str, Any] = {"backend": kind, "model": args.model}
+    if args.tokenizer:
+        spec["tokenizer"] = args.tokenizer
+    if kind == "openai":
+        if not args.base_url:
+            raise ValueError("the openai backend needs --base_url")
+        spec.update(base_url=args.base_url, concurrency=args.concurrency)
+        if args.api_key_env:
+            spec["api_key_env"] = args.api_key_env
+    elif kind in ("transformers", "vllm"):
+        spec["dtype"] = args.dtype
+        if args.device:
+            spec["device"] = args.device
+        spec["max_batch_size"] = args.batch_size
+    return spec
+
+
+def _rollout_config(args: EvaluateArguments):
+    from curation.engine import DEFAULT_SYSTEM_PROMPT, RolloutConfig
+
+    return RolloutConfig(
+        max_code_calls=args.max_code_calls,
+        max_new_tokens=args.max_new_tokens,
+        code_timeout_s=args.code_timeout_s,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+        think_prefix=args.think_prefix,
+        system_prompt=DEFAULT_SYSTEM_PROMPT if args.system_prompt is None else args.system_prompt,
+    )
+
+
+def evaluate(
+    args: EvaluateArguments,
+    *,
+    backend=None,
+    metrics: MetricsWriter | None = None,
+    cancel: CancelToken | None = None,
+    run_code=None,
+) -> dict[str, Any]:
+    """Run the evaluation and write its files; returns the results dict. ``backend`` (an
+    engine backend) overrides the one built from ``args``."""
+    from curation.engine import judge, load_backend, rollout_many
+
+    if not args.problems or not args.output_dir:
+        raise ValueError("--problems and --output_dir are required")
+    if args.k < 1:
+        raise ValueError("--k must be at least 1")
+    metrics = metrics or MetricsWriter(None)
+    cancel = cancel or CancelToken()
+    out_dir = Path(args.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(out_dir, resolved_config(args), kind="evaluate", **library_versions())
+    problems = load_problems(args.problems, limit=args.max_problems)
+    config = _rollout_config(args)
+    own_backend = backend is None
+    backend = backend or load_backend(backend_spec(args))
+
+    jobs = [(p, s) for p in problems for s in range(args.k)]
+    samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    started = time.time()
+    done = 0
+    status = "completed"
+    trajectories = (out_dir / "trajectories.jsonl").open("w", encoding="utf-8")
+    try:
+        for start in range(0, len(jobs), max(1, args.batch_size)):
+            if cancel.cancelled:
+                status = "cancelled"
+                break
+            batch = jobs[start : start + args.batch_size]
+            rollouts = rollout_many(
+                backend, [p["question"] for p, _ in batch], config, run_code=run_code
+            )
+            for (problem, sample), r in zip(batch, rollouts, strict=True):
+                correct = judge(
+                    r.final_answer,
+                    problem["answer"],
+                    answer_status=problem["answer_status"],
+                    rule=args.rule,
+                    tolerance=args.tolerance,
+                )
+                counts = r.completion.counts()
+                samples.setdefault((problem["benchmark"], problem["id"]), []).append(
+                    {
+                        "sample": sample,
+                        "final_answer": r.final_answer.to_dict() if r.final_answer else None,
+                        "correct": bool(correct),
+                        "code_calls": r.code_calls,
+                        "failed_code_calls": r.failed_code_calls,
+                        "response_tokens": len(r.completion),
+                        "model_tokens": counts["model"] + counts["hint"],
+                        "finish_reason": r.finish_reason,
+                        "error": r.error,
+                    }
+                )
+                record = {
+                    "problem_id": problem["id"],
+                    "benchmark": problem["benchmark"],
+                    "sample": sample,
+                    "correct": bool(correct),
+                    **r.to_dict(),
+                }
+                trajectories.write(json.dumps(record, ensure_ascii=False) + "\n")
+            trajectories.flush()
+            done += len(batch)
+            running = summarize(problems, samples, args)
+            metrics.emit(
+                "step",
+                step=done,
+                max_steps=len(jobs),
+                epoch=None,
+                pass_at_1=running["macro_pass_at_1"],
+                code_calls=_mean(s["code_calls"] for v in samples.values() for s in v),
+                completion_length=_mean(s["response_tokens"] for v in samples.values() for s in v),
+            )
+    finally:
+        trajectories.close()
+        if own_backend:
+            backend.close()
+    results = summarize(problems, samples, args)
+    results.update(
+        status=status,
+        samples_done=done,
+        samples_total=len(jobs),
+        wall_s=round(time.time() - started, 3),
+        settings={k: v for k, v in resolved_config(args).items() if k != "metrics_file"},
+    )
+    (out_dir / "results.json").write_text(
+        json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    metrics.emit(
+        "eval",
+        step=done,
+        max_steps=len(jobs),
+        metrics={
+            "macro_pass_at_1": results["macro_pass_at_1"],
+            **{f"{b}/pass_at_1": v["pass_at_1"] for b, v in results["benchmarks"].items()},
+        },
+    )
+    return results
+
+
+def _mean(values) -> float | None:
+    values = list(values)
+    return sum(values) / len(values) if values else None
+
+
+def summarize(
+    problems: list[dict[str, Any]],
+    samples: dict[tuple[str, str], list[dict[str, Any]]],
+    args: EvaluateArguments,
+) -> dict[str, Any]:
+    """Per-benchmark pass@1 (mean over problems of the mean over samples) and the macro mean,
+    over the problems that have at least one sample."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for problem in problems:
+        got = samples.get((problem["benchmark"], problem["id"]))
+        if not got:
+            continue
+        grouped.setdefault(problem["benchmark"], []).append(
+            {
+                "id": problem["id"],
+                "answer": problem["answer"],
+                "answer_status": problem["answer_status"],
+                "pass_at_1": sum(s["correct"] for s in got) / len(got),
+                "samples": got,
+            }
+        )
+    benchmarks: dict[str, dict[str, Any]] = {}
+    for name, rows in grouped.items():
+        flat = [s for row in rows for s in row["samples"]]
+        benchmarks[name] = {
+            "n_problems": len(rows),
+            "n_samples": len(flat),
+            "pass_at_1": sum(row["pass_at_1"] for row in rows) / len(rows),
+            "mean_code_calls": _mean(s["code_calls"] for s in flat),
+            "mean_response_tokens": _mean(s["response_tokens"] for s in flat),
+            "paper": paper_numbers(name),
+            "problems": rows,
+        }
+    macro = _mean(v["pass_at_1"] for v in benchmarks.values())
+    return {
+        "model": args.model,
+        "k": args.k,
+        "temperature": args.temperature,
+        "rule": args.rule,
+        "tolerance": args.tolerance,
+        "benchmarks": benchmarks,
+        "macro_pass_at_1": macro,
+        "paper_macro": PAPER_MACRO,
+    }
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """A plain-text table: pass@1 % per benchmark beside the paper's base / STORM numbers."""
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f}"
+
+    def paper(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
+    header = f"{'benchmark':<18} {'n':>5} {'k':>3} {'pass@1':>7} {'base':>6} {'STORM':>6}"
+    lines = [header, "-" * len(header)]
+    for name, entry in results["benchmarks"].items():
+        numbers = entry.get("paper") or {}
+        lines.append(
+            f"{name:<18} {entry['n_problems']:>5} {results['k']:>3} {pct(entry['pass_at_1']):>7} "
+            f"{paper(numbers.get('base')):>6} {paper(numbers.get('storm')):>6}"
+        )
+    lines.append("-" * len(header))
+    macro = results.get("macro_pass_at_1")
+    lines.append(
+        f"{'macro average':<18} {'':>5} {'':>3} {pct(macro):>7} "
+        f"{paper(PAPER_MACRO['base']):>6} {paper(PAPER_MACRO['storm']):>6}"
+    )
+    lines.append("(paper: Qwen3-4B-Thinking-2507 base and STORM, pass@1 % on all five benchmarks)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    (args,) = make_parser().parse_args_and_config(list(argv) if argv is not None else None)
+    metrics = MetricsWriter(args.metrics_file)
+    cancel = CancelToken().install()
+    metrics.emit("start", kind="evaluate", output_dir=args.output_dir, config=resolved_config(args))
+    try:
+        results = evaluate(args, metrics=metrics, cancel=cancel)
+    except Exception as exc:
+        metrics.emit(
+            "done",
+            status="failed",
+            cancelled=False,
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(limit=20)[-4000:],
+            output_dir=args.output_dir,
+        )
+        raise
+    print(format_table(results))
+    metrics.emit(
+        "done",
+        status=results["status"],
+        cancelled=results["status"] == "cancelled",
+        step=results["samples_done"],
+        max_steps=results["samples_total"],
+        output_dir=args.output_dir,
+        results=str(Path(args.output_dir) / "results.json"),
+        macro_pass_at_1=results["macro_pass_at_1"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
