@@ -150,6 +150,11 @@ CELERY_TASK_ROUTES = {
     "curation.*": {"queue": Queue.DEFAULT.value},
 }
 CELERY_BEAT_SCHEDULE = {
+    "restart-stalled-batches": {
+        "task": "curation.batches_tick",
+        "schedule": env_float("BATCH_TICK_INTERVAL_S", 30.0),
+        "options": {"queue": Queue.DEFAULT.value, "expires": 25},
+    },
     "reap-stale-jobs": {
         "task": "curation.jobs_reap",
         "schedule": env_float("JOB_REAP_INTERVAL_S", 60.0),

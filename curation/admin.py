@@ -3,6 +3,9 @@ from __future__ import annotations
 from django.contrib import admin
 
 from .models import (
+    Batch,
+    BatchItem,
+    BatchRound,
     Benchmark,
     Diagnosis,
     FlawCategory,
@@ -12,6 +15,8 @@ from .models import (
     Job,
     ModelEndpoint,
     Problem,
+    ReviewDecision,
+    ReviewLock,
     Trajectory,
 )
 
@@ -93,3 +98,35 @@ class DiagnosisAdmin(admin.ModelAdmin):
     list_display = ["id", "trajectory", "endpoint", "status", "flawless", "step_index"]
     list_filter = ["status", "flawless"]
     raw_id_fields = ["trajectory", "job"]
+
+
+@admin.register(Batch)
+class BatchAdmin(admin.ModelAdmin):
+    list_display = ["name", "status", "reasoner", "intervener", "created_at"]
+    list_filter = ["status"]
+
+
+@admin.register(BatchItem)
+class BatchItemAdmin(admin.ModelAdmin):
+    list_display = ["id", "batch", "problem", "sample_index", "state", "phase", "rounds", "outcome"]
+    list_filter = ["state", "phase", "outcome"]
+    raw_id_fields = ["batch", "problem", "root", "trajectory", "pending_diagnosis"]
+
+
+@admin.register(BatchRound)
+class BatchRoundAdmin(admin.ModelAdmin):
+    list_display = ["item", "number", "correct_before", "correct_after"]
+    raw_id_fields = ["item", "diagnosis", "before", "after"]
+
+
+@admin.register(ReviewDecision)
+class ReviewDecisionAdmin(admin.ModelAdmin):
+    list_display = ["trajectory", "decision", "author", "created_at"]
+    list_filter = ["decision"]
+    raw_id_fields = ["trajectory"]
+
+
+@admin.register(ReviewLock)
+class ReviewLockAdmin(admin.ModelAdmin):
+    list_display = ["trajectory", "reviewer", "locked_until"]
+    raw_id_fields = ["trajectory"]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .views import imports, jobs, problems, review, trajectories
+from .views import batches, imports, jobs, problems, review, trajectories
 
 urlpatterns = [
     path("", problems.problem_list, name="curation-problem-list"),
@@ -50,6 +50,14 @@ urlpatterns = [
         "trajectories/<int:left>/compare/<int:right>/",
         review.trajectory_compare,
         name="curation-trajectory-compare",
+    ),
+    path("batches/", batches.batch_list, name="curation-batch-list"),
+    path("batches/new", batches.batch_new, name="curation-batch-new"),
+    path("batches/<int:pk>/", batches.batch_detail, name="curation-batch-detail"),
+    path(
+        "batches/<int:pk>/<str:action>",
+        batches.batch_control,
+        name="curation-batch-control",
     ),
     path("review/", review.review_queue_page, name="curation-review-queue"),
     path("review/next", review.review_next_view, name="curation-review-next"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .batches import Batch, BatchItem, BatchRound
 from .endpoints import ModelEndpoint
 from .jobs import Job
 from .problems import AnswerStatus, Benchmark, Problem
@@ -11,6 +12,9 @@ from .trajectories import Diagnosis, FlawLabel, Hint, Trajectory
 
 __all__ = [
     "AnswerStatus",
+    "Batch",
+    "BatchItem",
+    "BatchRound",
     "Benchmark",
     "Diagnosis",
     "FlawCategory",

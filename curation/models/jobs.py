@@ -18,6 +18,7 @@ class Job(models.Model):
         GENERATE = "generate", "Generate trajectories"
         CONTINUE = "continue", "Continue from a hint"
         DIAGNOSE = "diagnose", "Diagnose with the Intervener"
+        BATCH = "batch", "CALM batch"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -3,10 +3,18 @@ service. Routing to queues is by task-name prefix, in settings.CELERY_TASK_ROUTE
 
 from __future__ import annotations
 
-from .generation import continue_task, diagnose_task, generate_task
+from .generation import (
+    batch_advance_task,
+    batches_tick_task,
+    continue_task,
+    diagnose_task,
+    generate_task,
+)
 from .imports import jobs_reap_task, problems_import_task
 
 __all__ = [
+    "batch_advance_task",
+    "batches_tick_task",
     "continue_task",
     "diagnose_task",
     "generate_task",

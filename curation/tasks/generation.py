@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from ..services.calm import batch_advance, batch_send, batches_tick
 from ..services.generation import continue_job_run, diagnose_job_run, generate_job_run
 
 
@@ -28,3 +29,20 @@ def continue_task(self, job_id: int) -> str | None:
 @shared_task(bind=True, name="curation.generation.diagnose")
 def diagnose_task(self, job_id: int) -> str | None:
     return _status(diagnose_job_run(job_id=job_id, worker=self.request.hostname or "worker"))
+
+
+@shared_task(name="curation.generation.batch_advance")
+def batch_advance_task(batch_id: int) -> bool:
+    """Move a CALM batch one round forward, and queue the next round while work remains."""
+    from ..models import Batch
+
+    more = batch_advance(batch_id=batch_id)
+    if more:
+        batch_send(Batch.objects.get(pk=batch_id))
+    return more
+
+
+@shared_task(name="curation.batches_tick")
+def batches_tick_task() -> int:
+    """Periodic (beat): restart the driver of running batches whose worker died."""
+    return batches_tick()

@@ -65,6 +65,7 @@ def load_backend(spec: dict[str, Any]) -> Backend:
             latency_s=float(spec.get("latency_s") or 0.0),
             timeouts=int(spec.get("timeouts") or 0),
             chat_timeouts=int(spec.get("chat_timeouts") or 0),
+            chat_rules=[tuple(rule) for rule in spec.get("chat_rules") or []],
             spec=spec,
         )
     raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")

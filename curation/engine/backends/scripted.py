@@ -32,6 +32,8 @@ class ScriptedBackend(Backend):
       next request whose prompt extends this one), so a whole trajectory can be scripted as
       one text, also in a batch. A turn that ends otherwise ends with EOS (added if missing).
     - ``chat_replies``: what ``chat`` answers, in order.
+    - ``chat_rules``: ``(text, reply)`` pairs: ``chat`` answers the reply of the first rule whose
+      text appears in the conversation (an empty text matches always), before ``chat_replies``.
     - ``timeouts`` / ``chat_timeouts``: the first N calls raise ``BackendTimeoutError``.
     - ``latency_s``: sleep this long per call (benchmarks).
 
@@ -47,6 +49,7 @@ class ScriptedBackend(Backend):
         timeouts: int = 0,
         chat_timeouts: int = 0,
         latency_s: float = 0.0,
+        chat_rules: Sequence[tuple[str, str]] = (),
         eos_token_ids: Sequence[int] | None = None,
         spec: dict[str, Any] | None = None,
     ):
@@ -58,6 +61,7 @@ class ScriptedBackend(Backend):
         self._timeouts = timeouts
         self._chat_timeouts = chat_timeouts
         self.latency_s = latency_s
+        self.chat_rules = [(str(needle), str(reply)) for needle, reply in chat_rules]
         if eos_token_ids is None:
             eos = getattr(tokenizer, "eos_token_id", None)
             eos_token_ids = [eos] if eos is not None else []
@@ -116,6 +120,13 @@ class ScriptedBackend(Backend):
         if self._chat_timeouts > 0:
             self._chat_timeouts -= 1
             raise BackendTimeoutError("scripted stand-in: the endpoint timed out")
+        if self.chat_rules:
+            # First rule whose text appears in the conversation: a stand-in that "reads" the
+            # trajectory, for loops that ask it again and again (the CALM batch).
+            seen = "\n".join(m.get("content", "") for m in messages)
+            for needle, reply in self.chat_rules:
+                if needle in seen:
+                    return reply
         if not self._chat:
             raise RuntimeError("scripted stand-in: no chat reply left")
         return self._chat.popleft()

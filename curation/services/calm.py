@@ -1,0 +1,451 @@
+"""The CALM loop over a batch: generate, diagnose, and while the Intervener finds a flaw and
+the cap allows, insert its hint and regenerate from that step.
+
+Work advances in rounds: ``batch_advance`` claims up to ``concurrency`` items, moves each one
+phase forward (all generations of a round go to the endpoint together, so many requests are in
+flight), writes each item's step in one transaction, and is queued again while work remains.
+Every write is keyed, so a driver killed in the middle loses at most the step in flight, and a
+rerun repeats that step once (items whose heartbeat stopped are claimed again).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from .. import engine
+from ..models import (
+    Batch,
+    BatchItem,
+    BatchRound,
+    Diagnosis,
+    FlawType,
+    Hint,
+    ModelEndpoint,
+    Problem,
+    Trajectory,
+)
+from .generation import _config_dict, _trajectory_from_rollout, backend_for, rollout_config
+from .labels import flaw_label_set
+
+log = logging.getLogger(__name__)
+DEFAULT_CONFIG = {
+    "samples_per_problem": 1,
+    "max_interventions": 5,  # the paper's cap
+    "answer_rule": "relative",
+    "answer_tolerance": 1e-6,
+    "concurrency": 8,
+}
+# Set only when a batch overrides them; otherwise the endpoint's sampling and the settings'
+# rollout defaults apply (a batch of a small local model must not inherit a 16k budget).
+ROLLOUT_KEYS = ("max_code_calls", "max_new_tokens")
+
+
+class BatchError(ValueError):
+    pass
+
+
+# --- creating and steering -------------------------------------------------------------------
+
+
+def batch_problems(
+    *, benchmarks: list[str], answer_status: str = "", sample_size: int | None = None, seed=0
+) -> list[Problem]:
+    """The problem selection of a batch: benchmarks (slugs), a filter, a seeded sample."""
+    problems = Problem.objects.filter(benchmark__slug__in=benchmarks).order_by("pk")
+    if answer_status:
+        problems = problems.filter(answer_status=answer_status)
+    chosen = list(problems)
+    if sample_size and sample_size < len(chosen):
+        chosen = sorted(random.Random(seed).sample(chosen, sample_size), key=lambda p: p.pk)  # noqa: S311
+    return chosen
+
+
+def batch_create(
+    *,
+    name: str,
+    problems: list[Problem],
+    reasoner: ModelEndpoint,
+    intervener: ModelEndpoint,
+    config: dict | None = None,
+    selection: dict | None = None,
+    by=None,
+    enqueue: bool = True,
+) -> Batch:
+    """Create a batch with one item per (problem, sample) and start its driver."""
+    if not problems:
+        raise BatchError("the selection has no problems")
+    if not reasoner.can_reason or not intervener.can_intervene:
+        raise BatchError("choose a Reasoner and an Intervener endpoint")
+    config = {**DEFAULT_CONFIG, **(config or {})}
+    with transaction.atomic():
+        batch = Batch.objects.create(
+            name=name, reasoner=reasoner, intervener=intervener, config=config,
+            selection=selection or {}, created_by=by,
+        )  # fmt: skip
+        BatchItem.objects.bulk_create(
+            BatchItem(batch=batch, problem=p, sample_index=s)
+            for p in problems
+            for s in range(int(config["samples_per_problem"]))
+        )
+        if enqueue:
+            transaction.on_commit(lambda: batch_send(batch))
+    return batch
+
+
+def batch_send(batch: Batch) -> None:
+    from calm_studio.celery import app
+
+    task = app.send_task("curation.generation.batch_advance", args=[batch.pk], queue="gpu")
+    Batch.objects.filter(pk=batch.pk).update(task_id=task.id)
+
+
+def batch_pause(*, batch: Batch) -> bool:
+    """Stop claiming new work; steps in flight finish."""
+    return bool(
+        Batch.objects.filter(pk=batch.pk, status=Batch.Status.RUNNING).update(
+            status=Batch.Status.PAUSED
+        )
+    )
+
+
+def batch_resume(*, batch: Batch, enqueue: bool = True) -> bool:
+    resumed = Batch.objects.filter(pk=batch.pk, status=Batch.Status.PAUSED).update(
+        status=Batch.Status.RUNNING
+    )
+    if resumed and enqueue:
+        transaction.on_commit(lambda: batch_send(batch))
+    return bool(resumed)
+
+
+def batch_cancel(*, batch: Batch) -> bool:
+    return bool(
+        Batch.objects.filter(
+            pk=batch.pk, status__in=[Batch.Status.RUNNING, Batch.Status.PAUSED]
+        ).update(status=Batch.Status.CANCELLED, finished_at=timezone.now())
+    )
+
+
+# --- the driver --------------------------------------------------------------------------------
+
+
+def _claimable(batch: Batch):
+    stale = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S)
+    return BatchItem.objects.filter(batch=batch).filter(
+        Q(state=BatchItem.State.WAITING) | Q(state=BatchItem.State.RUNNING, heartbeat_at__lt=stale)
+    )
+
+
+def _claim(batch: Batch, limit: int) -> list[BatchItem]:
+    """Take up to ``limit`` items with one conditional UPDATE per item (two drivers never take
+    the same item; a RUNNING item whose heartbeat stopped belonged to a dead driver)."""
+    claimed = []
+    stale = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S)
+    for item in _claimable(batch).order_by("pk")[: limit * 2]:
+        now = timezone.now()
+        taken = (
+            BatchItem.objects.filter(pk=item.pk)
+            .filter(
+                Q(state=BatchItem.State.WAITING)
+                | Q(state=BatchItem.State.RUNNING, heartbeat_at__lt=stale)
+            )
+            .update(state=BatchItem.State.RUNNING, heartbeat_at=now, attempts=item.attempts + 1)
+        )
+        if taken:
+            item.state, item.heartbeat_at, item.attempts = "running", now, item.attempts + 1
+            claimed.append(item)
+        if len(claimed) >= limit:
+            break
+    return claimed
+
+
+class _ItemsHeartbeat:
+    """Keeps the claimed items' heartbeats fresh while a long step runs."""
+
+    def __init__(self, ids: list[int]) -> None:
+        import threading
+
+        self.ids = ids
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop.wait(settings.JOB_HEARTBEAT_S):
+                BatchItem.objects.filter(pk__in=self.ids, state=BatchItem.State.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=settings.JOB_HEARTBEAT_S + 5)
+
+
+def batch_advance(*, batch_id: int) -> bool:
+    """Move up to ``concurrency`` items one phase forward. Returns True while work remains
+    (the task queues itself again); marks the batch done when nothing is left."""
+    batch = Batch.objects.select_related("reasoner", "intervener").get(pk=batch_id)
+    if batch.status != Batch.Status.RUNNING:
+        return False
+    items = _claim(batch, batch.concurrency)
+    if items:
+        items = list(
+            BatchItem.objects.filter(pk__in=[i.pk for i in items]).select_related(
+                "problem", "trajectory", "pending_diagnosis__flaw_type"
+            )
+        )
+        with _ItemsHeartbeat([i.pk for i in items]):
+            for phase, step in (
+                (BatchItem.Phase.GENERATE, _generate),
+                (BatchItem.Phase.DIAGNOSE, _diagnose),
+                (BatchItem.Phase.INTERVENE, _intervene),
+            ):
+                group = [i for i in items if i.phase == phase]
+                if group:
+                    try:
+                        step(batch, group)
+                    except Exception as exc:  # the endpoint is down: retry these later
+                        log.exception("batch %s: %s step failed", batch.pk, phase)
+                        _fail(group, exc, final=False)
+    remaining = (
+        _claimable(batch).exists()
+        or BatchItem.objects.filter(batch=batch, state=BatchItem.State.RUNNING).exists()
+    )
+    if not remaining:
+        Batch.objects.filter(pk=batch.pk, status=Batch.Status.RUNNING).update(
+            status=Batch.Status.DONE, finished_at=timezone.now()
+        )
+    return remaining and bool(items)
+
+
+def _fail(items: list[BatchItem], exc: Exception, *, final: bool) -> None:
+    kind = "endpoint" if isinstance(exc, engine.BackendError) else type(exc).__name__
+    for item in items:
+        # A transient failure puts the item back for a later round, up to the attempts cap.
+        give_up = final or item.attempts >= settings.JOB_MAX_ATTEMPTS
+        BatchItem.objects.filter(pk=item.pk).update(
+            state=BatchItem.State.FAILED if give_up else BatchItem.State.WAITING,
+            outcome=BatchItem.Outcome.ERROR if give_up else "",
+            error=f"{type(exc).__name__}: {exc}"[:5000],
+            error_kind=kind,
+            finished_at=timezone.now() if give_up else None,
+        )
+
+
+def _config(batch: Batch, endpoint: ModelEndpoint) -> engine.RolloutConfig:
+    overrides = {k: batch.config[k] for k in ROLLOUT_KEYS if batch.config.get(k)}
+    return rollout_config(endpoint, overrides)
+
+
+def _judge(batch: Batch, problem: Problem, answer) -> bool:
+    return engine.judge(
+        answer,
+        problem.answer,
+        answer_status=problem.answer_status,
+        rule=batch.config.get("answer_rule", "relative"),
+        tolerance=float(batch.config.get("answer_tolerance", 1e-6)),
+    )
+
+
+def _generate(batch: Batch, items: list[BatchItem]) -> None:
+    backend = backend_for(batch.reasoner)
+    config = _config(batch, batch.reasoner)
+    rollouts = engine.rollout_many(backend, [i.problem.question for i in items], config)
+    for item, rollout in zip(items, rollouts, strict=True):
+        if rollout.error:
+            _fail([item], engine.BackendError(rollout.error), final=False)
+            continue
+        with transaction.atomic():
+            trajectory = _trajectory_from_rollout(
+                rollout, problem=item.problem, endpoint=batch.reasoner,
+                source=Trajectory.Source.GENERATED, config=_config_dict(config),
+            )  # fmt: skip
+            trajectory.is_correct = _judge(batch, item.problem, rollout.final_answer)
+            trajectory.save()
+            BatchItem.objects.filter(pk=item.pk).update(
+                root=trajectory, trajectory=trajectory, phase=BatchItem.Phase.DIAGNOSE,
+                state=BatchItem.State.WAITING,
+            )  # fmt: skip
+
+
+def _diagnose(batch: Batch, items: list[BatchItem]) -> None:
+    backend = backend_for(batch.intervener)
+    flaw_types = {
+        ft.code: ft for ft in FlawType.objects.filter(active=True).select_related("category")
+    }
+    taxonomy = [ft.as_engine_dict() for ft in flaw_types.values()]
+
+    def ask(item: BatchItem) -> engine.Verdict:
+        return engine.diagnose(
+            backend,
+            problem=item.problem.question,
+            steps=[engine.Step.from_dict(s) for s in item.trajectory.steps],
+            taxonomy=taxonomy,
+        )
+
+    workers = 1 if batch.intervener.backend == "transformers" else batch.concurrency
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        verdicts = list(pool.map(ask, items))
+    for item, verdict in zip(items, verdicts, strict=True):
+        if verdict.error and "no answer after" in verdict.error:
+            _fail([item], engine.BackendError(verdict.error), final=False)
+            continue
+        _record_verdict(batch, item, verdict, flaw_types)
+
+
+def _record_verdict(batch, item, verdict, flaw_types) -> None:
+    trajectory = item.trajectory
+    flaw_type = flaw_types.get(verdict.flaw_type) if verdict.flaw_type else None
+    with transaction.atomic():
+        diagnosis = Diagnosis.objects.create(
+            trajectory=trajectory, endpoint=batch.intervener,
+            status=Diagnosis.Status.ERROR if verdict.error else Diagnosis.Status.OK,
+            flawless=None if verdict.error else verdict.flawless, step_index=verdict.step,
+            flaw_type=flaw_type, hint=verdict.hint or "", rationale=verdict.rationale or "",
+            raw=verdict.raw or "", error=verdict.error or "",
+        )  # fmt: skip
+        update: dict = {"pending_diagnosis": None, "state": BatchItem.State.DONE}
+        if verdict.error:
+            # A bad answer from the Intervener is a result: recorded, the item ends here.
+            update.update(outcome=BatchItem.Outcome.ERROR, error_kind="intervener_output",
+                          error=verdict.error, state=BatchItem.State.FAILED)  # fmt: skip
+        elif verdict.flawless:
+            # Golden candidate only if correct and judged flawless (CALM's rule).
+            update["outcome"] = (
+                BatchItem.Outcome.CANDIDATE
+                if trajectory.is_correct
+                else BatchItem.Outcome.WRONG_FLAWLESS
+            )
+        else:
+            flaw_label_set(
+                trajectory=trajectory, step_index=verdict.step, flaw_type=flaw_type,
+                by_endpoint=batch.intervener, note=verdict.rationale or "",
+                reason=f"Intervener diagnosis #{diagnosis.pk} (batch {batch.pk})",
+            )  # fmt: skip
+            if item.rounds >= batch.max_interventions:
+                update["outcome"] = BatchItem.Outcome.CAP_REACHED
+            else:
+                update.update(pending_diagnosis=diagnosis, phase=BatchItem.Phase.INTERVENE,
+                              state=BatchItem.State.WAITING)  # fmt: skip
+        if update["state"] in (BatchItem.State.DONE, BatchItem.State.FAILED):
+            update["finished_at"] = timezone.now()
+        BatchItem.objects.filter(pk=item.pk).update(**update)
+
+
+def _intervene(batch: Batch, items: list[BatchItem]) -> None:
+    backend = backend_for(batch.reasoner)
+    config = _config(batch, batch.reasoner)
+
+    def branch(item: BatchItem):
+        parent, diagnosis = item.trajectory, item.pending_diagnosis
+        completion = engine.TaggedTokens.from_bytes(bytes(parent.completion_tokens))
+        steps = [engine.Step.from_dict(s) for s in parent.steps]
+        offset = steps[diagnosis.step_index].token_start
+        earlier = [s for s in steps[: diagnosis.step_index] if s.code]
+        return engine.continue_rollout(
+            backend,
+            prompt_ids=engine.TaggedTokens.from_bytes(bytes(parent.prompt_tokens)).ids,
+            prefix=completion[:offset], prior_cells=[s.code for s in earlier],
+            prior_results=[s.result for s in earlier], hint_text=diagnosis.hint,
+            config=config, problem=item.problem.question,
+        ), offset  # fmt: skip
+
+    workers = 1 if batch.reasoner.backend == "transformers" else batch.concurrency
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(branch, items))
+    for item, (rollout, offset) in zip(items, results, strict=True):
+        if rollout.error:
+            _fail([item], engine.BackendError(rollout.error), final=False)
+            continue
+        parent, diagnosis = item.trajectory, item.pending_diagnosis
+        with transaction.atomic():
+            child = _trajectory_from_rollout(
+                rollout, problem=item.problem, parent=parent, branch_step=diagnosis.step_index,
+                branch_token=offset, endpoint=batch.reasoner, source=Trajectory.Source.HINTED,
+                config=_config_dict(config),
+            )  # fmt: skip
+            child.is_correct = _judge(batch, item.problem, rollout.final_answer)
+            child.save()
+            Hint.objects.create(
+                trajectory=parent, step_index=diagnosis.step_index, token_offset=offset,
+                text=diagnosis.hint, flaw_type=diagnosis.flaw_type,
+                author_endpoint=batch.intervener, diagnosis=diagnosis, branch=child,
+            )  # fmt: skip
+            BatchRound.objects.create(
+                item=item, number=item.rounds + 1, diagnosis=diagnosis, before=parent,
+                after=child, correct_before=parent.is_correct, correct_after=child.is_correct,
+            )  # fmt: skip
+            BatchItem.objects.filter(pk=item.pk).update(
+                trajectory=child, rounds=item.rounds + 1, pending_diagnosis=None,
+                phase=BatchItem.Phase.DIAGNOSE, state=BatchItem.State.WAITING,
+            )  # fmt: skip
+
+
+def batches_tick() -> int:
+    """Periodic (beat): restart the driver of running batches whose work stalled (the worker
+    that drove them died). Returns how many were restarted."""
+    stale = timezone.now() - timedelta(seconds=settings.JOB_STALE_AFTER_S)
+    restarted = 0
+    for batch in Batch.objects.filter(status=Batch.Status.RUNNING):
+        items = BatchItem.objects.filter(batch=batch)
+        busy = items.filter(state=BatchItem.State.RUNNING, heartbeat_at__gte=stale).exists()
+        recent = items.filter(updated_at__gte=stale).exists()
+        if not busy and not recent and _claimable(batch).exists():
+            batch_send(batch)
+            restarted += 1
+    return restarted
+
+
+def batch_progress(batch: Batch) -> dict:
+    """Counts for the batch page: items by state and outcome, rounds, throughput, ETA."""
+    from django.db.models import Count
+
+    items = BatchItem.objects.filter(batch=batch)
+    by_state = dict(items.values_list("state").annotate(n=Count("pk")))
+    by_outcome = dict(items.exclude(outcome="").values_list("outcome").annotate(n=Count("pk")))
+    errors = dict(items.exclude(error_kind="").values_list("error_kind").annotate(n=Count("pk")))
+    total = sum(by_state.values())
+    finished = list(
+        items.filter(finished_at__isnull=False).order_by("finished_at")
+        .values_list("finished_at", flat=True)
+    )  # fmt: skip
+    done = len(finished)
+    rate = eta = None
+    if done >= 2:
+        span = (finished[-1] - batch.created_at).total_seconds()
+        rate = done / span if span > 0 else None
+        if rate and batch.status == Batch.Status.RUNNING:
+            eta = (total - done) / rate
+    rounds = {}
+    for number, before, after in BatchRound.objects.filter(item__batch=batch).values_list(
+        "number", "correct_before", "correct_after"
+    ):
+        row = rounds.setdefault(number, {"round": number, "interventions": 0, "fixed": 0})
+        row["interventions"] += 1
+        row["fixed"] += int(bool(after) and not before)
+    return {
+        "total": total,
+        "by_state": {s: by_state.get(s, 0) for s in BatchItem.State.values},
+        "by_outcome": {o: by_outcome.get(o, 0) for o in BatchItem.Outcome.values},
+        "errors": errors,
+        "done": done,
+        "rounds": [rounds[k] for k in sorted(rounds)],
+        "items_per_min": round(rate * 60, 2) if rate else None,
+        "eta_s": round(eta) if eta is not None else None,
+        "percent": round(100 * done / total) if total else 0,
+    }

@@ -1,0 +1,89 @@
+"""The figures of a batch page: the paper's statistics, computed by curation.stats from plain
+rows and drawn by curation.plots as inline SVG (no JavaScript)."""
+
+from __future__ import annotations
+
+from .. import plots, stats
+from ..models import Batch, BatchItem, BatchRound, FlawLabel, FlawType, Trajectory
+
+PAPER_TMR = 0.026  # CALM: hints changed under 2.6% of the generated tokens
+
+
+def _batch_trajectories(batch: Batch):
+    ids = set(
+        BatchItem.objects.filter(batch=batch).exclude(root=None).values_list("root", flat=True)
+    )
+    ids |= set(BatchRound.objects.filter(item__batch=batch).values_list("after", flat=True))
+    return Trajectory.objects.filter(pk__in=ids - {None})
+
+
+def batch_charts(batch: Batch) -> dict:
+    """Numbers and SVG charts for the batch page."""
+    trajectories = _batch_trajectories(batch)
+    rows = list(
+        trajectories.values(
+            "n_model_tokens", "n_hint_tokens", "n_interpreter_tokens", "n_code_calls",
+            "is_correct", "endpoint__name", "problem__benchmark__name",
+        )
+    )  # fmt: skip
+    finals = list(
+        BatchItem.objects.filter(batch=batch, outcome="candidate").values(
+            "trajectory__n_model_tokens", "trajectory__n_hint_tokens"
+        )
+    )
+    candidate_tmr = stats.token_modification_ratio(
+        {
+            "n_model_tokens": r["trajectory__n_model_tokens"],
+            "n_hint_tokens": r["trajectory__n_hint_tokens"],
+        }
+        for r in finals
+    )
+    per_traj = stats.token_modification_ratio_per_trajectory(rows)
+    labels = [
+        {"benchmark": r["trajectory__problem__benchmark__name"],
+         "category": r["flaw_type__category__name"], "flaw_type": r["flaw_type__name"]}
+        for r in FlawLabel.objects.filter(trajectory__in=trajectories, source="model")
+        .exclude(flaw_type=None)
+        .values("trajectory__problem__benchmark__name", "flaw_type__category__name",
+                "flaw_type__name")
+    ]  # fmt: skip
+    order = list(FlawType.objects.values_list("name", flat=True))
+    distribution = stats.flaw_distribution(labels, flaw_types=order)
+    rounds = stats.fixes_per_round(
+        {"round": n, "correct_before": b, "correct_after": a}
+        for n, b, a in BatchRound.objects.filter(item__batch=batch).values_list(
+            "number", "correct_before", "correct_after"
+        )
+    )
+    outcomes = stats.golden_yield(
+        {"outcome": o or s} for o, s in BatchItem.objects.filter(batch=batch).values_list(
+            "outcome", "state"
+        )
+    )  # fmt: skip
+    models = stats.per_model({"model": r["endpoint__name"] or "?", **r} for r in rows)
+    return {
+        "tmr": stats.token_modification_ratio(rows),
+        "candidate_tmr": candidate_tmr,
+        "yield": outcomes,
+        "models": models,
+        "tmr_chart": plots.histogram(
+            [100 * v for v in per_traj["values"]], bins=10, unit="%",
+            title="Token modification ratio per trajectory (%)",
+            reference=100 * PAPER_TMR, reference_label="paper: 2.6%",
+        ),
+        "flaw_chart": plots.grouped_bar_chart(
+            distribution["benchmarks"], distribution["by_category"]["counts"], stacked=True,
+            title="Flaws found by the Intervener, by benchmark and category",
+        ),
+        "rounds_chart": plots.grouped_bar_chart(
+            [f"round {r['round']}" for r in rounds["rounds"]],
+            {"interventions": [r["interventions"] for r in rounds["rounds"]],
+             "fixed": [r["fixed"] for r in rounds["rounds"]]},
+            title="Interventions and fixes per round",
+        ),
+        "rounds": rounds,
+        "outcome_chart": plots.bar_chart(
+            [k for k, v in outcomes["counts"].items() if v],
+            [v for v in outcomes["counts"].values() if v], title="Items by outcome",
+        ),
+    }  # fmt: skip

@@ -1,0 +1,170 @@
+"""The CALM loop over a batch, with the tiny real model as the Reasoner and the engine's
+scripted stand-in for a language model as the Intervener (it "reads" the trajectory through
+rules: a flaw until the sandbox printed the right objective, then flawless)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from curation.models import Batch, BatchItem, BatchRound, FlawLabel, Hint, ModelEndpoint
+from curation.services.calm import (
+    batch_advance,
+    batch_cancel,
+    batch_create,
+    batch_pause,
+    batch_problems,
+    batch_progress,
+    batch_resume,
+)
+
+# Committed writes: the driver heartbeats its items from a thread with its own connection.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# A hint in the Reasoner's voice that writes and runs the right model of demo-01 (4100).
+FIX = (
+    "Wait, I should let the solver do it.\n```python\nimport pyomo.environ as pyo\n"
+    "m = pyo.ConcreteModel()\nm.t = pyo.Var(domain=pyo.NonNegativeReals)\n"
+    "m.c = pyo.Var(domain=pyo.NonNegativeReals)\n"
+    "m.a = pyo.Constraint(expr=4 * m.t + 3 * m.c <= 240)\n"
+    "m.b = pyo.Constraint(expr=2 * m.t + m.c <= 100)\n"
+    "m.o = pyo.Objective(expr=70 * m.t + 50 * m.c, sense=pyo.maximize)\n"
+    "pyo.SolverFactory('appsi_highs').solve(m)\nprint('OBJECTIVE_VALUE:', pyo.value(m.o))\n```\n"
+)
+FLAW = {"flawless": False, "step": 0, "flaw_type": "delayed_code_use", "hint": FIX,
+        "rationale": "It never runs a solver."}  # fmt: skip
+CLEAN = {"flawless": True, "step": None, "flaw_type": None, "hint": None, "rationale": "ok"}
+
+
+@pytest.fixture
+def endpoints(tiny_model_path, taxonomy):
+    reasoner = ModelEndpoint.objects.create(
+        name="tiny", backend="transformers", model=str(tiny_model_path),
+        sampling={"temperature": 0.0, "max_new_tokens": 400}, extra={"device": "cpu"},
+    )  # fmt: skip
+
+    def intervener(rules):
+        return ModelEndpoint.objects.create(
+            name=f"scripted-{len(rules)}", backend="scripted", role="intervener",
+            model=str(tiny_model_path), extra={"chat_rules": rules},
+        )  # fmt: skip
+
+    return reasoner, intervener
+
+
+def run_to_the_end(batch: Batch, limit: int = 30) -> None:
+    for _ in range(limit):
+        if not batch_advance(batch_id=batch.pk):
+            return
+    raise AssertionError("the batch did not finish")
+
+
+def test_a_flaw_is_found_hinted_fixed_and_becomes_a_golden_candidate(problem, endpoints):
+    reasoner, make_intervener = endpoints
+    intervener = make_intervener(
+        [["OBJECTIVE_VALUE: 4100", json.dumps(CLEAN)], ["", json.dumps(FLAW)]]
+    )
+    batch = batch_create(name="b", problems=[problem], reasoner=reasoner,
+                         intervener=intervener, enqueue=False)  # fmt: skip
+    run_to_the_end(batch)
+    batch.refresh_from_db()
+    item = BatchItem.objects.get(batch=batch)
+    assert (batch.status, item.state, item.outcome, item.rounds) == (
+        "done", "done", "candidate", 1)  # fmt: skip
+    assert item.root.is_correct is False and item.trajectory.is_correct is True
+    assert item.trajectory.parent == item.root  # every branch is kept and reviewable
+    hint = Hint.objects.get(branch=item.trajectory)
+    assert (
+        hint.author_endpoint == intervener and hint.diagnosis.flaw_type.code == "delayed_code_use"
+    )
+    round_ = BatchRound.objects.get(item=item)
+    assert (round_.number, round_.fixed) == (1, True)
+    assert FlawLabel.objects.filter(trajectory=item.root, source="model").count() == 1
+    progress = batch_progress(batch)
+    assert progress["by_outcome"]["candidate"] == 1
+    assert progress["rounds"] == [{"round": 1, "interventions": 1, "fixed": 1}]
+
+
+def test_the_intervention_cap_is_honoured(problem, endpoints):
+    reasoner, make_intervener = endpoints
+    always_flawed = {**FLAW, "hint": "Let me think again."}
+    intervener = make_intervener([["", json.dumps(always_flawed)]])
+    batch = batch_create(name="b", problems=[problem], reasoner=reasoner, intervener=intervener,
+                         config={"max_interventions": 2}, enqueue=False)  # fmt: skip
+    run_to_the_end(batch)
+    item = BatchItem.objects.get(batch=batch)
+    assert (item.outcome, item.rounds) == ("cap_reached", 2)
+    assert BatchRound.objects.filter(item=item).count() == 2
+
+
+def test_garbage_from_the_intervener_ends_the_item_as_a_recorded_error(problem, endpoints):
+    reasoner, make_intervener = endpoints
+    intervener = make_intervener([["", "I think it is fine!!"]])
+    batch = batch_create(name="b", problems=[problem], reasoner=reasoner,
+                         intervener=intervener, enqueue=False)  # fmt: skip
+    run_to_the_end(batch)
+    item = BatchItem.objects.get(batch=batch)
+    assert (item.state, item.outcome, item.error_kind) == ("failed", "error", "intervener_output")
+    assert "I think it is fine!!" in item.trajectory.diagnoses.get().raw
+
+
+def test_pause_resume_and_cancel(problem, endpoints):
+    reasoner, make_intervener = endpoints
+    intervener = make_intervener([["", json.dumps(CLEAN)]])
+    batch = batch_create(name="b", problems=[problem], reasoner=reasoner, intervener=intervener,
+                         config={"samples_per_problem": 3}, enqueue=False)  # fmt: skip
+    assert batch_pause(batch=batch)
+    assert batch_advance(batch_id=batch.pk) is False  # a paused batch claims nothing
+    assert set(BatchItem.objects.values_list("state", flat=True)) == {"waiting"}
+    assert batch_resume(batch=batch, enqueue=False)
+    batch_advance(batch_id=batch.pk)
+    assert BatchItem.objects.filter(phase="diagnose").count() == 3
+    assert batch_cancel(batch=batch)
+    assert batch_advance(batch_id=batch.pk) is False
+    batch.refresh_from_db()
+    assert batch.status == "cancelled"
+
+
+def test_a_selection_samples_problems_reproducibly(problem):
+    from curation.models import Problem
+
+    for i in range(9):
+        Problem.objects.create(benchmark=problem.benchmark, external_id=f"x{i}", question="q",
+                               answer=1, content_hash=str(i))  # fmt: skip
+    first = batch_problems(benchmarks=["calm-demo"], sample_size=4, seed=7)
+    again = batch_problems(benchmarks=["calm-demo"], sample_size=4, seed=7)
+    assert [p.pk for p in first] == [p.pk for p in again] and len(first) == 4
+
+
+def test_the_batch_pages_show_progress_and_figures_and_leads_steer_them(
+    problem, endpoints, client_for, lead, reviewer
+):
+    from django.urls import reverse
+
+    reasoner, make_intervener = endpoints
+    intervener = make_intervener(
+        [["OBJECTIVE_VALUE: 4100", json.dumps(CLEAN)], ["", json.dumps(FLAW)]]
+    )
+    client = client_for(lead)
+    response = client.post(
+        reverse("curation-batch-new"),
+        {"name": "demo run", "benchmarks": ["calm-demo"], "seed": 0, "reasoner": reasoner.pk,
+         "intervener": intervener.pk, "samples_per_problem": 1, "max_interventions": 5,
+         "answer_rule": "relative", "answer_tolerance": 1e-6, "concurrency": 4},
+    )  # fmt: skip
+    batch = Batch.objects.get()
+    assert response["Location"] == batch.get_absolute_url()
+    assert batch.selection["benchmarks"] == ["calm-demo"] and batch.config["concurrency"] == 4
+    run_to_the_end(batch)
+    client.force_login(reviewer)
+    page = client.get(batch.get_absolute_url()).content.decode()
+    assert 'id="outcome-candidate">1<' in page and "<svg" in page
+    assert "Interventions per round: round 1: 1 (1 fixed)" in page
+    fragment = client.get(batch.get_absolute_url(), headers={"HX-Request": "true"}).content
+    assert b"<html" not in fragment and fragment.strip().startswith(b'<div id="batch-progress"')
+    # Reviewers watch; only leads steer.
+    assert (
+        client.post(reverse("curation-batch-control", args=[batch.pk, "pause"])).status_code == 403
+    )
+    assert client.get(reverse("curation-batch-new")).status_code == 403
