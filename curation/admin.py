@@ -7,6 +7,8 @@ from .models import (
     BatchItem,
     BatchRound,
     Benchmark,
+    DatasetEntry,
+    DatasetVersion,
     Diagnosis,
     FlawCategory,
     FlawLabel,
@@ -130,3 +132,21 @@ class ReviewDecisionAdmin(admin.ModelAdmin):
 class ReviewLockAdmin(admin.ModelAdmin):
     list_display = ["trajectory", "reviewer", "locked_until"]
     raw_id_fields = ["trajectory"]
+
+
+@admin.register(DatasetVersion)
+class DatasetVersionAdmin(admin.ModelAdmin):
+    list_display = ["name", "content_hash", "created_by", "created_at"]
+    readonly_fields = [f.name for f in DatasetVersion._meta.fields]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a frozen version is immutable
+
+
+@admin.register(DatasetEntry)
+class DatasetEntryAdmin(admin.ModelAdmin):
+    list_display = ["version", "position", "trajectory"]
+    raw_id_fields = ["version", "trajectory"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

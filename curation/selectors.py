@@ -142,3 +142,30 @@ def review_queue(*, benchmark: str = "", correctness: str = "", flaws: str = "",
 
 def latest_decision(trajectory):
     return trajectory.decisions.select_related("author").first()
+
+
+def golden_trajectories(*, benchmarks: list[str] | None = None):
+    """Golden: the answer is correct, the Intervener's latest verdict is "flawless", and a
+    person's latest decision is "approved" (CALM's rule plus the human gate)."""
+    from django.db.models import OuterRef, Subquery
+
+    from .models import Diagnosis, ReviewDecision, Trajectory
+
+    decision = ReviewDecision.objects.filter(trajectory=OuterRef("pk")).order_by(
+        "-created_at", "-pk"
+    )
+    verdict = Diagnosis.objects.filter(trajectory=OuterRef("pk"), status="ok").order_by(
+        "-created_at", "-pk"
+    )
+    golden = (
+        Trajectory.objects.annotate(
+            last_decision=Subquery(decision.values("decision")[:1]),
+            last_flawless=Subquery(verdict.values("flawless")[:1]),
+        )
+        .filter(is_correct=True, last_decision="approved", last_flawless=True)
+        .select_related("problem__benchmark", "endpoint")
+        .order_by("pk")
+    )
+    if benchmarks:
+        golden = golden.filter(problem__benchmark__slug__in=benchmarks)
+    return golden

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .views import batches, imports, jobs, problems, review, trajectories
+from .views import agreement, batches, datasets, imports, jobs, problems, review, trajectories
 
 urlpatterns = [
     path("", problems.problem_list, name="curation-problem-list"),
@@ -59,6 +59,15 @@ urlpatterns = [
         batches.batch_control,
         name="curation-batch-control",
     ),
+    path("datasets/", datasets.dataset_list, name="curation-dataset-list"),
+    path("datasets/freeze", datasets.dataset_freeze_view, name="curation-dataset-freeze"),
+    path("datasets/<int:pk>/", datasets.dataset_detail, name="curation-dataset-detail"),
+    path(
+        "datasets/<int:pk>/files/<str:name>",
+        datasets.dataset_download,
+        name="curation-dataset-download",
+    ),
+    path("agreement/", agreement.agreement_page, name="curation-agreement"),
     path("review/", review.review_queue_page, name="curation-review-queue"),
     path("review/next", review.review_next_view, name="curation-review-next"),
 ]

@@ -1,4 +1,6 @@
-"""python -m curation.bench review [--steps 200] [--users 20] [--seconds 20] [--json]"""
+"""python -m curation.bench review [--steps 200] [--users 20] [--seconds 20] [--json]
+python -m curation.bench calm [--problems 200] [--concurrency 32] [--in-flight 48] [--json]
+"""
 
 from __future__ import annotations
 
@@ -20,18 +22,29 @@ def main(argv: list[str] | None = None) -> int:
     review.add_argument("--think", type=float, default=1.0, help="pause between actions (s)")
     review.add_argument("--json", action="store_true")
     review.add_argument("--database-url", help="default: a fresh SQLite file in a temporary folder")
+    calm = sub.add_parser("calm", help="CALM batch bookkeeping and requests in flight")
+    calm.add_argument("--problems", type=int, default=200)
+    calm.add_argument("--concurrency", type=int, default=32)
+    calm.add_argument("--in-flight", type=int, default=48)
+    calm.add_argument("--delay", type=float, default=2.0, help="the slow endpoint's latency (s)")
+    calm.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
     # A throwaway var dir and database: a benchmark never writes into the real one.
     var_dir = tempfile.mkdtemp(prefix="calm-bench-")
     os.environ["CALM_VAR_DIR"] = var_dir
-    os.environ["DATABASE_URL"] = args.database_url or f"sqlite:///{var_dir}/bench.sqlite3"
+    database_url = getattr(args, "database_url", None)
+    os.environ["DATABASE_URL"] = database_url or f"sqlite:///{var_dir}/bench.sqlite3"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "calm_studio.settings")
     import django
 
     django.setup()
     if args.which == "review":
         from .review import run
+
+        return run(args)
+    if args.which == "calm":
+        from .calm import run
 
         return run(args)
     return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .batches import Batch, BatchItem, BatchRound
+from .datasets import DatasetEntry, DatasetVersion
 from .endpoints import ModelEndpoint
 from .jobs import Job
 from .problems import AnswerStatus, Benchmark, Problem
@@ -16,6 +17,8 @@ __all__ = [
     "BatchItem",
     "BatchRound",
     "Benchmark",
+    "DatasetEntry",
+    "DatasetVersion",
     "Diagnosis",
     "FlawCategory",
     "FlawLabel",

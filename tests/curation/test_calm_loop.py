@@ -168,3 +168,52 @@ def test_the_batch_pages_show_progress_and_figures_and_leads_steer_them(
         client.post(reverse("curation-batch-control", args=[batch.pk, "pause"])).status_code == 403
     )
     assert client.get(reverse("curation-batch-new")).status_code == 403
+
+
+def test_approved_candidates_freeze_into_a_versioned_dataset_loadable_with_datasets(
+    problem, endpoints, lead, client_for, tmp_path, settings
+):
+    import datasets
+    from django.core.management import call_command
+    from django.urls import reverse
+
+    from curation.models import DatasetVersion
+    from curation.selectors import golden_trajectories
+    from curation.services.reviews import review_decide
+
+    settings.VAR_DIR = tmp_path
+    reasoner, make_intervener = endpoints
+    intervener = make_intervener(
+        [["OBJECTIVE_VALUE: 4100", json.dumps(CLEAN)], ["", json.dumps(FLAW)]]
+    )
+    batch = batch_create(name="b", problems=[problem], reasoner=reasoner,
+                         intervener=intervener, enqueue=False)  # fmt: skip
+    run_to_the_end(batch)
+    candidate = BatchItem.objects.get(batch=batch).trajectory
+    assert not golden_trajectories().exists()  # a candidate is golden only once approved
+    review_decide(trajectory=candidate, decision="approved", by=lead)
+    assert list(golden_trajectories()) == [candidate]
+
+    response = client_for(lead).post(
+        reverse("curation-dataset-freeze"), {"name": "golden v1", "train_on_hints": "on"}
+    )
+    version = DatasetVersion.objects.get()
+    assert response["Location"] == version.get_absolute_url()
+    assert version.counts["trajectories"] == 1 and len(version.content_hash) == 64
+    out = tmp_path / "export"
+    call_command("export_dataset", "--dataset", str(version.pk), "--out", str(out))
+    rows = datasets.load_dataset("json", data_files=str(out / "tokens.jsonl"), split="train")
+    record = rows[0]
+    for token, tag, label in zip(record["input_ids"], record["token_tags"], record["labels"],
+                                 strict=True):  # fmt: skip
+        assert label == (token if tag in (1, 3) else -100)
+    chat = datasets.load_dataset("json", data_files=str(out / "chat.jsonl"), split="train")
+    assert "OBJECTIVE_VALUE: 4100" in chat[0]["messages"][-1]["content"]
+    card = (out / "README.md").read_text()
+    assert version.content_hash in card and "Sources and licences" in card
+    # Freezing the same set again gives the same content hash (the export is deterministic).
+    call_command("export_dataset", "--freeze", "golden v2")
+    assert DatasetVersion.objects.latest("pk").content_hash == version.content_hash
+    download = client_for(lead).get(reverse("curation-dataset-download",
+                                            args=[version.pk, "tokens.jsonl"]))  # fmt: skip
+    assert download.status_code == 200 and b"input_ids" in b"".join(download.streaming_content)

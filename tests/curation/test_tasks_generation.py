@@ -14,6 +14,7 @@ from curation.services.generation import hint_insert, trajectories_generate
 from curation.services.jobs import jobs_reap
 from tests.conftest import start_worker, stop_worker
 
+ANSWER = "Done.</think>\nThe answer is \\boxed{4100}."
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
@@ -50,7 +51,7 @@ def test_a_killed_worker_leaves_no_partial_trajectory_and_the_job_resumes_once(
 ):
     slow = ModelEndpoint.objects.create(
         name="slow", backend="scripted", model=str(tiny_model_path), concurrency=1,
-        extra={"completions": ["The answer is \\boxed{4100}."] * 8, "latency_s": 1.0},
+        extra={"completions": [ANSWER] * 8, "latency_s": 1.0},
     )  # fmt: skip
     # The shared worker stops taking gpu work, so only the worker we kill gets this job.
     live_worker.control.cancel_consumer("gpu", destination=[live_worker.worker_hostname])
@@ -76,5 +77,50 @@ def test_a_killed_worker_leaves_no_partial_trajectory_and_the_job_resumes_once(
         indexes = sorted(Trajectory.objects.filter(job=job).values_list("job_index", flat=True))
         assert indexes == [0, 1, 2, 3]  # resumed where it was, nothing duplicated
         assert job.attempts == 2
+    finally:
+        live_worker.control.add_consumer("gpu", destination=[live_worker.worker_hostname])
+
+
+def test_a_batch_whose_worker_is_killed_resumes_where_it_was_and_duplicates_nothing(
+    live_worker, test_database_url, problem, tiny_model_path, settings, taxonomy
+):
+    import json
+
+    from curation.models import Batch, BatchItem
+    from curation.services.calm import batch_create, batches_tick
+
+    clean = {"flawless": True, "step": None, "flaw_type": None, "hint": None, "rationale": "ok"}
+    reasoner = ModelEndpoint.objects.create(
+        name="slow reasoner", backend="scripted", model=str(tiny_model_path),
+        extra={"completions": [ANSWER] * 8, "latency_s": 1.0},
+    )  # fmt: skip
+    intervener = ModelEndpoint.objects.create(
+        name="judge", backend="scripted", role="intervener", model=str(tiny_model_path),
+        extra={"chat_rules": [["", json.dumps(clean)]]},
+    )  # fmt: skip
+    live_worker.control.cancel_consumer("gpu", destination=[live_worker.worker_hostname])
+    try:
+        first, _ = start_worker(test_database_url, JOB_HEARTBEAT_S="0.5")
+        batch = batch_create(name="kill me", problems=[problem], reasoner=reasoner,
+                             intervener=intervener,
+                             config={"samples_per_problem": 4, "concurrency": 1})  # fmt: skip
+        started = BatchItem.objects.filter(batch=batch).exclude(phase="generate")
+        assert wait_for(started.exists, 60)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        assert Batch.objects.get(pk=batch.pk).status == "running"
+        # The item the dead worker held counts as abandoned after 2 s without a heartbeat.
+        second, _ = start_worker(test_database_url, JOB_STALE_AFTER_S="2")
+        try:
+            settings.JOB_STALE_AFTER_S = 2
+            assert wait_for(lambda: batches_tick() == 1, 30)  # beat restarts the driver
+            assert wait_for(lambda: Batch.objects.get(pk=batch.pk).status == "done", 90)
+        finally:
+            stop_worker(second)
+        items = BatchItem.objects.filter(batch=batch)
+        assert sorted(items.values_list("outcome", flat=True)) == ["candidate"] * 4
+        roots = list(items.values_list("root", flat=True))
+        assert len(set(roots)) == 4  # one root per item: nothing generated twice was kept
+        assert Trajectory.objects.filter(parent=None).count() == 4
     finally:
         live_worker.control.add_consumer("gpu", destination=[live_worker.worker_hostname])

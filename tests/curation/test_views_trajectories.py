@@ -178,3 +178,30 @@ def test_outsiders_and_anonymous_users_are_refused_everywhere(
     refused = getattr(client_for(outsider), method)(url, headers=headers)
     assert refused.status_code == 403
     assert not FlawLabel.objects.exists() and not ReviewDecision.objects.exists()
+
+
+def test_the_agreement_page_computes_kappa_between_humans_and_the_intervener(
+    client_for, reviewer, lead, make_trajectory, taxonomy
+):
+    from curation.models import Diagnosis, ModelEndpoint
+    from curation.services.labels import flaw_label_set
+    from curation.services.reviews import review_decide
+
+    manual, delayed = taxonomy[0], taxonomy[1]
+    model = ModelEndpoint.objects.create(name="judge", backend="openai", model="m")
+    a, b = make_trajectory(), make_trajectory()
+    for t in (a, b):
+        Diagnosis.objects.create(trajectory=t, endpoint=model, status="ok", flawless=False)
+        review_decide(trajectory=t, decision="needs_work", by=reviewer)
+    # Step 0 of a: both say manual computation; step 1 of b: the model says delayed code use,
+    # the human says manual computation; step 2 of b: only the human flags it.
+    flaw_label_set(trajectory=a, step_index=0, flaw_type=manual, by_endpoint=model)
+    flaw_label_set(trajectory=a, step_index=0, flaw_type=manual, by_user=reviewer)
+    flaw_label_set(trajectory=b, step_index=1, flaw_type=delayed, by_endpoint=model)
+    flaw_label_set(trajectory=b, step_index=1, flaw_type=manual, by_user=reviewer)
+    flaw_label_set(trajectory=b, step_index=2, flaw_type=manual, by_user=reviewer)
+    html = client_for(lead).get(reverse("curation-agreement")).content.decode()
+    # 3 pairs: (M, M), (M, D), (M, none); observed 1/3; the human always says M, so the
+    # chance agreement is p_M(model) = 1/3 and κ = (1/3 - 1/3) / (1 - 1/3) = 0.
+    assert 'id="kappa">κ = 0.000<' in html and "over 3 step pairs" in html
+    assert "<svg" in html
