@@ -112,8 +112,16 @@ def trajectory_tree(problem) -> list[dict]:
     return ordered
 
 
-def review_queue(*, benchmark: str = "", correctness: str = "", flaws: str = "", source: str = ""):
-    """Trajectories awaiting a decision (none yet, or the last one said "needs work")."""
+def review_queue(
+    *,
+    benchmark: str = "",
+    correctness: str = "",
+    flaws: str = "",
+    source: str = "",
+    candidates: str = "",
+):
+    """Trajectories awaiting a decision (none yet, or the last one said "needs work").
+    ``candidates="yes"``: only the golden candidates of CALM batches."""
     from django.db.models import Exists, OuterRef, Subquery
 
     from .models import FlawLabel, ReviewDecision, Trajectory
@@ -137,6 +145,8 @@ def review_queue(*, benchmark: str = "", correctness: str = "", flaws: str = "",
         queue = queue.filter(has_flaws=flaws == "yes")
     if source:
         queue = queue.filter(source=source)
+    if candidates == "yes":
+        queue = queue.filter(batch_items__outcome="candidate").distinct()
     return queue
 
 

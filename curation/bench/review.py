@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -115,6 +116,11 @@ async def _reviewer(client, base, csrf, trajectory_id, until, think, out) -> Non
          {"HX-Request": "true", "X-CSRFToken": csrf, "Referer": base}),
         ("GET", "/review/", None, {}),
     ]  # fmt: skip
+    # People are not in lockstep: start at a random moment and pause a varying time (0.5x to
+    # 1.5x ``think``), else every reviewer would hit the same page in the same instant.
+    rng = random.Random(csrf)  # noqa: S311 - load timing, not security
+    if think:
+        await asyncio.sleep(rng.uniform(0, think))
     i = 0
     while time.monotonic() < until:
         method, path, data, headers = requests[i % len(requests)]
@@ -125,11 +131,14 @@ async def _reviewer(client, base, csrf, trajectory_id, until, think, out) -> Non
             ok = response.status_code == 200
         except Exception:
             ok = False
-        out["latencies"].append((time.perf_counter() - start) * 1000)
+        elapsed = (time.perf_counter() - start) * 1000
+        out["latencies"].append(elapsed)
+        kind = f"{method} {path.split('/')[-1] if method == 'POST' else path.split('/')[1]}"
+        out.setdefault("by_kind", {}).setdefault(kind, []).append(elapsed)
         if not ok:
             out["errors"] += 1
         if think:
-            await asyncio.sleep(think)
+            await asyncio.sleep(think * rng.uniform(0.5, 1.5))
 
 
 async def _load(base, names, trajectory_id, seconds, think) -> dict:
@@ -176,7 +185,9 @@ def _serve(port: int) -> subprocess.Popen:
 
 def _summary(label: str, result: dict) -> dict:
     lat = result["latencies"]
+    kinds = {k: round(_percentile(v, 0.95), 1) for k, v in result.get("by_kind", {}).items()}
     return {
+        "p95_by_request": kinds,
         "run": label,
         "requests": len(lat),
         "errors": result["errors"],

@@ -16,7 +16,7 @@ from ..selectors import review_queue
 from ..services.reviews import review_next
 from .presenters import step_views
 
-FILTERS = ("benchmark", "correctness", "flaws", "source")
+FILTERS = ("benchmark", "correctness", "flaws", "source", "candidates")
 
 
 def _filters(request: HttpRequest) -> dict:

@@ -217,3 +217,20 @@ def test_approved_candidates_freeze_into_a_versioned_dataset_loadable_with_datas
     download = client_for(lead).get(reverse("curation-dataset-download",
                                             args=[version.pk, "tokens.jsonl"]))  # fmt: skip
     assert download.status_code == 200 and b"input_ids" in b"".join(download.streaming_content)
+
+
+def test_golden_candidates_can_be_reviewed_on_their_own(problem, endpoints, client_for, reviewer):
+    from django.urls import reverse
+
+    reasoner, make_intervener = endpoints
+    intervener = make_intervener(
+        [["OBJECTIVE_VALUE: 4100", json.dumps(CLEAN)], ["", json.dumps(FLAW)]]
+    )
+    batch = batch_create(name="b", problems=[problem], reasoner=reasoner,
+                         intervener=intervener, enqueue=False)  # fmt: skip
+    run_to_the_end(batch)
+    candidate = BatchItem.objects.get(batch=batch).trajectory
+    response = client_for(reviewer).get(reverse("curation-review-queue"), {"candidates": "yes"})
+    assert [t.pk for t in response.context["page"]] == [candidate.pk]
+    everything = client_for(reviewer).get(reverse("curation-review-queue"))
+    assert everything.context["page"].paginator.count == 2  # the root is reviewable too
