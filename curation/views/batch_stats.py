@@ -17,6 +17,39 @@ def _batch_trajectories(batch: Batch):
     return Trajectory.objects.filter(pk__in=ids - {None})
 
 
+def trajectory_charts(trajectories) -> dict:
+    """Charts over any set of trajectories (a dataset version): TMR, flaws, models."""
+    rows = list(
+        trajectories.values(
+            "n_model_tokens", "n_hint_tokens", "n_interpreter_tokens", "n_code_calls",
+            "is_correct", "endpoint__name",
+        )
+    )  # fmt: skip
+    per_traj = stats.token_modification_ratio_per_trajectory(rows)
+    labels = [
+        {"benchmark": r["trajectory__problem__benchmark__name"],
+         "category": r["flaw_type__category__name"], "flaw_type": r["flaw_type__name"]}
+        for r in FlawLabel.objects.filter(trajectory__in=trajectories).exclude(flaw_type=None)
+        .values("trajectory__problem__benchmark__name", "flaw_type__category__name",
+                "flaw_type__name")
+    ]  # fmt: skip
+    distribution = stats.flaw_distribution(
+        labels, flaw_types=list(FlawType.objects.values_list("name", flat=True))
+    )
+    return {
+        "models": stats.per_model({"model": r["endpoint__name"] or "?", **r} for r in rows),
+        "tmr_chart": plots.histogram(
+            [100 * v for v in per_traj["values"]], bins=10, unit="%",
+            title="Token modification ratio per trajectory (%)",
+            reference=100 * PAPER_TMR, reference_label="paper: 2.6%",
+        ),
+        "flaw_chart": plots.grouped_bar_chart(
+            distribution["benchmarks"], distribution["by_flaw_type"]["counts"], stacked=True,
+            title="Flaw labels on these trajectories (human and model), by benchmark",
+        ),
+    }  # fmt: skip
+
+
 def batch_charts(batch: Batch) -> dict:
     """Numbers and SVG charts for the batch page."""
     trajectories = _batch_trajectories(batch)

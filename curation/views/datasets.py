@@ -7,10 +7,11 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from ..models import Benchmark, DatasetVersion
+from ..models import Benchmark, DatasetVersion, Trajectory
 from ..roles import Role, role_required
 from ..selectors import golden_trajectories
 from ..services.datasets import DatasetError, dataset_file, dataset_freeze
+from .batch_stats import trajectory_charts
 
 
 @require_GET
@@ -49,7 +50,11 @@ def dataset_freeze_view(request: HttpRequest) -> HttpResponse:
 def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     version = get_object_or_404(DatasetVersion, pk=pk)
     entries = version.entries.select_related("trajectory__problem__benchmark")[:500]
-    return render(request, "curation/dataset_detail.html", {"v": version, "entries": entries})
+    charts = trajectory_charts(
+        Trajectory.objects.filter(pk__in=version.entries.values("trajectory"))
+    )
+    context = {"v": version, "entries": entries, "charts": charts}
+    return render(request, "curation/dataset_detail.html", context)
 
 
 @require_GET

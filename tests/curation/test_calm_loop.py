@@ -214,6 +214,8 @@ def test_approved_candidates_freeze_into_a_versioned_dataset_loadable_with_datas
     # Freezing the same set again gives the same content hash (the export is deterministic).
     call_command("export_dataset", "--freeze", "golden v2")
     assert DatasetVersion.objects.latest("pk").content_hash == version.content_hash
+    page = client_for(lead).get(version.get_absolute_url()).content.decode()
+    assert page.count("<svg") >= 2 and "Token modification ratio" in page
     download = client_for(lead).get(reverse("curation-dataset-download",
                                             args=[version.pk, "tokens.jsonl"]))  # fmt: skip
     assert download.status_code == 200 and b"input_ids" in b"".join(download.streaming_content)
