@@ -25,15 +25,19 @@ from ..models import (
     Batch,
     BatchItem,
     BatchRound,
-    Diagnosis,
     FlawType,
     Hint,
     ModelEndpoint,
     Problem,
     Trajectory,
 )
-from .generation import _config_dict, _trajectory_from_rollout, backend_for, rollout_config
-from .labels import flaw_label_set
+from .generation import (
+    _config_dict,
+    _trajectory_from_rollout,
+    backend_for,
+    diagnosis_record,
+    rollout_config,
+)
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = {
@@ -310,14 +314,10 @@ def _diagnose(batch: Batch, items: list[BatchItem]) -> None:
 
 def _record_verdict(batch, item, verdict, flaw_types) -> None:
     trajectory = item.trajectory
-    flaw_type = flaw_types.get(verdict.flaw_type) if verdict.flaw_type else None
     with transaction.atomic():
-        diagnosis = Diagnosis.objects.create(
-            trajectory=trajectory, endpoint=batch.intervener,
-            status=Diagnosis.Status.ERROR if verdict.error else Diagnosis.Status.OK,
-            flawless=None if verdict.error else verdict.flawless, step_index=verdict.step,
-            flaw_type=flaw_type, hint=verdict.hint or "", rationale=verdict.rationale or "",
-            raw=verdict.raw or "", error=verdict.error or "",
+        diagnosis = diagnosis_record(
+            trajectory=trajectory, endpoint=batch.intervener, verdict=verdict,
+            flaw_types=flaw_types, reason=f"Intervener diagnosis (batch {batch.pk})",
         )  # fmt: skip
         update: dict = {"pending_diagnosis": None, "state": BatchItem.State.DONE}
         if verdict.error:
@@ -331,17 +331,11 @@ def _record_verdict(batch, item, verdict, flaw_types) -> None:
                 if trajectory.is_correct
                 else BatchItem.Outcome.WRONG_FLAWLESS
             )
+        elif item.rounds >= batch.max_interventions:
+            update["outcome"] = BatchItem.Outcome.CAP_REACHED
         else:
-            flaw_label_set(
-                trajectory=trajectory, step_index=verdict.step, flaw_type=flaw_type,
-                by_endpoint=batch.intervener, note=verdict.rationale or "",
-                reason=f"Intervener diagnosis #{diagnosis.pk} (batch {batch.pk})",
-            )  # fmt: skip
-            if item.rounds >= batch.max_interventions:
-                update["outcome"] = BatchItem.Outcome.CAP_REACHED
-            else:
-                update.update(pending_diagnosis=diagnosis, phase=BatchItem.Phase.INTERVENE,
-                              state=BatchItem.State.WAITING)  # fmt: skip
+            update.update(pending_diagnosis=diagnosis, phase=BatchItem.Phase.INTERVENE,
+                          state=BatchItem.State.WAITING)  # fmt: skip
         if update["state"] in (BatchItem.State.DONE, BatchItem.State.FAILED):
             update["finished_at"] = timezone.now()
         BatchItem.objects.filter(pk=item.pk).update(**update)

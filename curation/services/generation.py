@@ -424,28 +424,37 @@ def _diagnose(job: Job) -> Diagnosis:
             taxonomy=[ft.as_engine_dict() for ft in flaw_types.values()],
         )
     log.info("diagnosis of %s took %.1f s", trajectory.pk, time.monotonic() - started)
-    flaw_type = flaw_types.get(verdict.flaw_type) if verdict.flaw_type else None
     with transaction.atomic():
-        diagnosis = Diagnosis.objects.create(
-            trajectory=trajectory,
-            endpoint=endpoint,
-            status=Diagnosis.Status.ERROR if verdict.error else Diagnosis.Status.OK,
-            flawless=None if verdict.error else verdict.flawless,
-            step_index=verdict.step,
-            flaw_type=flaw_type,
-            hint=verdict.hint or "",
-            rationale=verdict.rationale or "",
-            raw=verdict.raw or "",
-            error=verdict.error or "",
+        diagnosis = diagnosis_record(
+            trajectory=trajectory, endpoint=endpoint, verdict=verdict, flaw_types=flaw_types,
             job=job,
-        )
-        if diagnosis.status == Diagnosis.Status.OK and not verdict.flawless:
-            flaw_label_set(
-                trajectory=trajectory,
-                step_index=verdict.step,
-                flaw_type=flaw_type,
-                by_endpoint=endpoint,
-                note=verdict.rationale or "",
-                reason=f"Intervener diagnosis #{diagnosis.pk}",
-            )
+        )  # fmt: skip
+    return diagnosis
+
+
+def diagnosis_record(
+    *,
+    trajectory: Trajectory,
+    endpoint: ModelEndpoint,
+    verdict,
+    flaw_types: dict,
+    job=None,
+    reason: str = "",
+) -> Diagnosis:
+    """Store an Intervener verdict (valid or not: the raw text is always kept) and, when it
+    names a flaw, the model's label on that step. Call inside a transaction."""
+    flaw_type = flaw_types.get(verdict.flaw_type) if verdict.flaw_type else None
+    diagnosis = Diagnosis.objects.create(
+        trajectory=trajectory, endpoint=endpoint,
+        status=Diagnosis.Status.ERROR if verdict.error else Diagnosis.Status.OK,
+        flawless=None if verdict.error else verdict.flawless, step_index=verdict.step,
+        flaw_type=flaw_type, hint=verdict.hint or "", rationale=verdict.rationale or "",
+        raw=verdict.raw or "", error=verdict.error or "", job=job,
+    )  # fmt: skip
+    if diagnosis.status == Diagnosis.Status.OK and not verdict.flawless:
+        flaw_label_set(
+            trajectory=trajectory, step_index=verdict.step, flaw_type=flaw_type,
+            by_endpoint=endpoint, note=verdict.rationale or "",
+            reason=reason or f"Intervener diagnosis #{diagnosis.pk}",
+        )  # fmt: skip
     return diagnosis
