@@ -32,11 +32,11 @@ from ..models import (
     Trajectory,
 )
 from .generation import (
-    _config_dict,
-    _trajectory_from_rollout,
     backend_for,
+    config_dict,
     diagnosis_record,
     rollout_config,
+    trajectory_from_rollout,
 )
 
 log = logging.getLogger(__name__)
@@ -256,14 +256,12 @@ def _config(batch: Batch, endpoint: ModelEndpoint) -> engine.RolloutConfig:
     return rollout_config(endpoint, overrides)
 
 
-def _judge(batch: Batch, problem: Problem, answer) -> bool:
-    return engine.judge(
-        answer,
-        problem.answer,
-        answer_status=problem.answer_status,
-        rule=batch.config.get("answer_rule", "relative"),
-        tolerance=float(batch.config.get("answer_tolerance", 1e-6)),
-    )
+def _rule(batch: Batch) -> dict:
+    """The batch's answer rule, as keyword arguments of ``trajectory_from_rollout``."""
+    return {
+        "rule": batch.config.get("answer_rule", "relative"),
+        "tolerance": float(batch.config.get("answer_tolerance", 1e-6)),
+    }
 
 
 def _generate(batch: Batch, items: list[BatchItem]) -> None:
@@ -275,11 +273,10 @@ def _generate(batch: Batch, items: list[BatchItem]) -> None:
             _fail([item], engine.BackendError(rollout.error), final=False)
             continue
         with transaction.atomic():
-            trajectory = _trajectory_from_rollout(
+            trajectory = trajectory_from_rollout(
                 rollout, problem=item.problem, endpoint=batch.reasoner,
-                source=Trajectory.Source.GENERATED, config=_config_dict(config),
+                source=Trajectory.Source.GENERATED, config=config_dict(config), **_rule(batch),
             )  # fmt: skip
-            trajectory.is_correct = _judge(batch, item.problem, rollout.final_answer)
             trajectory.save()
             BatchItem.objects.filter(pk=item.pk).update(
                 root=trajectory, trajectory=trajectory, phase=BatchItem.Phase.DIAGNOSE,
@@ -368,12 +365,11 @@ def _intervene(batch: Batch, items: list[BatchItem]) -> None:
             continue
         parent, diagnosis = item.trajectory, item.pending_diagnosis
         with transaction.atomic():
-            child = _trajectory_from_rollout(
+            child = trajectory_from_rollout(
                 rollout, problem=item.problem, parent=parent, branch_step=diagnosis.step_index,
                 branch_token=offset, endpoint=batch.reasoner, source=Trajectory.Source.HINTED,
-                config=_config_dict(config),
+                config=config_dict(config), **_rule(batch),
             )  # fmt: skip
-            child.is_correct = _judge(batch, item.problem, rollout.final_answer)
             child.save()
             Hint.objects.create(
                 trajectory=parent, step_index=diagnosis.step_index, token_offset=offset,

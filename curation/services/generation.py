@@ -63,18 +63,11 @@ def rollout_config(endpoint: ModelEndpoint, overrides: dict | None = None) -> en
     return engine.RolloutConfig(**{k: v for k, v in values.items() if k in known})
 
 
-def _judge(problem: Problem, answer) -> bool:
-    return engine.judge(
-        answer,
-        problem.answer,
-        answer_status=problem.answer_status,
-        rule=settings.CALM_ANSWER_RULE,
-        tolerance=settings.CALM_ANSWER_TOLERANCE,
-    )
-
-
-def _trajectory_from_rollout(rollout, *, problem: Problem, **fields) -> Trajectory:
-    """An unsaved Trajectory holding everything the engine produced."""
+def trajectory_from_rollout(
+    rollout, *, problem: Problem, rule: str | None = None, tolerance: float | None = None, **fields
+) -> Trajectory:
+    """An unsaved Trajectory holding everything the engine produced, its answer judged with
+    ``rule``/``tolerance`` (default: the CALM_ANSWER_* settings; a batch passes its own)."""
     counts = rollout.counts
     answer = rollout.final_answer
     return Trajectory(
@@ -87,7 +80,13 @@ def _trajectory_from_rollout(rollout, *, problem: Problem, **fields) -> Trajecto
         final_answer=answer.text if answer else "",
         final_value=answer.value if answer else None,
         answer_source=answer.source if answer else "",
-        is_correct=_judge(problem, answer),
+        is_correct=engine.judge(
+            answer,
+            problem.answer,
+            answer_status=problem.answer_status,
+            rule=rule or settings.CALM_ANSWER_RULE,
+            tolerance=settings.CALM_ANSWER_TOLERANCE if tolerance is None else tolerance,
+        ),
         n_prompt_tokens=len(rollout.prompt_ids),
         n_model_tokens=counts["model"],
         n_interpreter_tokens=counts["interpreter"],
@@ -233,12 +232,12 @@ def _save_generated(job, index, problem, endpoint, rollout, config) -> Trajector
         existing = Trajectory.objects.filter(job=job, job_index=index).first()
         if existing:
             return existing
-        trajectory = _trajectory_from_rollout(
+        trajectory = trajectory_from_rollout(
             rollout,
             problem=problem,
             endpoint=endpoint,
             source=Trajectory.Source.GENERATED,
-            config=_config_dict(config),
+            config=config_dict(config),
             job=job,
             job_index=index,
             created_by=job.created_by,
@@ -247,7 +246,7 @@ def _save_generated(job, index, problem, endpoint, rollout, config) -> Trajector
         return trajectory
 
 
-def _config_dict(config) -> dict:
+def config_dict(config) -> dict:
     from dataclasses import asdict
 
     return {k: v for k, v in asdict(config).items() if isinstance(v, int | float | str | bool)}
@@ -354,7 +353,7 @@ def _continue(job: Job, hint: Hint, endpoint: ModelEndpoint) -> Trajectory:
         locked = Hint.objects.select_for_update().get(pk=hint.pk)
         if locked.branch_id:  # another delivery finished first
             return locked.branch
-        child = _trajectory_from_rollout(
+        child = trajectory_from_rollout(
             rollout,
             problem=parent.problem,
             parent=parent,
@@ -362,7 +361,7 @@ def _continue(job: Job, hint: Hint, endpoint: ModelEndpoint) -> Trajectory:
             branch_token=offset,
             endpoint=endpoint,
             source=Trajectory.Source.HINTED,
-            config=_config_dict(config),
+            config=config_dict(config),
             job=job,
             job_index=0,
             created_by=hint.author_user,
