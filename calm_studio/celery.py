@@ -15,7 +15,7 @@ app = Celery("calm_studio")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [KombuQueue(name, routing_key=name) for name in ALL_QUEUES]
 app.conf.task_default_queue = Queue.DEFAULT.value
-app.autodiscover_tasks(["curation", "solver_sandbox"])
+app.autodiscover_tasks(["curation", "solver_sandbox", "training"])
 
 # Imported for its signal handlers: workers announce their queues in Redis for /healthz.
 from . import worker_presence  # noqa: E402, F401

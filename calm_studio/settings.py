@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "curation",
+    "training",
 ]
 
 MIDDLEWARE = [
@@ -187,6 +188,17 @@ CALM_ROLLOUT_DEFAULTS = {
     "temperature": env_float("CALM_TEMPERATURE", 0.6),
     "top_p": env_float("CALM_TOP_P", 0.95),
 }
+
+# --- training ---------------------------------------------------------------------------------
+# Run folders (checkpoints, metrics, logs). GPU workers on other hosts need this path, and the
+# dataset exports under VAR_DIR/datasets, on a shared filesystem.
+TRAINING_RUNS_DIR = Path(env_str("CALM_RUNS_DIR", str(VAR_DIR / "runs")))
+# How often the worker reads a run's metrics file and log into the database.
+TRAINING_POLL_S = env_float("TRAINING_POLL_S", 1.0)
+# After a cancel (SIGTERM), how long the run may take to write its checkpoint before SIGKILL.
+TRAINING_CANCEL_GRACE_S = env_float("TRAINING_CANCEL_GRACE_S", 600.0)
+# Lines of the subprocess's output kept on the run page.
+TRAINING_LOG_TAIL_LINES = env_int("TRAINING_LOG_TAIL_LINES", 200)
 
 LOGGING = {
     "version": 1,

@@ -56,7 +56,10 @@ def jobs_visible_to(user) -> QuerySet[Job]:
     jobs = Job.objects.all()
     if has_role(user, Role.LEAD):
         return jobs
-    return jobs.filter(~Q(kind=Job.Kind.IMPORT_PROBLEMS) | Q(created_by=user))
+    training = (Job.Kind.SFT, Job.Kind.GRPO, Job.Kind.EVALUATE)
+    return jobs.exclude(kind__in=training).filter(
+        ~Q(kind=Job.Kind.IMPORT_PROBLEMS) | Q(created_by=user)
+    )
 
 
 def current_labels(trajectory) -> dict[int, list]:
@@ -145,6 +148,8 @@ def review_queue(
         queue = queue.filter(has_flaws=flaws == "yes")
     if source:
         queue = queue.filter(source=source)
+    else:
+        queue = queue.exclude(source=Trajectory.Source.EVALUATED)
     if candidates == "yes":
         queue = queue.filter(batch_items__outcome="candidate").distinct()
     return queue

@@ -85,6 +85,13 @@ class GRPOScriptArguments:
     failed_penalty: float = field(default=0.1, metadata={"help": "CoRT all-failed penalty."})
     code_call_budget: int = field(default=4, metadata={"help": "Free code calls (SEM-like)."})
     code_call_penalty: float = field(default=0.05, metadata={"help": "Per call past the budget."})
+    rollouts_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Append every rollout here (JSONL: step, completion_ids, env_mask, tags, "
+            "code calls, answer, reward inputs), to inspect what the policy was trained on."
+        },
+    )
     metrics_file: str | None = field(
         default=None, metadata={"help": "Append JSON events here (default: $CALM_METRICS_FILE)."}
     )
@@ -236,7 +243,31 @@ class EngineRollout:
             out["finish_reason"].append(r.finish_reason)
             out["interpreter_tokens"].append(completion.count(Tag.INTERPRETER))
         _log_rollout_metrics(trainer, out)
+        if self.args.rollouts_file and trainer.accelerator.is_main_process:
+            self._record(trainer, problems, rollouts, out, forced)
         return {**out, "logprobs": None}
+
+    def _record(self, trainer, problems, rollouts, out, forced: int) -> None:
+        """One JSON line per rollout: what the loss saw (``completion_ids``, ``env_mask``)
+        beside the engine's own tags (0 prompt, 1 model, 2 interpreter, 3 hint)."""
+        import json
+
+        step = trainer.state.global_step
+        with open(self.args.rollouts_file, "a", encoding="utf-8") as fh:
+            for i, r in enumerate(rollouts):
+                k = min(forced, len(r.completion))
+                record = {
+                    "step": step,
+                    "question": problems[i][:300],
+                    "completion_ids": out["completion_ids"][i],
+                    "env_mask": out["env_mask"][i],
+                    "tags": [int(t) for t in r.completion.tags[k:]] or [0],
+                    "code_calls": out["code_calls"][i],
+                    "failed_code_calls": out["failed_code_calls"][i],
+                    "final_answer": out["final_answer"][i],
+                    "finish_reason": out["finish_reason"][i],
+                }
+                fh.write(json.dumps(record) + "\n")
 
 
 def _question(prompt: Any) -> str:

@@ -19,6 +19,10 @@ class Job(models.Model):
         CONTINUE = "continue", "Continue from a hint"
         DIAGNOSE = "diagnose", "Diagnose with the Intervener"
         BATCH = "batch", "CALM batch"
+        # Training runs (their details in training.TrainingRun), on the gpu queue.
+        SFT = "sft", "SFT training"
+        GRPO = "grpo", "GRPO training"
+        EVALUATE = "evaluate", "Evaluation"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

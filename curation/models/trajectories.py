@@ -21,6 +21,9 @@ class Trajectory(models.Model):
         GENERATED = "generated", "Generated"
         HINTED = "hinted", "Continued from a hint"
         IMPORTED = "imported", "Imported"
+        # A sample of a benchmark evaluation (training.TrainingRun): measurement, not CALM data,
+        # so the review queue leaves it out unless asked for it.
+        EVALUATED = "evaluated", "Evaluation sample"
 
     problem = models.ForeignKey(Problem, on_delete=models.PROTECT, related_name="trajectories")
     parent = models.ForeignKey(

@@ -17,6 +17,9 @@ TASK_FOR_KIND = {
     Job.Kind.GENERATE: "curation.generation.generate",
     Job.Kind.CONTINUE: "curation.generation.continue",
     Job.Kind.DIAGNOSE: "curation.generation.diagnose",
+    Job.Kind.SFT: "training.run",
+    Job.Kind.GRPO: "training.run",
+    Job.Kind.EVALUATE: "training.run",
 }
 
 

@@ -36,6 +36,9 @@ def _job_context(job: Job) -> dict:
 @role_required(Role.REVIEWER)
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(jobs_visible_to(request.user), pk=pk)
+    run = getattr(job, "training_run", None)
+    if run is not None:  # a training job has its own page, with metrics and plots
+        return redirect(run)
     template = "curation/job_detail.html"
     if request.htmx:
         template += "#job-status"

@@ -1,0 +1,62 @@
+"""Fixtures for the training app: the tiny model as an endpoint, a frozen dataset of CALM-
+shaped records in its vocabulary, toy problems whose code the sandbox solves, run folders in
+a temporary directory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from curation.models import Benchmark, DatasetVersion, ModelEndpoint, Problem
+from tests.training.conftest import CODE_PREFIX, tagged_record
+
+# The model writes no code by itself: this forced start of the turn carries a Pyomo model that
+# the sandbox solves to 12, so "Maximize 3x, x <= 4" is answered right and the others wrong.
+THINK_PREFIX_OVERRIDE = "think_prefix: " + json.dumps(CODE_PREFIX)
+TOY = [("toy-1", 4, 12.0), ("toy-2", 5, 15.0), ("toy-3", 2, 6.0)]
+
+
+@pytest.fixture(autouse=True)
+def _runs_in_tmp(settings, tmp_path):
+    settings.TRAINING_RUNS_DIR = tmp_path / "runs"
+    settings.TRAINING_POLL_S = 0.2
+
+
+@pytest.fixture
+def tiny_endpoint(db, tiny_model_path):
+    return ModelEndpoint.objects.create(
+        name="tiny-qwen3", role=ModelEndpoint.Role.REASONER, backend="transformers",
+        model=str(tiny_model_path), extra={"device": "cpu", "dtype": "float32"},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def tiny_dataset(db, tmp_path, tiny_model_path):
+    """A frozen dataset version whose tokens.jsonl holds six records in the tiny vocabulary."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    folder = tmp_path / "dataset"
+    folder.mkdir()
+    lines = []
+    for i in range(6):
+        ids, tags = tagged_record(tokenizer, i)
+        lines.append(json.dumps({"id": f"t-{i}", "input_ids": ids, "token_tags": tags}))
+    (folder / "tokens.jsonl").write_text("\n".join(lines) + "\n")
+    return DatasetVersion.objects.create(
+        name="golden-v1", content_hash="0" * 64, counts={"trajectories": 6},
+        directory=str(folder),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def toy_problems(db):
+    bench = Benchmark.objects.create(name="Toy", slug="toy")
+    return [
+        Problem.objects.create(
+            benchmark=bench, external_id=ext, question=f"Maximize 3x with 0 <= x <= {bound}.",
+            answer=answer, answer_status="value", content_hash=ext,
+        )  # fmt: skip
+        for ext, bound, answer in TOY
+    ]

@@ -1,0 +1,168 @@
+"""One form per kind of run. Each maps its fields to the entry point's argument names
+(``ARGUMENTS``); an empty field keeps the preset's value."""
+
+from __future__ import annotations
+
+from django import forms
+
+from curation.models import Benchmark, DatasetVersion, ModelEndpoint
+
+from .services.configs import (
+    DEFAULT_PRESET,
+    ConfigError,
+    accelerate_configs,
+    overrides_parse,
+    presets,
+)
+
+REWARD_CHOICES = [
+    ("correctness", "correctness: 1 when the answer is within tolerance (the paper's reward)"),
+    ("all_failed_penalty", "CoRT: −0.1 when every code run of a response failed"),
+    ("code_call_penalty", "SEM-like: a penalty per code call beyond a budget"),
+    ("calibration", "RLCR: correctness minus the Brier term of the stated confidence"),
+]
+
+
+class RunForm(forms.Form):
+    KIND = ""
+    ARGUMENTS: tuple[str, ...] = ()
+
+    name = forms.CharField(max_length=200)
+    model = forms.ModelChoiceField(
+        queryset=ModelEndpoint.objects.filter(active=True),
+        help_text="The starting weights (a registered checkpoint is an endpoint too).",
+    )
+    preset = forms.ChoiceField(help_text="A YAML file in training/configs/.")
+    overrides = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        required=False,
+        help_text="Any other argument of the script, one 'name: value' per line (YAML).",
+    )
+    accelerate_config = forms.ChoiceField(
+        required=False, help_text="Multi-GPU: an accelerate config in training/accelerate/."
+    )
+    num_processes = forms.IntegerField(
+        min_value=1, max_value=64, initial=1, help_text="Processes (GPUs) under accelerate."
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["preset"].choices = [(p, p) for p in presets(self.KIND)]
+        self.fields["preset"].initial = DEFAULT_PRESET[self.KIND]
+        self.fields["accelerate_config"].choices = [("", "none (one process)")] + [
+            (c, c) for c in accelerate_configs()
+        ]
+        if self.KIND == "evaluate":
+            del self.fields["accelerate_config"], self.fields["num_processes"]
+
+    def clean_overrides(self) -> dict:
+        try:
+            return overrides_parse(self.cleaned_data.get("overrides") or "", self.KIND)
+        except ConfigError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+    def arguments(self) -> dict:
+        """The form's script arguments (None: keep the preset's value)."""
+        data = self.cleaned_data
+        return {k: self._value(k, data.get(k)) for k in self.ARGUMENTS}
+
+    def _value(self, key: str, value):
+        if value in ("", [], None):
+            return None
+        return value
+
+    def problem_selection_args(self) -> dict | None:
+        return None
+
+    def create_kwargs(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "kind": self.KIND,
+            "name": data["name"],
+            "model": data["model"],
+            "preset": data["preset"],
+            "fields": self.arguments(),
+            "overrides": data["overrides"],
+            "dataset": data.get("dataset"),
+            "accelerate_config": data.get("accelerate_config") or "",
+            "num_processes": data.get("num_processes") or 1,
+        }
+
+
+class ProblemsMixin(forms.Form):
+    benchmarks = forms.ModelMultipleChoiceField(
+        queryset=Benchmark.objects.all(), to_field_name="slug"
+    )
+    per_benchmark = forms.IntegerField(
+        min_value=1, required=False, help_text="Problems per benchmark (seeded sample); empty: all."
+    )
+    seed = forms.IntegerField(initial=0)
+
+    def problem_selection_args(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "benchmarks": [b.slug for b in data["benchmarks"]],
+            "per_benchmark": data.get("per_benchmark"),
+            "seed": data.get("seed") or 0,
+        }
+
+
+class SFTForm(RunForm):
+    KIND = "sft"
+    ARGUMENTS = ("use_peft", "iw_sft", "learning_rate", "num_train_epochs", "max_steps")
+
+    dataset = forms.ModelChoiceField(
+        queryset=DatasetVersion.objects.all(),
+        help_text="A frozen golden dataset (its token-level export; hints as the dataset chose).",
+    )
+    use_peft = forms.BooleanField(required=False, label="LoRA (peft) instead of full fine-tuning")
+    iw_sft = forms.BooleanField(required=False, label="Importance-weighted SFT (iw-SFT)")
+    learning_rate = forms.FloatField(min_value=0, required=False)
+    num_train_epochs = forms.FloatField(min_value=0, required=False)
+    max_steps = forms.IntegerField(min_value=1, required=False, help_text="Overrides epochs.")
+
+    def _value(self, key, value):
+        if key in ("use_peft", "iw_sft"):
+            return True if value else None  # unticked: the preset decides
+        return super()._value(key, value)
+
+
+class GRPOForm(ProblemsMixin, RunForm):
+    KIND = "grpo"
+    ARGUMENTS = (
+        "reward_funcs", "learning_rate", "max_steps", "num_generations",
+        "max_completion_length", "max_code_calls", "use_peft",
+    )  # fmt: skip
+
+    reward_funcs = forms.MultipleChoiceField(
+        choices=REWARD_CHOICES, widget=forms.CheckboxSelectMultiple, required=False,
+        help_text="Summed. None ticked: the preset's.",
+    )  # fmt: skip
+    learning_rate = forms.FloatField(min_value=0, required=False)
+    max_steps = forms.IntegerField(min_value=1, required=False)
+    num_generations = forms.IntegerField(min_value=2, required=False, help_text="Group size.")
+    max_completion_length = forms.IntegerField(
+        min_value=16, required=False, help_text="Token budget per rollout, interpreter included."
+    )
+    max_code_calls = forms.IntegerField(min_value=0, required=False)
+    use_peft = forms.BooleanField(required=False, label="LoRA (peft)")
+
+    def _value(self, key, value):
+        if key == "use_peft":
+            return True if value else None
+        return super()._value(key, value)
+
+
+class EvaluateForm(ProblemsMixin, RunForm):
+    KIND = "evaluate"
+    ARGUMENTS = ("k", "temperature", "max_new_tokens", "max_code_calls")
+
+    k = forms.IntegerField(
+        min_value=1, max_value=64, required=False, help_text="Samples per problem."
+    )
+    temperature = forms.FloatField(min_value=0, required=False)
+    max_new_tokens = forms.IntegerField(min_value=16, required=False)
+    max_code_calls = forms.IntegerField(min_value=0, required=False)
+
+
+FORMS = {"sft": SFTForm, "grpo": GRPOForm, "evaluate": EvaluateForm}

@@ -1,0 +1,15 @@
+"""Celery task of the training app (``training.*`` is routed to the ``gpu`` queue): one run,
+as a subprocess. Run ``gpu`` workers with ``--concurrency`` = the number of runs the host can
+hold at once (one per GPU; ``-c 1`` with a multi-GPU accelerate config)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .services.launcher import run_job_execute
+
+
+@shared_task(bind=True, name="training.run")
+def run_task(self, job_id: int) -> str | None:
+    job = run_job_execute(job_id=job_id, worker=self.request.hostname or "worker")
+    return job.status if job else None
