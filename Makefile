@@ -11,7 +11,9 @@ export PY
 
 .PHONY: run test setup setup-test lint format test-sqlite test-postgres bench clean
 
-run: setup
+# The app launches training runs too: the training stack (torch CPU, transformers, TRL) is
+# installed with the rest, as for the tests.
+run: setup-test
 	@scripts/ensure-redis.sh
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
@@ -60,9 +62,9 @@ format: setup
 test-sqlite: setup-test
 	REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL= $(PY) -m pytest $(PYTEST_ARGS)
 
-# The database-backed tests again on PostgreSQL (the sandbox, engine and training suites touch
-# no database, so they run once, above).
-POSTGRES_SUITES ?= tests/calm_studio tests/curation tests/browser
+# The database-backed tests again on PostgreSQL (the sandbox, engine and training-script suites
+# touch no database, so they run once, above).
+POSTGRES_SUITES ?= tests/calm_studio tests/curation tests/training_runs tests/browser
 
 test-postgres: setup-test
 	REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(POSTGRES_SUITES) $(PYTEST_ARGS)

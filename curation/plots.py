@@ -484,8 +484,10 @@ def line_chart(
     title: str,
     x_label: str = "",
     y_label: str = "",
+    integer_x: bool = False,
 ) -> SafeString:
-    """One line per series over numeric x (a training step, an epoch, seconds).
+    """One line per series over numeric x (a training step, an epoch, seconds); ``integer_x``
+    keeps the x ticks on whole numbers (steps).
 
     Points are ``(x, y)``; a None or NaN y breaks the line there (a gap, not a drop to 0).
     Points are drawn as dots too when a series has 40 points or fewer. The y axis is fitted to
@@ -499,7 +501,7 @@ def line_chart(
     points = [(x, y) for pts in clean.values() for x, y in pts if y is not None]
     if not points:
         return empty_chart(title)
-    x_ticks = nice_ticks(min(p[0] for p in points), max(p[0] for p in points), 6)
+    x_ticks = nice_ticks(min(p[0] for p in points), max(p[0] for p in points), 6, integer=integer_x)
     y_ticks = nice_ticks(min(p[1] for p in points), max(p[1] for p in points), 5)
     left, right = 70.0, WIDTH - 20.0
     legend, legend_h = _legend(names, left, TITLE_H, right - left) if len(names) > 1 else ([], 0)

@@ -90,6 +90,14 @@ class EvaluateArguments:
         default=None, metadata={"help": "NAME of the env variable holding the API key."}
     )
     tokenizer: str | None = field(default=None, metadata={"help": "Local tokenizer path."})
+    endpoint_spec: str | None = field(
+        default=None,
+        metadata={
+            "help": "A JSON file with a whole engine endpoint spec (what CALM Studio's model "
+            "endpoints hold: backend, model, base_url, tokenizer, chat rules, ...); replaces "
+            "--backend/--base_url/--tokenizer. --device, --dtype and --batch_size still apply."
+        },
+    )
     device: str | None = field(default=None, metadata={"help": "transformers: cpu | cuda | ..."})
     dtype: str = field(default="auto", metadata={"help": "transformers: model dtype."})
     concurrency: int = field(default=8, metadata={"help": "openai: requests in flight."})
@@ -119,6 +127,17 @@ def make_parser():
 
 def backend_spec(args: EvaluateArguments) -> dict[str, Any]:
     """The engine endpoint spec for ``load_backend``."""
+    if args.endpoint_spec:
+        spec = json.loads(Path(args.endpoint_spec).read_text(encoding="utf-8"))
+        if not isinstance(spec, dict) or "backend" not in spec:
+            raise ValueError(f"{args.endpoint_spec}: not an endpoint spec (no 'backend')")
+        if spec["backend"] in ("transformers", "vllm"):
+            if args.device:
+                spec["device"] = args.device
+            if args.dtype != "auto":
+                spec["dtype"] = args.dtype
+            spec["max_batch_size"] = args.batch_size
+        return spec
     kind = args.backend or ("openai" if args.base_url else "transformers")
     spec: dict[str, Any] = {"backend": kind, "model": args.model}
     if args.tokenizer:

@@ -47,6 +47,9 @@ class RunForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # The kind's own fields after the common head; free-form and scale-out options last.
+        order = [k for k in self.fields if k not in LAST] + [k for k in LAST if k in self.fields]
+        self.order_fields(order)
         self.fields["preset"].choices = [(p, p) for p in presets(self.KIND)]
         self.fields["preset"].initial = DEFAULT_PRESET[self.KIND]
         self.fields["accelerate_config"].choices = [("", "none (one process)")] + [
@@ -107,8 +110,12 @@ class ProblemsMixin(forms.Form):
         }
 
 
+LAST = ("overrides", "accelerate_config", "num_processes")
+
+
 class SFTForm(RunForm):
     KIND = "sft"
+    field_order = ("name", "model", "dataset", "preset")
     ARGUMENTS = ("use_peft", "iw_sft", "learning_rate", "num_train_epochs", "max_steps")
 
     dataset = forms.ModelChoiceField(
@@ -129,6 +136,7 @@ class SFTForm(RunForm):
 
 class GRPOForm(ProblemsMixin, RunForm):
     KIND = "grpo"
+    field_order = ("name", "model", "benchmarks", "per_benchmark", "seed", "preset")
     ARGUMENTS = (
         "reward_funcs", "learning_rate", "max_steps", "num_generations",
         "max_completion_length", "max_code_calls", "use_peft",
@@ -155,6 +163,7 @@ class GRPOForm(ProblemsMixin, RunForm):
 
 class EvaluateForm(ProblemsMixin, RunForm):
     KIND = "evaluate"
+    field_order = ("name", "model", "benchmarks", "per_benchmark", "seed", "preset")
     ARGUMENTS = ("k", "temperature", "max_new_tokens", "max_code_calls")
 
     k = forms.IntegerField(

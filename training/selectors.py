@@ -124,7 +124,7 @@ def evaluation_table() -> tuple[list[str], list[EvaluationRow]]:
         got = [c for c in cells if c is not None]
         rows.append(
             EvaluationRow(
-                label=f"{run.model.name} · run #{run.pk}",
+                label=run.model.name,
                 run=run,
                 cells=cells,
                 macro=sum(got) / len(got) if got else None,

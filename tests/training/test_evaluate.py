@@ -85,3 +85,23 @@ def test_it_builds_an_openai_backend_spec_from_a_base_url():
         "base_url": "http://127.0.0.1:8000/v1", "concurrency": 8, "api_key_env": "MY_KEY",
     }  # fmt: skip
     assert ev.backend_spec(ev.EvaluateArguments(model="/ckpt"))["backend"] == "transformers"
+
+
+def test_an_endpoint_spec_file_is_used_whole_with_the_local_device_settings(tmp_path):
+    import json
+
+    from training.evaluate import EvaluateArguments, backend_spec
+
+    server = {"backend": "openai", "model": "m", "base_url": "http://h/v1", "stop": ["\n```\n"]}
+    (tmp_path / "server.json").write_text(json.dumps(server))
+    args = EvaluateArguments(endpoint_spec=str(tmp_path / "server.json"), device="cuda")
+    assert backend_spec(args) == server  # a server has no device of ours to set
+    local = {"backend": "transformers", "model": "/m", "device": "cpu", "dtype": "float32"}
+    (tmp_path / "local.json").write_text(json.dumps(local))
+    args = EvaluateArguments(
+        endpoint_spec=str(tmp_path / "local.json"), device="cuda", batch_size=4
+    )
+    assert backend_spec(args) == {**local, "device": "cuda", "max_batch_size": 4}
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not an endpoint spec"):
+        backend_spec(EvaluateArguments(endpoint_spec=str(tmp_path / "bad.json")))

@@ -55,8 +55,12 @@ def toy_problems(db):
     bench = Benchmark.objects.create(name="Toy", slug="toy")
     return [
         Problem.objects.create(
-            benchmark=bench, external_id=ext, question=f"Maximize 3x with 0 <= x <= {bound}.",
-            answer=answer, answer_status="value", content_hash=ext,
-        )  # fmt: skip
+            benchmark=bench,
+            external_id=ext,
+            question=f"Maximize 3x with 0 <= x <= {bound}.",
+            answer=answer,
+            answer_status="value",
+            content_hash=ext,
+        )
         for ext, bound, answer in TOY
     ]

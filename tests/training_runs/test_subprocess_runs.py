@@ -114,9 +114,7 @@ def test_a_grpo_run_executes_code_in_its_rollouts_and_masks_the_interpreter_outp
         assert "OBJECTIVE_VALUE: 12.0" in tokenizer.decode(masked)
 
 
-def test_a_run_that_fails_is_marked_failed_with_the_error_and_the_log(
-    tiny_endpoint, tiny_dataset
-):
+def test_a_run_that_fails_is_marked_failed_with_the_error_and_the_log(tiny_endpoint, tiny_dataset):
     (Path(tiny_dataset.directory) / "tokens.jsonl").write_text('{"id": "x", "input_ids": [1, 2\n')
     run = run_create(
         kind="sft", name="broken data", model=tiny_endpoint, preset="sft_tiny",

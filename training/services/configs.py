@@ -24,8 +24,8 @@ APP_KEYS = {
     "sft": ("model_name_or_path", "train_file", "output_dir", "metrics_file"),
     "grpo": ("model_name_or_path", "train_files", "output_dir", "metrics_file", "rollouts_file"),
     "evaluate": (
-        "model", "backend", "base_url", "tokenizer", "api_key_env", "problems", "output_dir",
-        "metrics_file",
+        "model", "backend", "base_url", "tokenizer", "api_key_env", "endpoint_spec", "problems",
+        "output_dir", "metrics_file",
     ),
 }  # fmt: skip
 # Progress comes from the metrics file; a progress bar in the log is noise there.
@@ -91,7 +91,7 @@ def config_merge(
 
 
 def config_yaml(config: dict[str, Any]) -> str:
-    return yaml.safe_dump(config, sort_keys=True, allow_unicode=True, default_flow_style=None)
+    return yaml.safe_dump(config, sort_keys=True, allow_unicode=True, default_flow_style=False)
 
 
 def endpoint_model_args(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -106,11 +106,9 @@ def endpoint_model_args(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
         return {"model_name_or_path": spec["model"]}
     if backend == "scripted":
         raise ConfigError("the scripted stand-in is for tests, not for evaluation")
-    out: dict[str, Any] = {"model": spec["model"], "backend": backend}
-    for key in ("base_url", "tokenizer", "api_key_env"):
-        if spec.get(key):
-            out[key] = spec[key]
-    return out
+    # The whole spec goes in a file beside the config (the run's endpoint.json), so evaluation
+    # talks to the model exactly as generation does (prompt mode, stops, chat rules).
+    return {"model": spec["model"], "endpoint_spec": "endpoint.json"}
 
 
 def command_for(

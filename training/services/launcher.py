@@ -75,6 +75,9 @@ def inputs_write(run: TrainingRun) -> Path:
         if not lines:
             raise RuntimeError("none of the run's problems exist any more")
         (root / "problems.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if run.kind == TrainingRun.Kind.EVALUATE:
+        # The endpoint as the app uses it (an API key is named by its variable, never stored).
+        (root / "endpoint.json").write_text(json.dumps(run.model.spec(), indent=2))
     path = root / "run.yaml"
     header = f"# CALM Studio run #{run.pk} ({run.kind}), preset {run.preset}\n"
     path.write_text(header + config_yaml(run.config), encoding="utf-8")
@@ -86,6 +89,11 @@ def _attempt(run: TrainingRun, job: Job) -> dict:
 
     config_path = inputs_write(run)
     root = Path(run.output_dir)
+    for earlier in range(1, job.attempts):
+        # A dead worker's run went on alone until it checkpointed: keep what it reported then.
+        replay = [e for e in MetricsTail(root / f"metrics-{earlier}.jsonl").read()
+                  if e.get("event") != "done"]  # fmt: skip
+        events_ingest(run, replay)
     resume = last_checkpoint(root) if run.is_training and job.attempts > 1 else None
     metrics_path = root / f"metrics-{job.attempts}.jsonl"
     log_path = root / f"attempt-{job.attempts}.log"

@@ -61,6 +61,7 @@ def run_config(
         owned["rollouts_file"] = f"{output_dir}/rollouts.jsonl"
     else:
         owned["problems"] = [f"{output_dir}/problems.jsonl"]
+        owned["endpoint_spec"] = f"{output_dir}/endpoint.json"
     try:
         return config_merge(kind, preset, fields or {}, overrides or {}, owned)
     except ConfigError as exc:

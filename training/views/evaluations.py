@@ -19,7 +19,10 @@ def evaluation_compare(request: HttpRequest) -> HttpResponse:
     benchmarks, rows = evaluation_table()
     chart = plots.grouped_bar_chart(
         [*benchmarks, "macro"],
-        {row.label: [*row.cells, row.macro] for row in rows},
+        {
+            (f"{row.label} (eval #{row.run.pk})" if row.run else row.label): [*row.cells, row.macro]
+            for row in rows
+        },
         title="pass@1 (%) per benchmark",
         unit="%",
     )

@@ -14,7 +14,7 @@ def run_context(run: TrainingRun) -> dict:
     job = run.job
     stopping = job.status == job.Status.CANCELLED and run.exit_code is None and bool(run.command)
     charts = [
-        plots.line_chart(series, title=_TITLES[name], x_label=_x_label(run))
+        plots.line_chart(series, title=_TITLES[name], x_label=_x_label(run), integer_x=True)
         for name, series in metric_series(run).items()
     ]
     return {
