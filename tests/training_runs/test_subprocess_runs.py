@@ -79,7 +79,7 @@ def test_an_sft_run_trains_reports_and_its_checkpoint_evaluates_on_three_problem
 
 
 def test_a_grpo_run_executes_code_in_its_rollouts_and_masks_the_interpreter_output(
-    tiny_endpoint, toy_problems, tiny_model_path
+    tiny_endpoint, toy_problems, tiny_model_path, client_for, lead
 ):
     run = run_create(
         kind="grpo", name="tiny grpo", model=tiny_endpoint, preset="grpo_tiny",
@@ -94,6 +94,9 @@ def test_a_grpo_run_executes_code_in_its_rollouts_and_masks_the_interpreter_outp
     for m in steps:
         assert {"reward", "reward_std", "completion_length", "code_calls"} <= set(m.values)
     assert run.endpoint is not None
+    page = client_for(lead).get(run.get_absolute_url()).content.decode()
+    for chart in ("Reward (mean) and reward spread", "Response length", "Code calls per response"):
+        assert f">{chart}" in page
 
     from transformers import AutoTokenizer
 
