@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from ..models import Hint, Job, Trajectory
-from ..roles import Role, role_required
+from ..roles import Role, require_role, role_required
 from ..selectors import jobs_visible_to
 from ..services.jobs import job_cancel, job_retry
 
@@ -45,10 +45,15 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, template, _job_context(job))
 
 
+TRAINING_KINDS = (Job.Kind.SFT, Job.Kind.GRPO, Job.Kind.EVALUATE)
+
+
 @require_POST
 @role_required(Role.REVIEWER)
 def job_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(jobs_visible_to(request.user), pk=pk)
+    if job.kind in TRAINING_KINDS:
+        require_role(request.user, Role.ADMIN)  # training is stopped by admins only
     if job_cancel(job_id=job.pk) and job.task_id:
         from calm_studio.celery import app
 
@@ -63,6 +68,9 @@ def job_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
     job = get_object_or_404(jobs_visible_to(request.user), pk=pk)
     if job.kind == Job.Kind.IMPORT_PROBLEMS:
         messages.error(request, "Upload the file again to retry an import.")
+        return redirect("curation-job-detail", pk=job.pk)
+    if job.kind in TRAINING_KINDS:
+        messages.error(request, "Relaunch a training run from its page.")
         return redirect("curation-job-detail", pk=job.pk)
     try:
         retried = job_retry(job=job, by=request.user)

@@ -110,3 +110,12 @@ def test_model_output_in_the_log_is_escaped(client_for, lead, run):
     TrainingRun.objects.filter(pk=run.pk).update(log_tail="<script>alert(1)</script>")
     html = client_for(lead).get(run.get_absolute_url()).content.decode()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+def test_the_generic_job_endpoints_do_not_bypass_the_training_rules(client_for, run, lead):
+    client = client_for(lead)
+    assert client.post(f"/jobs/{run.job_id}/cancel").status_code == 403
+    client.post(f"/jobs/{run.job_id}/retry")
+    assert Job.objects.count() == 1  # no orphan job without a run
+    run.job.refresh_from_db()
+    assert run.job.status == Job.Status.QUEUED

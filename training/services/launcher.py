@@ -46,7 +46,11 @@ def run_job_execute(*, job_id: int, worker: str) -> Job | None:
     job = job_claim(job_id=job_id, worker=worker)
     if job is None:
         return None
-    run = TrainingRun.objects.select_related("model", "dataset").get(job=job)
+    run = TrainingRun.objects.select_related("model", "dataset").filter(job=job).first()
+    if run is None:
+        job_fail(job_id=job.pk, error="This job has no training run: relaunch from a run page.")
+        job.refresh_from_db()
+        return job
     try:
         outcome = _attempt(run, job)
     except Exception as exc:
