@@ -64,3 +64,14 @@ def toy_problems(db):
         )
         for ext, bound, answer in TOY
     ]
+
+
+@pytest.fixture
+def run(tiny_endpoint, tiny_dataset):
+    """A queued SFT run of the tiny model on the tiny dataset (not sent to any worker)."""
+    from training.services.runs import run_create
+
+    return run_create(
+        kind="sft", name="s", model=tiny_endpoint, preset="sft_tiny", dataset=tiny_dataset,
+        enqueue=False,
+    )  # fmt: skip

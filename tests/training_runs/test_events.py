@@ -10,17 +10,8 @@ import pytest
 from training.models import RunMetric, TrainingRun
 from training.selectors import run_eta_s
 from training.services.events import MetricsTail, events_ingest, log_tail
-from training.services.runs import run_create
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def run(tiny_endpoint, tiny_dataset):
-    return run_create(
-        kind="sft", name="r", model=tiny_endpoint, preset="sft_tiny", dataset=tiny_dataset,
-        enqueue=False,
-    )  # fmt: skip
 
 
 def step(n, elapsed, **values):

@@ -6,7 +6,6 @@ import pytest
 
 from curation.models import Job
 from training.models import TrainingRun
-from training.services.runs import run_create
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HX-Request": "true"}
@@ -15,14 +14,6 @@ HTMX = {"HX-Request": "true"}
 def sft_post(endpoint, dataset, **extra):
     return {"name": "s", "model": endpoint.pk, "dataset": dataset.pk, "preset": "sft_tiny",
             "num_processes": 1, "overrides": "", **extra}  # fmt: skip
-
-
-@pytest.fixture
-def run(tiny_endpoint, tiny_dataset):
-    return run_create(
-        kind="sft", name="s", model=tiny_endpoint, preset="sft_tiny", dataset=tiny_dataset,
-        enqueue=False,
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
