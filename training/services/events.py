@@ -53,11 +53,13 @@ def events_ingest(run: TrainingRun, events: list[dict[str, Any]]) -> dict[str, A
     changed: set[str] = set()
     for event in events:
         kind = event.get("event")
+        # A start without a step budget (-1: epochs decide) leaves max_steps to the steps.
+        if kind in ("start", "step", "eval") and _positive_int(event.get("max_steps")):
+            run.max_steps = event["max_steps"]
+            changed.add("max_steps")
         if kind == "start":
             run.resolved_config = event.get("config")
             changed.add("resolved_config")
-            if isinstance(event.get("max_steps"), int) and event["max_steps"] > 0:
-                run.max_steps, _ = event["max_steps"], changed.add("max_steps")
         elif kind in ("step", "eval") and isinstance(event.get("step"), int):
             values = event.get("metrics") if kind == "eval" else event
             values = {k: v for k, v in (values or {}).items() if k not in _META}
@@ -69,8 +71,6 @@ def events_ingest(run: TrainingRun, events: list[dict[str, Any]]) -> dict[str, A
                 run.step = event["step"]
                 run.elapsed_s = _number(event.get("elapsed_s")) or run.elapsed_s
                 changed.update({"step", "elapsed_s"})
-            if isinstance(event.get("max_steps"), int) and event["max_steps"] > 0:
-                run.max_steps, _ = event["max_steps"], changed.add("max_steps")
         elif kind == "checkpoint" and event.get("path"):
             if event["path"] not in run.checkpoints:
                 run.checkpoints = [*run.checkpoints, event["path"]]
@@ -97,6 +97,10 @@ def events_ingest(run: TrainingRun, events: list[dict[str, Any]]) -> dict[str, A
     if changed:
         run.save(update_fields=sorted(changed))
     return done
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _number(value: Any) -> float | None:

@@ -26,7 +26,9 @@ from curation.models import Job, Problem
 from curation.services.jobs import job_claim, job_fail, job_finish, job_heartbeat
 
 from ..models import TrainingRun
+from ..runtime import last_checkpoint
 from .configs import command_for, config_yaml
+from .evaluations import evaluation_import
 from .events import MetricsTail, events_ingest, log_tail
 from .runs import checkpoint_register
 
@@ -89,8 +91,6 @@ def inputs_write(run: TrainingRun) -> Path:
 
 
 def _attempt(run: TrainingRun, job: Job) -> dict:
-    from training.runtime import last_checkpoint
-
     config_path = inputs_write(run)
     root = Path(run.output_dir)
     for earlier in range(1, job.attempts):
@@ -151,7 +151,7 @@ def _supervise(run: TrainingRun, job: Job, proc: subprocess.Popen, tail: Metrics
         time.sleep(poll)
     run.exit_code = proc.returncode
     run.save(update_fields=["exit_code"])
-    return {"exit_code": proc.returncode, "done": done, "signalled": terminated_at is not None}
+    return {"exit_code": proc.returncode, "done": done}
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -165,8 +165,6 @@ def _finish(run: TrainingRun, job: Job, outcome: dict) -> None:
     if status == "completed" and outcome["exit_code"] == 0:
         result = {"outcome": "completed", "checkpoint": run.checkpoint, "step": run.step}
         if run.kind == TrainingRun.Kind.EVALUATE:
-            from .evaluations import evaluation_import
-
             result["scores"] = evaluation_import(run)
         else:
             result["endpoint_id"] = checkpoint_register(run=run, checkpoint=run.output_dir).pk
@@ -177,8 +175,6 @@ def _finish(run: TrainingRun, job: Job, outcome: dict) -> None:
             run.kind == TrainingRun.Kind.EVALUATE
             and (Path(run.output_dir) / "results.json").exists()
         ):
-            from .evaluations import evaluation_import
-
             evaluation_import(run)  # partial results are still results
         # Stopped by a cancel from the app: the job row already says so. Stopped by anything
         # else (a signal from outside): fail it, so the reaper does not think it still runs.

@@ -14,7 +14,14 @@ from curation.services.calm import batch_problems
 from curation.services.jobs import job_cancel, job_create
 
 from ..models import TrainingRun
-from .configs import ConfigError, config_merge, endpoint_model_args
+from .configs import (
+    APP_KEYS,
+    RUN_DEFAULTS,
+    ConfigError,
+    config_merge,
+    endpoint_model_args,
+    preset_load,
+)
 
 
 class RunError(ValueError):
@@ -124,8 +131,6 @@ def run_relaunch(*, run: TrainingRun, by=None) -> TrainingRun:
 def _form_fields(run: TrainingRun) -> dict:
     """What the form set on top of the preset: the launched config's values that differ from
     the preset's, minus the keys the run owns (they are set again)."""
-    from .configs import APP_KEYS, RUN_DEFAULTS, preset_load
-
     base = {**preset_load(run.kind, run.preset), **RUN_DEFAULTS[run.kind]}
     skip = set(APP_KEYS[run.kind]) | {"backend", "base_url", "tokenizer", "api_key_env"}
     return {k: v for k, v in run.config.items() if k not in skip and base.get(k) != v}

@@ -3,6 +3,8 @@ cancel, register a checkpoint, relaunch (admins)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -66,8 +68,6 @@ def _preview(kind: str, form) -> dict:
         kind=kind, model=kwargs["model"], preset=kwargs["preset"], fields=kwargs["fields"],
         overrides=kwargs["overrides"], dataset=kwargs["dataset"], output_dir="<run folder>",
     )  # fmt: skip
-    from pathlib import Path
-
     command = command_for(
         kind, Path("<run folder>/run.yaml"), metrics_path=Path("<run folder>/metrics-1.jsonl"),
         accelerate_config=kwargs["accelerate_config"], num_processes=kwargs["num_processes"],
