@@ -1,4 +1,5 @@
-"""What /healthz and the page header report: the database, Redis, and workers per queue."""
+"""What /healthz and the page header report: the database, Redis, workers per queue, and the
+embedded model server's supervisor state (when the embedded model is on)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 import redis
 from django.db import connection
 
+from . import local_model
 from .queues import ALL_QUEUES
 from .worker_presence import live_workers, redis_client
 
@@ -53,5 +55,31 @@ def system_health() -> dict:
         "ok": all(per_queue.values()),
         "queues": {q: {"ok": bool(names), "workers": names} for q, names in per_queue.items()},
     }
+    model = _embedded_model()
+    # The embedded model is optional: its state is shown, but the app is up without it.
     report["ok"] = all(check["ok"] for check in report["checks"].values())
+    if model is not None:
+        report["checks"]["model"] = model
     return report
+
+
+def _embedded_model() -> dict | None:
+    """The supervisor's view of the embedded model server, or None when it is off or was
+    never started by ``make run``."""
+    if local_model.selected_model_name() is None:
+        return None
+    from curation.engine.server_status import exit_description, read_status
+
+    status = read_status(local_model.status_path())
+    if not status or status.get("state") in ("off", None):
+        return None
+    state = status["state"]
+    if state in ("exited", "restarting", "failed"):
+        summary = f"the model server {exit_description(status)}"
+        summary += "; restarting" if state == "restarting" else "; not running"
+    elif state == "ready":
+        summary = "serving (smoke-tested)"
+    else:
+        summary = state
+    return {"ok": state == "ready", "optional": True, "state": state, "summary": summary,
+            "restarts": status.get("restarts", 0)}  # fmt: skip

@@ -36,12 +36,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import llama_build
 from .env import EnvError, env_bool, env_int, env_str
 
 LLAMA_CPP_REQUIREMENT = "llama-cpp-python[server]==0.3.36"
 LLAMA_CPP_VERSION = "0.3.36"
-# The multimodal helper (llava/mtmd) is not needed for text models and adds minutes to the build.
-LLAMA_CPP_CMAKE_ARGS = "-DLLAVA_BUILD=OFF"
 # What `python -m llama_cpp.server` imports besides llama_cpp itself (the [server] extra).
 SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "pydantic_settings")
 
@@ -395,42 +394,44 @@ def llama_cpp_version() -> str | None:
 
 
 def ensure_llama_cpp(
-    pip: Sequence[str] | None = None,
+    model: ModelSpec | None = None,
+    directory: Path | None = None,
     echo: Callable[[str], None] = print,
-) -> bool:
-    """Install ``llama-cpp-python[server]`` (pinned) when it is missing; True if it installed.
-
-    It builds llama.cpp from source: several minutes the first time (pip caches the wheel, so
-    a new venv on the same machine takes seconds). ``CMAKE_ARGS`` from the environment is kept
-    (for example ``-DGGML_CUDA=on``); the multimodal helper is switched off.
-    """
-    if llama_cpp_available():
-        installed = llama_cpp_version()
-        if installed and installed != LLAMA_CPP_VERSION:
-            echo(
-                f"Note: llama-cpp-python {installed} is installed; CALM Studio pins "
-                f"{LLAMA_CPP_VERSION}. Leaving it as it is."
-            )
-        return False
-    echo(
-        f"Installing {LLAMA_CPP_REQUIREMENT}: it compiles llama.cpp from source, which takes "
-        "several minutes the first time (about 5-7 min on 2 cores; pip caches the wheel)."
-    )
-    env = dict(os.environ)
-    cmake_args = env.get("CMAKE_ARGS", "")
-    if "LLAVA_BUILD" not in cmake_args:
-        env["CMAKE_ARGS"] = f"{cmake_args} {LLAMA_CPP_CMAKE_ARGS}".strip()
-    argv = [*(pip or (sys.executable, "-m", "pip")), "install", LLAMA_CPP_REQUIREMENT]
-    started = time.monotonic()
-    result = subprocess.run(argv, env=env, check=False)
-    if result.returncode != 0:
-        raise ModelError(
-            f"building {LLAMA_CPP_REQUIREMENT} failed (exit {result.returncode}); it needs a C++ "
-            "compiler and cmake (Debian: apt-get install build-essential cmake)"
+) -> llama_build.BuildRecord:
+    """A llama-cpp-python build that generates on this CPU, smoke-tested with ``model``: the
+    safe build by default, the native one when ``CALM_LLAMA_BUILD=native`` (falling back to the
+    safe one by itself when it fails). See ``calm_studio.llama_build``."""
+    model = model or get_model()
+    try:
+        return llama_build.ensure_build(
+            model_path(model, directory),
+            default_cache_dir(),
+            LLAMA_CPP_REQUIREMENT,
+            LLAMA_CPP_VERSION,
+            echo=echo,
+            installed=lambda: llama_cpp_version() if llama_cpp_available() else None,
         )
-    importlib.invalidate_caches()
-    echo(f"llama-cpp-python installed in {time.monotonic() - started:.0f} s.")
-    return True
+    except llama_build.BuildError as exc:
+        raise ModelError(str(exc)) from exc
+
+
+def build_record() -> llama_build.BuildRecord | None:
+    """What ``ensure_llama_cpp`` installed and proved last (variant, flags, smoke result)."""
+    return llama_build.read_record(default_cache_dir())
+
+
+def status_path() -> Path:
+    """Where the supervisor of the embedded model server writes its state (``model_server``)."""
+    explicit = os.environ.get("CALM_MODEL_STATUS_FILE")
+    if explicit:
+        return Path(explicit)
+    var = os.environ.get("CALM_VAR_DIR") or str(Path(__file__).resolve().parent.parent / "var")
+    return Path(var) / "model-server.json"
+
+
+def serves(url: str, host: str = DEFAULT_HOST) -> bool:
+    """Whether ``url`` is the embedded model server's address."""
+    return bool(url) and url.rstrip("/") in {base_url(host), base_url("localhost")}
 
 
 def server_command(

@@ -187,7 +187,15 @@ CALM_ROLLOUT_DEFAULTS = {
     "code_timeout_s": env_float("CALM_CODE_TIMEOUT_S", 30.0),
     "temperature": env_float("CALM_TEMPERATURE", 0.6),
     "top_p": env_float("CALM_TOP_P", 0.95),
+    # Stop a trajectory that runs the same failing code this many times in a row (0: never).
+    "max_repeated_failures": env_int("CALM_MAX_REPEATED_FAILURES", 3),
+    # Credit the sandbox's last optimal objective when the model boxed no answer. Off: only
+    # what the model stated counts (golden candidates, evaluation and the GRPO reward alike).
+    "credit_sandbox_answer": env_bool("CALM_CREDIT_SANDBOX_ANSWER", False),
 }
+# Show the Intervener the problem's reference answer while curating, as an expert reviewer
+# would know it (never available to evaluation; the golden filter checks correctness itself).
+CALM_INTERVENER_SEES_REFERENCE = env_bool("CALM_INTERVENER_SEES_REFERENCE", True)
 
 # --- training ---------------------------------------------------------------------------------
 # Run folders (checkpoints, metrics, logs). GPU workers on other hosts need this path, and the

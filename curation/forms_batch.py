@@ -33,6 +33,17 @@ class BatchForm(forms.Form):
         min_value=1, max_value=512, initial=8, help_text="Items advanced together per round."
     )
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The default endpoints are preselected, as on the generate form: a newcomer's first
+        # batch runs on the embedded model without choosing anything.
+        from .services.generation import intervener_default, reasoner_default
+
+        if "reasoner" not in self.initial:
+            self.initial["reasoner"] = reasoner_default()
+        if "intervener" not in self.initial:
+            self.initial["intervener"] = intervener_default()
+
     CONFIG_FIELDS = (
         "samples_per_problem", "max_interventions", "answer_rule", "answer_tolerance",
         "max_code_calls", "max_new_tokens", "concurrency",

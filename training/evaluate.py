@@ -109,7 +109,10 @@ class EvaluateArguments:
     max_code_calls: int = field(default=15, metadata={"help": "Code runs per trajectory."})
     code_timeout_s: float = field(default=30.0, metadata={"help": "Per code run (CoRT: 30 s)."})
     system_prompt: str | None = field(default=None, metadata={"help": "Default: the engine's."})
-    think_prefix: str = field(default="<think>\n", metadata={"help": "Forced turn start."})
+    think_prefix: str = field(
+        default="auto",
+        metadata={"help": "Forced turn start; auto: <think> unless the template opens it."},
+    )
     rule: str = field(default="relative", metadata={"help": "relative | percent5"})
     tolerance: float = field(default=1e-6, metadata={"help": "Tolerance of the rule."})
     max_problems: int | None = field(default=None, metadata={"help": "At most N per file."})

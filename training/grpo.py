@@ -67,8 +67,9 @@ class GRPOScriptArguments:
         default=None, metadata={"help": "System prompt (default: the engine's CoRT-style one)."}
     )
     think_prefix: str = field(
-        default="<think>\n",
-        metadata={"help": "Forced start of the assistant turn ('' if the template opens <think>)."},
+        default="auto",
+        metadata={"help": "Forced start of the assistant turn; auto: <think> unless the chat "
+                  "template opens it (the engine's think_prefix_for, as in curation)."},
     )
     max_code_calls: int = field(default=15, metadata={"help": "Code runs per rollout (CoRT)."})
     code_timeout_s: float = field(default=5.0, metadata={"help": "Per run (CoRT uses 5 s in RL)."})
@@ -210,12 +211,14 @@ class EngineRollout:
 
     def __call__(self, prompts: list[Any], trainer) -> dict[str, Any]:
         from curation.engine import Tag, rollout_many
+        from curation.engine.branching import forced_prefix_length
 
         problems = [_question(p) for p in prompts]
         config = self.rollout_config(trainer)
         with self.backend(trainer) as backend:
             rollouts = rollout_many(backend, problems, config, run_code=self.run_code)
-            forced = len(backend.encode(config.think_prefix)) if config.think_prefix else 0
+            # The forced prefix is tagged PROMPT by the engine (think_prefix_for's rule).
+            forced = max((forced_prefix_length(r.completion) for r in rollouts), default=0)
             eos = backend.eos_token_ids[0] if backend.eos_token_ids else None
         out: dict[str, list[Any]] = {
             "prompt_ids": [],

@@ -1,5 +1,8 @@
 """python -m curation.bench review [--steps 200] [--users 20] [--seconds 20] [--json]
 python -m curation.bench calm [--problems 200] [--concurrency 32] [--in-flight 48] [--json]
+python -m curation.bench loop [--benchmark NAME | --problems FILE] [--limit N]
+                              [--max-interventions 3] [--reasoner embedded|URL[#model]|PATH]
+                              [--intervener ...] [--json]
 """
 
 from __future__ import annotations
@@ -8,6 +11,8 @@ import argparse
 import os
 import sys
 import tempfile
+import time
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,12 +33,32 @@ def main(argv: list[str] | None = None) -> int:
     calm.add_argument("--in-flight", type=int, default=48)
     calm.add_argument("--delay", type=float, default=2.0, help="the slow endpoint's latency (s)")
     calm.add_argument("--json", action="store_true")
+    loop = sub.add_parser("loop", help="the CALM loop on real endpoints (the embedded model)")
+    loop.add_argument("--benchmark", help="a file of the benchmarks folder, e.g. nl4opt")
+    loop.add_argument("--problems", help="any file the importer reads (problems outside the bank)")
+    loop.add_argument("--limit", type=int, help="the first N problems")
+    loop.add_argument("--max-interventions", type=int, default=3)
+    loop.add_argument("--reasoner", default="embedded", help="embedded | URL[#model] | PATH")
+    loop.add_argument("--intervener", default="embedded", help="embedded | URL[#model] | PATH")
+    loop.add_argument("--tokenizer", default="", help="local tokenizer for a URL endpoint")
+    loop.add_argument("--concurrency", type=int, default=4, help="items advanced per round")
+    loop.add_argument("--out", help="where the run is kept (default var/bench/loop-<time>)")
+    loop.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    # A throwaway var dir and database: a benchmark never writes into the real one.
+    # A throwaway var dir and database: a benchmark never writes into the real one. The loop
+    # keeps its database beside its other results, so every trajectory can be looked at.
     var_dir = tempfile.mkdtemp(prefix="calm-bench-")
     os.environ["CALM_VAR_DIR"] = var_dir
     database_url = getattr(args, "database_url", None)
+    out = None
+    if args.which == "loop":
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = Path(
+            args.out or Path(__file__).resolve().parents[2] / "var" / "bench" / f"loop-{stamp}"
+        )
+        out.mkdir(parents=True, exist_ok=True)
+        database_url = f"sqlite:///{out / 'loop.sqlite3'}"
     os.environ["DATABASE_URL"] = database_url or f"sqlite:///{var_dir}/bench.sqlite3"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "calm_studio.settings")
     import django
@@ -47,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         from .calm import run
 
         return run(args)
+    if args.which == "loop":
+        from .loop import run
+
+        return run(args, out)
     return 2
 
 

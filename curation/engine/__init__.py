@@ -16,13 +16,17 @@ from .backends import (
     GenerationResult,
     load_backend,
 )
+from .branching import BranchPoint, branch_point
 from .format import Step, cut_offset, split_steps, truncate_output
-from .intervener import DEFAULT_TAXONOMY, HINT_TEMPLATES, Verdict, diagnose
+from .intervener import DEFAULT_TAXONOMY, HINT_TEMPLATES, Facts, Verdict, diagnose
+from .prompts import Prompts, think_prefix_for
 from .rollout import (
     DEFAULT_SYSTEM_PROMPT,
+    REPETITION,
     Progress,
     Rollout,
     RolloutConfig,
+    branch_rollout,
     continue_rollout,
     rollout,
     rollout_many,
@@ -35,19 +39,25 @@ __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
     "DEFAULT_TAXONOMY",
     "HINT_TEMPLATES",
+    "REPETITION",
     "Backend",
     "BackendError",
     "BackendTimeoutError",
+    "BranchPoint",
+    "Facts",
     "FinalAnswer",
     "GenerationRequest",
     "GenerationResult",
     "Progress",
+    "Prompts",
     "Rollout",
     "RolloutConfig",
     "Step",
     "Tag",
     "TaggedTokens",
     "Verdict",
+    "branch_point",
+    "branch_rollout",
     "continue_rollout",
     "cut_offset",
     "diagnose",
@@ -58,6 +68,7 @@ __all__ = [
     "rollout_many",
     "run_in_sandbox",
     "split_steps",
+    "think_prefix_for",
     "token_offset_for_char",
     "truncate_output",
 ]

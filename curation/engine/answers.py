@@ -1,5 +1,6 @@
-"""Final answers: the last ``\\boxed{}`` after ``</think>``, else the sandbox's last optimal solve;
-and the correctness rules public evaluators use."""
+"""Final answers: what the model stated, the last ``\\boxed{}`` after its reasoning (the sandbox's
+last optimal objective is recorded beside it, and credited only where a setting says so); and
+the correctness rules public evaluators use."""
 
 from __future__ import annotations
 
@@ -82,20 +83,30 @@ def parse_number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _answer_region(text: str) -> str:
+def _answer_region(text: str, final_step: str | None) -> str:
+    """Where a stated answer may stand: after ``</think>``; a trajectory that never closed its
+    thought has its final step (the text after the last code output) as its last words; with
+    no step information, a model that does not think answers in the open."""
     if "</think>" in text:
         return text.rsplit("</think>", 1)[1]
-    # A model that does not think answers in the open; a cut-off thought has no answer yet.
+    if final_step is not None:
+        return final_step
     return "" if "<think>" in text else text
 
 
 def extract_final_answer(
-    text: str, results: Sequence[dict[str, Any] | None] = ()
+    text: str,
+    results: Sequence[dict[str, Any] | None] = (),
+    *,
+    final_step: str | None = None,
+    credit_sandbox: bool = False,
 ) -> FinalAnswer | None:
-    """The final answer of a completion: the last ``\\boxed{}`` after ``</think>``; failing
-    that, the objective of the last optimal solve the sandbox recorded (``results`` are the
-    sandbox result dicts in order). None when neither exists."""
-    boxed = last_boxed(_answer_region(text))
+    """The final answer of a completion: the last ``\\boxed{}`` after the reasoning (after
+    ``</think>``, or in ``final_step`` when the thought was never closed). Only with
+    ``credit_sandbox`` does the objective of the last optimal solve in ``results`` stand in
+    for an answer the model never stated. None when there is no answer: a trajectory cut at
+    its budget before it boxed anything has none."""
+    boxed = last_boxed(_answer_region(text, final_step))
     if boxed is not None:
         if _NO_SOLUTION_RE.search(boxed):
             return FinalAnswer(text=boxed, value=None, kind=NO_SOLUTION, source="boxed")
@@ -104,7 +115,7 @@ def extract_final_answer(
             text=boxed, value=value, kind="value" if value is not None else "unparsed",
             source="boxed",
         )  # fmt: skip
-    value = last_optimal_objective(results)
+    value = last_optimal_objective(results) if credit_sandbox else None
     if value is not None:
         return FinalAnswer(text=_fmt(value), value=value, kind="value", source="sandbox")
     return None

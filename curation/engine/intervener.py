@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .format import Step
+from .prompts import INTERVENER_SYSTEM_PROMPT
 
 DEFAULT_TAXONOMY: list[dict[str, str]] = [
     {"code": "manual_computation", "name": "Manual computation",
@@ -31,6 +32,9 @@ DEFAULT_TAXONOMY: list[dict[str, str]] = [
      "description": "A constraint of the problem is left out or stated wrongly."},
     {"code": "variable_domain", "name": "Wrong variable domain", "category": "domain knowledge",
      "description": "LP where integers are needed, or the reverse; wrong bounds or signs."},
+    {"code": "repeated_failing_code", "name": "Repeated failing code",
+     "category": "computation-driven",
+     "description": "Runs the same failing code again and again without fixing the error."},
 ]  # fmt: skip
 
 # Template hints reviewers can pick from, in the Reasoner's own voice (CoRT's wording for the
@@ -49,12 +53,11 @@ HINT_TEMPLATES: dict[str, str] = {
     "list them again and add the missing one.",
     "variable_domain": "Wait, these quantities must be integers; I should declare the variables "
     "as integers and re-solve.",
+    "repeated_failing_code": "Wait, I keep running the same code and it fails the same way; let "
+    "me read the error and fix that line first.",
 }
 
-SYSTEM_PROMPT = (
-    "You are an expert in operations research reviewing how a student model solved an "
-    "optimization problem by reasoning and running Python (Pyomo + HiGHS) code."
-)
+SYSTEM_PROMPT = INTERVENER_SYSTEM_PROMPT
 
 
 @dataclass
@@ -75,13 +78,86 @@ class Verdict:
         return asdict(self)
 
 
-def build_prompt(problem: str, steps: Sequence[Step], taxonomy: Sequence[dict[str, Any]]) -> str:
-    """The user message: flaw taxonomy, numbered steps, and the JSON contract."""
+@dataclass
+class Facts:
+    """What the system checked itself and tells the Intervener (a small model cannot redo it):
+    the answer the trajectory stated, the reference (curation only; never in evaluation), how
+    the trajectory ended."""
+
+    answer: str | None = None
+    reference: str | None = None
+    correct: bool | None = None
+    finish_reason: str = ""
+
+    def lines(self, steps: Sequence[Step]) -> list[str]:
+        out = [f"- Final answer stated in \\boxed{{}}: {self.answer or 'none'}."]
+        if self.reference is not None:
+            out.append(f"- Reference optimal objective value: {self.reference}.")
+            if self.correct is not None:
+                out.append(
+                    "- The stated answer matches the reference."
+                    if self.correct
+                    else "- The stated answer does NOT match the reference: the trajectory has "
+                    "a flaw."
+                )
+        for s in steps:
+            if s.code is not None and _failed(s):
+                out.append(f"- Step {s.index}'s code failed: {_error_line(s)}")
+        if self.finish_reason == "repetition":
+            out.append("- It stopped because it ran the same failing code several times.")
+        elif self.finish_reason == "budget":
+            out.append("- It ran out of its token budget before finishing.")
+        return out
+
+
+    def task(self) -> str:
+        """The first lines of the task, where the facts decide most of it."""
+        if self.correct is True:
+            return (
+                "The stated answer matches the reference. Answer flawless: true unless a step "
+                "clearly has one of the flaws above.\n"
+            )
+        if self.correct is False:
+            return (
+                "The stated answer is wrong or missing, so some step has a flaw: find the "
+                "first step where the reasoning or the code goes wrong.\n"
+            )
+        return ""
+
+
+def _error_line(step: Step) -> str:
+    """The last line of a failed cell's traceback (or its status)."""
+    result = step.result or {}
+    for text in (result.get("stderr"), step.output):
+        lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+        if lines:
+            return lines[-1].strip()[:200]
+    return str(result.get("status"))
+
+
+def _failed(step: Step) -> bool:
+    status = (step.result or {}).get("status")
+    return status not in (None, "ok")
+
+
+def build_prompt(
+    problem: str,
+    steps: Sequence[Step],
+    taxonomy: Sequence[dict[str, Any]],
+    *,
+    facts: Facts | None = None,
+    hint_templates: dict[str, str] | None = None,
+) -> str:
+    """The user message: flaw taxonomy (with an example hint per type), the facts the system
+    checked, numbered steps, and the JSON contract."""
+    templates = {**HINT_TEMPLATES, **(hint_templates or {})}
     types = "\n".join(
         f"- `{t['code']}` ({t.get('category', '')}): {t.get('name', '')}. "
         f"{t.get('description', '')}"
+        + (f' Example hint: "{_one_line(templates[t["code"]])}"' if t["code"] in templates else "")
         for t in taxonomy
     )
+    checked = "\n".join(facts.lines(steps)) if facts else ""
     parts = []
     for step in steps:
         block = [f"### Step {step.index}", step.reasoning.strip() or "(no reasoning)"]
@@ -92,14 +168,20 @@ def build_prompt(problem: str, steps: Sequence[Step], taxonomy: Sequence[dict[st
     return (
         f"## Problem\n{problem.strip()}\n\n"
         f"## Flaw types\n{types}\n\n"
-        f"## Trajectory ({len(steps)} steps, numbered from 0)\n\n" + "\n\n".join(parts) + "\n\n"
+        + (f"## Facts checked by the system\n{checked}\n\n" if checked else "")
+        + f"## Trajectory ({len(steps)} steps, numbered from 0)\n\n"
+        + "\n\n".join(parts)
+        + "\n\n"
         "## Your task\n"
-        "Find the FIRST flaw in the trajectory, if any. Answer with one JSON object only:\n"
+        + (facts.task() if facts else "")
+        + "Find the FIRST flaw in the trajectory, if any. Answer with one JSON object only:\n"
         '{"flawless": true|false, "step": <step number or null>, "flaw_type": <a flaw type '
         'code or null>, "hint": <string or null>, "rationale": <string>}\n'
         "- flawless: true only if no step has any of the flaws above; then step, flaw_type and "
-        "hint are null.\n"
-        "- step: the number of the step where the first flaw occurs.\n"
+        "hint are null. A trajectory whose answer does not match the reference, or that has no "
+        "answer, is never flawless.\n"
+        f"- step: the number of the step where the first flaw occurs, from 0 to "
+        f"{len(steps) - 1} (the steps are numbered from 0).\n"
         "- hint: one or two short sentences inserted at that step, written in the solver's own "
         'first-person voice, e.g. "Wait, the number of trips must be an integer; I should '
         'declare the variables as integers and re-solve." Do not give away the final answer.\n'
@@ -137,6 +219,10 @@ def parse_verdict(text: str, *, n_steps: int, flaw_codes: Sequence[str]) -> Verd
     )  # fmt: skip
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.replace("```python", "").split())
+
+
 _INVALID_ESCAPE = re.compile(r'\\(?![\\"/bfnrtu])')
 
 
@@ -172,6 +258,9 @@ def diagnose(
     steps: list[Step],
     taxonomy: list[dict[str, Any]],
     max_repairs: int = 1,
+    facts: Facts | None = None,
+    system_prompt: str | None = None,
+    hint_templates: dict[str, str] | None = None,
     **sampling: Any,
 ) -> Verdict:
     """Ask the Intervener (``backend.chat``) for the first flaw of a trajectory.
@@ -182,9 +271,10 @@ def diagnose(
     ``error`` set and the raw text kept; this function does not raise for either.
     """
     codes = [t["code"] for t in taxonomy]
+    prompt = build_prompt(problem, steps, taxonomy, facts=facts, hint_templates=hint_templates)
     messages = [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": build_prompt(problem, steps, taxonomy)},
+        {"role": "system", "content": system_prompt or SYSTEM_PROMPT},
+        {"role": "user", "content": prompt},
     ]
     raws: list[str] = []
     error = ""
@@ -197,6 +287,11 @@ def diagnose(
         raws.append(raw)
         try:
             verdict = parse_verdict(raw, n_steps=len(steps), flaw_codes=codes)
+            if verdict.flawless and facts is not None and facts.correct is False:
+                raise ValueError(
+                    "the stated answer does not match the reference, so the trajectory is not "
+                    "flawless: name the step of its first flaw"
+                )
         except ValueError as exc:
             error = str(exc)
             messages = [

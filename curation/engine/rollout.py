@@ -3,15 +3,18 @@ INTERPRETER tokens, go on; continue a stored prefix from a hint without re-token
 
 from __future__ import annotations
 
+import io
 import logging
 import time
+import tokenize
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .answers import FinalAnswer, extract_final_answer
+from .answers import FinalAnswer, extract_final_answer, last_optimal_objective
 from .backends.base import Backend, GenerationRequest
+from .branching import BranchPoint, branch_point, is_replayed
 from .format import (
     CODE_LEFT_NOTICE,
     CODE_LIMIT_NOTICE,
@@ -25,23 +28,14 @@ from .format import (
     split_steps,
     truncate_output,
 )
+from .prompts import AUTO, REASONER_SYSTEM_PROMPT, Prompts, think_prefix_for
 from .sandbox import RunCode, run_in_sandbox
 from .tokens import Tag, TaggedTokens
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SYSTEM_PROMPT = (
-    "You are an expert in operations research. Solve the optimization problem by reasoning "
-    "step by step and writing Python code. Build the model with Pyomo and solve it with the "
-    "HiGHS solver: `SolverFactory('appsi_highs')`. Put code in ```python blocks; each block is "
-    "run and its output is shown to you in an ```output block. In your code, print the optimal "
-    "objective as `OBJECTIVE_VALUE: <value>`. Put the final objective value in \\boxed{}; if "
-    "the problem has no optimal solution, write \\boxed{No optimal solution}."
-)
-
-# Cells that hit a hard limit are not replayed as prior cells: a cell that timed out once
-# would time out again in front of every later cell.
-_NOT_REPLAYED = {"timeout", "cpu_limit", "memory_limit", "output_limit", "killed", "not_run"}
+DEFAULT_SYSTEM_PROMPT = REASONER_SYSTEM_PROMPT
+REPETITION = "repetition"  # the finish reason of a trajectory stuck on one failing block
 
 
 @dataclass
@@ -58,8 +52,18 @@ class RolloutConfig:
     temperature: float | None = 0.6
     top_p: float | None = 0.95
     seed: int | None = None
-    think_prefix: str = "<think>\n"  # the start of the assistant turn ("" if the template adds it)
+    # The start of the assistant turn, tagged PROMPT (forced, never trained on, never cut away):
+    # "auto" forces "<think>\n" unless the chat template opens it (``think_prefix_for``).
+    think_prefix: str = AUTO
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    # (problem, solution) sent as an earlier user/assistant exchange; None: no example.
+    worked_example: tuple[str, str] | None = None
+    # Stop (finish reason "repetition") when this many code blocks in a row are the same
+    # failing code, normalised (0: never).
+    max_repeated_failures: int = 3
+    # Credit the sandbox's last optimal objective as the answer when nothing was boxed (off: the
+    # answer is what the model stated; the objective is still recorded beside it).
+    credit_sandbox_answer: bool = False
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     code_workers: int = 2  # code blocks of different sequences run in parallel
 
@@ -80,11 +84,16 @@ class Rollout:
     failed_code_calls: int = 0
     error: str | None = None
     problem: str = ""
+    # What the engine noticed about the route (e.g. a text-only server that re-tokenized the
+    # prompt differently from the stored ids): shown on the trajectory.
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    sandbox_objective: float | None = None  # the last optimal solve's objective, shown beside
 
     @property
     def counts(self) -> dict[str, int]:
         """Token counts by tag (prompt, model, interpreter, hint) and code-call counts."""
         out = self.completion.counts()
+        out["forced"] = out["prompt"]  # the forced think prefix, part of the prompt side
         out["prompt"] = len(self.prompt_ids)
         out["code_calls"] = self.code_calls
         out["failed_code_calls"] = self.failed_code_calls
@@ -116,6 +125,8 @@ class Rollout:
             "failed_code_calls": self.failed_code_calls,
             "error": self.error,
             "counts": self.counts,
+            "warnings": list(self.warnings),
+            "sandbox_objective": self.sandbox_objective,
         }
 
     @classmethod
@@ -133,6 +144,8 @@ class Rollout:
             failed_code_calls=data.get("failed_code_calls", 0),
             error=data.get("error"),
             problem=data.get("problem", ""),
+            warnings=list(data.get("warnings") or []),
+            sandbox_objective=data.get("sandbox_objective"),
         )
 
 
@@ -153,6 +166,9 @@ class _Seq:
     calls_made: int = 0
     finish: str | None = None
     error: str | None = None
+    repeats: int = 0  # how many code blocks in a row were this same failing code
+    last_failed: str | None = None  # normalised
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def step_text(self) -> str:
         return self.text[self.step_start :]
@@ -186,15 +202,17 @@ def rollout_many(
     and rejoins the next round. Repeat a problem in ``problems`` for several samples.
     ``on_update(progress)`` is called after every round (live previews)."""
     config = config or RolloutConfig()
+    prompts = Prompts(system_prompt=config.system_prompt, worked_example=config.worked_example)
+    prefix = think_prefix_for(backend, config.think_prefix)
+    prefix_ids = backend.encode(prefix) if prefix else []
     seqs = []
     for i, problem in enumerate(problems):
-        messages = [{"role": "user", "content": problem}]
-        if config.system_prompt:
-            messages.insert(0, {"role": "system", "content": config.system_prompt})
+        messages = prompts.reasoner_messages(problem)
         prompt_ids = backend.chat_prompt_ids(messages, **config.chat_template_kwargs)
         seq = _Seq(i, problem, prompt_ids, TaggedTokens(), "", 0, [], [], 0)
-        if config.think_prefix:
-            _absorb(backend, seq, backend.encode(config.think_prefix), Tag.MODEL)
+        # The forced prefix belongs to the prompt side: tagged PROMPT, so it is never trained
+        # on, never counted as generated and never cut away by a branch.
+        _absorb(backend, seq, prefix_ids, Tag.PROMPT)
         seqs.append(seq)
     return _run(backend, seqs, config, run_code or run_in_sandbox, on_update)
 
@@ -235,6 +253,41 @@ def continue_rollout(
     if hint:
         _absorb(backend, seq, backend.encode(hint), Tag.HINT)
     return _run(backend, [seq], config, run_code or run_in_sandbox, on_update)[0]
+
+
+def branch_rollout(
+    backend: Backend,
+    *,
+    prompt_ids: Sequence[int],
+    completion: TaggedTokens,
+    steps: Sequence[Step],
+    step_index: int,
+    hint_text: str,
+    char_offset: int | None = None,
+    config: RolloutConfig | None = None,
+    run_code: RunCode | None = None,
+    problem: str = "",
+    on_update: OnUpdate | None = None,
+) -> tuple[Rollout, BranchPoint]:
+    """A new branch of a stored trajectory: the hint goes before step ``step_index`` (or inside
+    its reasoning at ``char_offset``) and generation resumes from there. The cut, the replayed
+    cells and their results come from ``branch_point``; every caller branches through here."""
+    point = branch_point(
+        completion, steps, step_index, char_offset=char_offset, decode=backend.decode
+    )
+    result = continue_rollout(
+        backend,
+        prompt_ids=prompt_ids,
+        prefix=completion[: point.offset],
+        prior_cells=point.prior_cells,
+        prior_results=point.prior_results,
+        hint_text=hint_text,
+        config=config,
+        run_code=run_code,
+        problem=problem,
+        on_update=on_update,
+    )
+    return result, point
 
 
 def token_offset_for_char(
@@ -315,6 +368,7 @@ def _run(
             for seq, result in zip(live, results, strict=True):
                 seq.calls_made += 1
                 _absorb(backend, seq, result.token_ids, Tag.MODEL)
+                _note_warnings(seq, result.warnings)
                 if result.finish_reason == "error":
                     seq.finish, seq.error = "error", result.error or "generation failed"
                 elif result.finish_reason == "eos":
@@ -326,7 +380,22 @@ def _run(
             _report(on_update, seqs)
             live = [s for s in live if s.finish is None]
     wall_ms = (time.monotonic() - started) * 1000
-    return [_finish(backend, s, wall_ms) for s in seqs]
+    return [_finish(backend, s, wall_ms, config) for s in seqs]
+
+
+MAX_WARNINGS = 20
+
+
+def _note_warnings(seq: _Seq, warnings: Sequence[dict[str, Any]]) -> None:
+    """Keep the route's warnings: each kind once in a row, at most ``MAX_WARNINGS``."""
+    for warning in warnings:
+        if len(seq.warnings) >= MAX_WARNINGS:
+            return
+        if seq.warnings and seq.warnings[-1].get("kind") == warning.get("kind") == (
+            "retokenization_unchecked"
+        ):
+            continue
+        seq.warnings.append({**warning, "at_token": len(seq.completion)})
 
 
 def _left(seq: _Seq, config: RolloutConfig) -> int:
@@ -404,8 +473,9 @@ def _run_pending_code(backend, live, config, run_code, pool) -> None:
             seq.code_calls += 1
             if result.get("status") != "ok":
                 seq.failed += 1
-            if result.get("status") not in _NOT_REPLAYED:
+            if is_replayed(result):
                 seq.cells.append(code)
+            _count_repeat(seq, code, result)
             shown = truncate_output(
                 output_text(result),
                 config.output_max_chars,
@@ -421,18 +491,48 @@ def _run_pending_code(backend, live, config, run_code, pool) -> None:
         seq.results.append(result)
         _absorb(backend, seq, backend.encode(block), Tag.INTERPRETER)
         seq.step_start = len(seq.text)
+        if config.max_repeated_failures and seq.repeats >= config.max_repeated_failures:
+            seq.finish = REPETITION
 
 
-def _finish(backend: Backend, seq: _Seq, wall_ms: float) -> Rollout:
+def normalise_code(code: str) -> str:
+    """The code's Python tokens without comments, blank lines and spacing: two blocks that
+    differ only there are the same attempt (text that does not tokenize: spacing only)."""
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+            tokenize.ENDMARKER}  # fmt: skip
+    try:
+        tokens = tokenize.generate_tokens(io.StringIO(code).readline)
+        return " ".join(t.string for t in tokens if t.type not in skip)
+    except (tokenize.TokenError, SyntaxError):
+        return " ".join(code.split())
+
+
+def _count_repeat(seq: _Seq, code: str, result: dict[str, Any]) -> None:
+    if result.get("status") == "ok":
+        seq.repeats, seq.last_failed = 0, None
+        return
+    key = normalise_code(code)
+    if key == seq.last_failed:
+        seq.repeats += 1
+    else:
+        seq.repeats, seq.last_failed = 1, key
+
+
+def _finish(backend: Backend, seq: _Seq, wall_ms: float, config: RolloutConfig) -> Rollout:
     text = backend.decode(seq.completion.ids)
     steps = split_steps(seq.completion, backend.decode, seq.results)
     executed = [r for r in seq.results if r is not None]
+    final_step = steps[-1].reasoning if steps and steps[-1].is_final else ""
     return Rollout(
         prompt_ids=list(seq.prompt_ids),
         completion=seq.completion,
         steps=steps,
         results=list(seq.results),
-        final_answer=extract_final_answer(text, executed),
+        final_answer=extract_final_answer(
+            text, executed, final_step=final_step, credit_sandbox=config.credit_sandbox_answer
+        ),
+        warnings=list(seq.warnings),
+        sandbox_objective=last_optimal_objective(executed),
         finish_reason=seq.finish or "error",
         text=text,
         wall_ms=wall_ms,

@@ -35,6 +35,15 @@ class ModelEndpoint(models.Model):
     context_length = models.PositiveIntegerField(default=32768)
     concurrency = models.PositiveIntegerField(default=8, help_text="Requests in flight at most.")
     extra = models.JSONField(default=dict, blank=True, help_text="Backend-specific options.")
+    prompts = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=(
+            "Overrides of the engine's prompts (curation/engine/prompts.py), any of: "
+            "system_prompt, worked_example ({problem, solution}; empty: none), "
+            "intervener_system, hint_templates ({flaw code: hint}). Unset keys keep the defaults."
+        ),
+    )
     is_default_reasoner = models.BooleanField(default=False)
     is_default_intervener = models.BooleanField(default=False)
     active = models.BooleanField(default=True)

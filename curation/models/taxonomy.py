@@ -39,4 +39,5 @@ class FlawType(models.Model):
             "name": self.name,
             "category": self.category.name,
             "description": self.description,
+            "hint_template": self.hint_template,
         }

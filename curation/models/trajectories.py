@@ -45,6 +45,12 @@ class Trajectory(models.Model):
     final_answer = models.TextField(blank=True)
     final_value = models.FloatField(null=True, blank=True)
     answer_source = models.CharField(max_length=40, blank=True)
+    # The last optimal objective the sandbox saw: shown beside the stated answer, credited only
+    # where CALM_CREDIT_SANDBOX_ANSWER says so.
+    sandbox_objective = models.FloatField(null=True, blank=True)
+    # What the engine could not guarantee while generating (e.g. a text-only server that
+    # tokenized the prompt differently from the stored ids), shown on the trajectory page.
+    warnings = models.JSONField(default=list, blank=True)
     is_correct = models.BooleanField(null=True)
     n_prompt_tokens = models.PositiveIntegerField(default=0)
     n_model_tokens = models.PositiveIntegerField(default=0)

@@ -33,8 +33,11 @@ from ..models import (
 )
 from .generation import (
     backend_for,
+    branch_source,
     config_dict,
     diagnosis_record,
+    endpoint_prompts,
+    intervener_facts,
     rollout_config,
     trajectory_from_rollout,
 )
@@ -290,6 +293,9 @@ def _diagnose(batch: Batch, items: list[BatchItem]) -> None:
         ft.code: ft for ft in FlawType.objects.filter(active=True).select_related("category")
     }
     taxonomy = [ft.as_engine_dict() for ft in flaw_types.values()]
+    prompts = endpoint_prompts(batch.intervener)
+    with_reference = bool(batch.config.get("intervener_sees_reference",
+                                           settings.CALM_INTERVENER_SEES_REFERENCE))  # fmt: skip
 
     def ask(item: BatchItem) -> engine.Verdict:
         return engine.diagnose(
@@ -297,6 +303,9 @@ def _diagnose(batch: Batch, items: list[BatchItem]) -> None:
             problem=item.problem.question,
             steps=[engine.Step.from_dict(s) for s in item.trajectory.steps],
             taxonomy=taxonomy,
+            facts=intervener_facts(item.trajectory, with_reference=with_reference),
+            system_prompt=prompts.intervener_system,
+            hint_templates=prompts.hint_templates,
         )
 
     workers = 1 if batch.intervener.backend == "transformers" else batch.concurrency
@@ -344,17 +353,11 @@ def _intervene(batch: Batch, items: list[BatchItem]) -> None:
 
     def branch(item: BatchItem):
         parent, diagnosis = item.trajectory, item.pending_diagnosis
-        completion = engine.TaggedTokens.from_bytes(bytes(parent.completion_tokens))
-        steps = [engine.Step.from_dict(s) for s in parent.steps]
-        offset = steps[diagnosis.step_index].token_start
-        earlier = [s for s in steps[: diagnosis.step_index] if s.code]
-        return engine.continue_rollout(
-            backend,
-            prompt_ids=engine.TaggedTokens.from_bytes(bytes(parent.prompt_tokens)).ids,
-            prefix=completion[:offset], prior_cells=[s.code for s in earlier],
-            prior_results=[s.result for s in earlier], hint_text=diagnosis.hint,
-            config=config, problem=item.problem.question,
-        ), offset  # fmt: skip
+        rollout, point = engine.branch_rollout(
+            backend, **branch_source(parent), step_index=diagnosis.step_index,
+            hint_text=diagnosis.hint, config=config, problem=item.problem.question,
+        )  # fmt: skip
+        return rollout, point.offset
 
     workers = 1 if batch.reasoner.backend == "transformers" else batch.concurrency
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from django.conf import settings
 from django.db import transaction
 
+from calm_studio import local_model
 from calm_studio.queues import Queue
 
 from .. import engine
@@ -41,6 +42,9 @@ def backend_for(endpoint: ModelEndpoint):
     Loading a local model takes seconds to minutes; a GPU worker keeps the last two it used.
     """
     spec = endpoint.spec()
+    if endpoint.backend == ModelEndpoint.Backend.OPENAI and local_model.serves(endpoint.base_url):
+        # The embedded model's supervisor says how its server died, if it did.
+        spec.setdefault("server_status_file", str(local_model.status_path()))
     if endpoint.backend == ModelEndpoint.Backend.SCRIPTED:
         return engine.load_backend(spec)  # stateful replay: never shared between jobs
     key = (endpoint.pk, repr(sorted(spec.items())))
@@ -57,10 +61,51 @@ def backend_for(endpoint: ModelEndpoint):
     return backend
 
 
+def endpoint_prompts(endpoint: ModelEndpoint) -> engine.Prompts:
+    """The engine's default prompts with the endpoint's overrides; the flaw types' hint
+    templates (admin-editable data) under the endpoint's own."""
+    prompts = engine.Prompts.from_overrides(endpoint.prompts)
+    templates = dict(
+        FlawType.objects.filter(active=True).exclude(hint_template="")
+        .values_list("code", "hint_template")
+    )  # fmt: skip
+    prompts.hint_templates = {**templates, **prompts.hint_templates}
+    return prompts
+
+
 def rollout_config(endpoint: ModelEndpoint, overrides: dict | None = None) -> engine.RolloutConfig:
-    values = {**settings.CALM_ROLLOUT_DEFAULTS, **endpoint.sampling, **(overrides or {})}
+    """Settings defaults < the endpoint's prompts and sampling < a job's or a batch's values."""
+    prompts = engine.Prompts.from_overrides(endpoint.prompts)
+    values = {
+        **settings.CALM_ROLLOUT_DEFAULTS,
+        "system_prompt": prompts.system_prompt,
+        "worked_example": prompts.worked_example,
+        **endpoint.sampling,
+        **(overrides or {}),
+    }
     known = set(engine.RolloutConfig.__dataclass_fields__)
     return engine.RolloutConfig(**{k: v for k, v in values.items() if k in known})
+
+
+def intervener_facts(trajectory: Trajectory, *, with_reference: bool | None = None):
+    """What the system tells the Intervener about a trajectory: its stated answer, how it
+    ended and, while curating (CALM_INTERVENER_SEES_REFERENCE), the reference answer."""
+    if with_reference is None:
+        with_reference = settings.CALM_INTERVENER_SEES_REFERENCE
+    problem = trajectory.problem
+    reference = None
+    if with_reference:
+        reference = (
+            "no optimal solution (infeasible or unbounded)"
+            if problem.answer is None or problem.answer_status != "value"
+            else f"{problem.answer:g}"
+        )
+    return engine.Facts(
+        answer=trajectory.final_answer or None,
+        reference=reference,
+        correct=trajectory.is_correct if with_reference else None,
+        finish_reason=trajectory.finish_reason,
+    )
 
 
 def trajectory_from_rollout(
@@ -80,6 +125,8 @@ def trajectory_from_rollout(
         final_answer=answer.text if answer else "",
         final_value=answer.value if answer else None,
         answer_source=answer.source if answer else "",
+        sandbox_objective=rollout.sandbox_objective,
+        warnings=list(rollout.warnings),
         is_correct=engine.judge(
             answer,
             problem.answer,
@@ -304,6 +351,15 @@ def hint_insert(
     return hint
 
 
+def branch_source(parent: Trajectory) -> dict:
+    """What ``engine.branch_rollout`` needs of a stored trajectory."""
+    return {
+        "prompt_ids": engine.TaggedTokens.from_bytes(bytes(parent.prompt_tokens)).ids,
+        "completion": engine.TaggedTokens.from_bytes(bytes(parent.completion_tokens)),
+        "steps": [engine.Step.from_dict(step) for step in parent.steps],
+    }
+
+
 def continue_job_run(*, job_id: int, worker: str) -> Job | None:
     """Worker side of a continuation: prefix up to the cut + hint, then only the suffix."""
     job = job_claim(job_id=job_id, worker=worker)
@@ -324,29 +380,19 @@ def continue_job_run(*, job_id: int, worker: str) -> Job | None:
 def _continue(job: Job, hint: Hint, endpoint: ModelEndpoint) -> Trajectory:
     parent = hint.trajectory
     backend = backend_for(endpoint)
-    completion = engine.TaggedTokens.from_bytes(bytes(parent.completion_tokens))
-    prompt_ids = engine.TaggedTokens.from_bytes(bytes(parent.prompt_tokens)).ids
-    steps = [engine.Step.from_dict(step) for step in parent.steps]
-    if hint.char_offset is None:
-        offset = steps[hint.step_index].token_start
-    else:
-        offset = engine.token_offset_for_char(
-            backend.tokenizer, completion, steps, hint.step_index, hint.char_offset
-        )
-    earlier = [s for s in steps[: hint.step_index] if s.code]
     config = rollout_config(endpoint, parent.config)
     with job_heartbeating(job.pk):
-        rollout = engine.continue_rollout(
+        rollout, point = engine.branch_rollout(
             backend,
-            prompt_ids=prompt_ids,
-            prefix=completion[:offset],
-            prior_cells=[s.code for s in earlier],
-            prior_results=[s.result for s in earlier],
+            **branch_source(parent),
+            step_index=hint.step_index,
+            char_offset=hint.char_offset,
             hint_text=hint.text,
             config=config,
             problem=parent.problem.question,
             on_update=LivePreview(job.pk),
         )
+    offset = point.offset
     if rollout.error:
         raise engine.BackendError(rollout.error)
     with transaction.atomic():
@@ -415,12 +461,16 @@ def _diagnose(job: Job) -> Diagnosis:
         ft.code: ft for ft in FlawType.objects.filter(active=True).select_related("category")
     }
     started = time.monotonic()
+    prompts = endpoint_prompts(endpoint)
     with job_heartbeating(job.pk):
         verdict = engine.diagnose(
             backend_for(endpoint),
             problem=trajectory.problem.question,
             steps=[engine.Step.from_dict(step) for step in trajectory.steps],
             taxonomy=[ft.as_engine_dict() for ft in flaw_types.values()],
+            facts=intervener_facts(trajectory),
+            system_prompt=prompts.intervener_system,
+            hint_templates=prompts.hint_templates,
         )
     log.info("diagnosis of %s took %.1f s", trajectory.pk, time.monotonic() - started)
     with transaction.atomic():

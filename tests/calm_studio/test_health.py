@@ -96,3 +96,22 @@ def test_the_header_badge_shows_the_same_at_a_glance(client_for, reviewer, setti
     html = client_for(reviewer).get(reverse("health-badge")).content.decode()
     assert 'class="badge ok" title="database reachable">DB<' in html
     assert 'class="badge bad"' in html and ">Redis<" in html
+
+
+def test_the_header_badge_shows_a_dead_embedded_model_server(client_for, reviewer, tmp_path,
+                                                              monkeypatch):  # fmt: skip
+    from calm_studio.model_server import write_status
+
+    status = tmp_path / "model-server.json"
+    monkeypatch.setenv("CALM_MODEL_STATUS_FILE", str(status))
+    monkeypatch.delenv("CALM_LOCAL_MODEL", raising=False)
+    write_status(status, state="failed", name="embedded model", signal=11, restarts=3,
+                 max_restarts=3)  # fmt: skip
+    html = client_for(reviewer).get(reverse("health-badge")).content.decode()
+    assert 'title="embedded model: the model server exited with signal 11 (SIGSEGV); not' in html
+    assert ">model: failed<" in html
+    write_status(status, state="ready", name="embedded model")
+    html = client_for(reviewer).get(reverse("health-badge")).content.decode()
+    assert 'class="badge ok" title="embedded model: serving (smoke-tested)">model<' in html
+    monkeypatch.setenv("CALM_LOCAL_MODEL", "off")  # then there is no model to show
+    assert ">model" not in client_for(reviewer).get(reverse("health-badge")).content.decode()

@@ -39,9 +39,12 @@ CLEAN = {"flawless": True, "step": None, "flaw_type": None, "hint": None, "ratio
 
 @pytest.fixture
 def endpoints(tiny_model_path, taxonomy):
+    # A random model never boxes an answer: these orchestration tests credit the sandbox's
+    # objective instead, the setting that is off by default (CALM_CREDIT_SANDBOX_ANSWER).
     reasoner = ModelEndpoint.objects.create(
         name="tiny", backend="transformers", model=str(tiny_model_path),
-        sampling={"temperature": 0.0, "max_new_tokens": 400}, extra={"device": "cpu"},
+        sampling={"temperature": 0.0, "max_new_tokens": 400, "credit_sandbox_answer": True},
+        extra={"device": "cpu"},
     )  # fmt: skip
 
     def intervener(rules):

@@ -69,7 +69,9 @@ def test_it_generates_trajectories_with_a_real_model(problem, tiny_reasoner):
     assert [t.job_index for t in trajectories] == [0, 1]
     t = trajectories[0]
     completion = engine.TaggedTokens.from_bytes(bytes(t.completion_tokens))
-    assert len(completion) == t.n_model_tokens + t.n_interpreter_tokens + t.n_hint_tokens
+    forced = completion.count(engine.Tag.PROMPT)  # the think prefix: prompt side
+    assert forced == 2 and set(completion.tags[:forced]) == {engine.Tag.PROMPT}
+    assert len(completion) == forced + t.n_model_tokens + t.n_interpreter_tokens + t.n_hint_tokens
     assert t.n_model_tokens > 0 and t.finish_reason in ("budget", "eos")
     assert t.is_correct is False  # a random model does not answer 4100
     # Running the same job again (a redelivered message) adds nothing.

@@ -36,16 +36,32 @@ def test_it_recognizes_no_solution_answers(text):
     assert answer.value is None
 
 
-def test_it_falls_back_to_the_last_optimal_solve_and_says_so():
-    results = [
-        {"status": "ok", "solves": [{"termination": "optimal", "objective": 10.0}]},
-        {"status": "ok", "solves": [{"termination": "infeasible", "objective": None}]},
-        {"status": "ok", "solves": [{"termination": "optimal", "objective": 12.5}]},
-        {"status": "error", "solves": []},
-    ]
-    answer = extract_final_answer("<think>cut off before any answer", results)
+RESULTS = [
+    {"status": "ok", "solves": [{"termination": "optimal", "objective": 10.0}]},
+    {"status": "ok", "solves": [{"termination": "infeasible", "objective": None}]},
+    {"status": "ok", "solves": [{"termination": "optimal", "objective": 12.5}]},
+    {"status": "error", "solves": []},
+]
+
+
+def test_it_does_not_credit_an_answer_the_model_never_stated():
+    assert extract_final_answer("<think>cut off before any answer", RESULTS) is None
+    assert extract_final_answer("<think>x", RESULTS, final_step="the solver says 12.5") is None
+    assert judge(extract_final_answer("<think>cut off", RESULTS), 12.5) is False
+
+
+def test_it_credits_the_last_optimal_solve_only_when_asked_and_says_so():
+    answer = extract_final_answer("<think>cut off before any answer", RESULTS, credit_sandbox=True)
     assert (answer.value, answer.source) == (12.5, "sandbox")
-    assert extract_final_answer("<think>nothing", []) is None
+    assert extract_final_answer("<think>nothing", [], credit_sandbox=True) is None
+
+
+def test_it_takes_a_box_in_the_final_step_of_a_thought_never_closed():
+    text = "<think>\nmodel ... ```output\nOBJECTIVE_VALUE: 12.5\n```\nSo \\boxed{12.5}."
+    answer = extract_final_answer(text, RESULTS, final_step="So \\boxed{12.5}.")
+    assert (answer.value, answer.source) == (12.5, "boxed")
+    # A box inside the reasoning before the last code output is not the final answer.
+    assert extract_final_answer(text, RESULTS, final_step="then it stopped") is None
 
 
 def test_it_judges_with_the_relative_rule_by_default():

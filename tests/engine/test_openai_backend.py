@@ -103,12 +103,14 @@ def test_it_runs_a_rollout_and_answers_chat_through_the_server(served, tiny_mode
 
 
 class Stub(ThreadingHTTPServer):
-    """Answers POSTs from a list of (status, body or None to hang) entries and records them."""
+    """Answers completion POSTs from a list of (status, body or None to hang) entries and records
+    them. Tokenize requests go to ``tokenize(text) -> ids`` (404 when None, as on a server
+    without a tokenize endpoint) and are recorded in ``tokenized``."""
 
     daemon_threads = True
 
-    def __init__(self, answers):
-        self.answers, self.seen = list(answers), []
+    def __init__(self, answers, tokenize=None):
+        self.answers, self.seen, self.tokenized = list(answers), [], []
 
         class H(BaseHTTPRequestHandler):
             def log_message(self, *a):
@@ -116,8 +118,14 @@ class Stub(ThreadingHTTPServer):
 
             def do_POST(h):
                 body = json.loads(h.rfile.read(int(h.headers["Content-Length"])))
-                self.seen.append(body)
-                status, answer = self.answers.pop(0) if self.answers else (500, {})
+                if h.path.endswith("tokenize"):
+                    text = body.get("prompt", body.get("input", ""))
+                    self.tokenized.append(text)
+                    ids = tokenize(text) if tokenize else None
+                    status, answer = (404, {}) if ids is None else (200, {"tokens": ids})
+                else:
+                    self.seen.append(body)
+                    status, answer = self.answers.pop(0) if self.answers else (500, {})
                 if answer is None:
                     time.sleep(1.0)  # longer than the client's timeout
                     return
@@ -175,4 +183,64 @@ def test_it_resumes_after_fences_that_close_no_python_block(tiny_model_path):
     assert len(stub.seen) == 4
     assert stub.seen[3]["prompt"] == "Q:See:\n```text\nhello\n```\nNow:\n```"
     assert stub.seen[0]["stop"] == ["```"]
+    stub.shutdown()
+
+
+# --- the text route (llama.cpp's server takes text prompts only) -------------------------------
+
+
+def _llama(text, completion_tokens):
+    """An answer as llama-cpp-python gives it: "stop" for both EOS and a matched stop string
+    (which it drops from the text), no stop_reason, and a usage count."""
+    return (200, {"choices": [{"text": text, "finish_reason": "stop"}],
+                  "usage": {"completion_tokens": completion_tokens}})  # fmt: skip
+
+
+def _text_backend(stub, tiny_model_path):
+    return load_backend(_spec(stub.url, tokenizer=str(tiny_model_path), token_prompts=False,
+                              stop_strings=["\n```\n"]))  # fmt: skip
+
+
+def test_the_text_route_stores_the_end_of_sequence(tiny_model_path, tiny_backend):
+    same = lambda text: tiny_backend.encode(text)  # noqa: E731 - the server's own tokenizer
+    stub = Stub([_llama("The answer is 3.", 6)], tokenize=same)
+    backend = _text_backend(stub, tiny_model_path)
+    [result] = backend.generate([GenerationRequest(backend.encode("Q: 1+2?"), 50)])
+    im_end = backend.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert result.finish_reason == "eos" and result.token_ids[-1] == im_end
+    assert backend.decode(result.token_ids) == "The answer is 3.<|im_end|>"
+    assert result.warnings == [] and stub.tokenized == ["Q: 1+2?"]
+    stub.shutdown()
+
+
+def test_the_text_route_goes_on_after_a_dropped_fence_that_is_not_the_end(tiny_model_path):
+    # The usage count says the server generated tokens it did not return: a stop string.
+    stub = Stub([_llama("See:\n```text\nhi", 20), _llama(" done.", 3)])
+    backend = _text_backend(stub, tiny_model_path)
+    [result] = backend.generate([GenerationRequest(backend.encode("Q:"), 200)])
+    assert result.finish_reason == "eos"
+    assert backend.decode(result.token_ids).startswith("See:\n```text\nhi\n```\n done.")
+    assert len(stub.seen) == 2
+    stub.shutdown()
+
+
+def test_the_text_route_flags_a_server_that_tokenizes_differently(tiny_model_path, tiny_backend):
+    def other(text):  # a server whose tokenizer splits the text its own way
+        ids = tiny_backend.encode(text)
+        return ids[:2] + [7, 7] + ids[2:]
+
+    stub = Stub([_llama("```python\nprint(1)", 9), _llama("</think>\\boxed{1}", 8)],
+                tokenize=other)  # fmt: skip
+    backend = _text_backend(stub, tiny_model_path)
+    r = rollout(
+        backend,
+        "Q.",
+        RolloutConfig(max_new_tokens=200),
+        run_code=lambda code, cells, timeout: {"status": "ok", "stdout": "1\n"},
+    )
+    kinds = {w["kind"] for w in r.warnings}
+    assert kinds == {"retokenized"}
+    first = r.warnings[0]
+    assert first["first_difference"] == 2 and first["server"] == first["stored"] + 2
+    assert r.final_answer.value == 1 and r.completion.ids[-1] in backend.eos_token_ids
     stub.shutdown()

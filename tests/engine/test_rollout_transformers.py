@@ -56,15 +56,19 @@ def test_it_runs_the_code_block_in_the_sandbox_and_tags_its_output(tiny_backend,
     out = r.completion[step.output_token_start : step.token_end]
     assert set(out.tags) == {Tag.INTERPRETER}
     assert tiny_backend.decode(out.ids) == "```output\nOBJECTIVE_VALUE: 12.0\n```\n"
-    assert set(r.completion.tags[: step.output_token_start]) == {Tag.MODEL}
-    # No \boxed{} from a random model: the answer falls back to the sandbox's optimal solve.
-    assert (r.final_answer.value, r.final_answer.source) == (12.0, "sandbox")
+    # The forced prefix (here a whole code block) is the prompt side's: tagged PROMPT.
+    assert set(r.completion.tags[: step.output_token_start]) == {Tag.PROMPT}
+    # No \boxed{} from a random model: no answer, though the sandbox's solve is recorded...
+    assert r.final_answer is None and r.sandbox_objective == 12.0
+    # ...and credited only where a setting says so.
+    credited = rollout(tiny_backend, "Maximize 3x.", _config(credit_sandbox_answer=True))
+    assert (credited.final_answer.value, credited.final_answer.source) == (12.0, "sandbox")
 
 
 def test_it_counts_add_up_and_the_budget_is_enforced(tiny_backend, sandbox):
     r = rollout(tiny_backend, "Maximize 3x.", _config(max_new_tokens=180))
     c = r.counts
-    assert c["model"] + c["interpreter"] + c["hint"] == len(r.completion) == 180
+    assert c["forced"] + c["model"] + c["interpreter"] + c["hint"] == len(r.completion) == 180
     assert c["prompt"] == len(r.prompt_ids)
     assert r.finish_reason == "budget"
     assert r.text == tiny_backend.decode(r.completion.ids)

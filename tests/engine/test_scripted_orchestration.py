@@ -168,15 +168,19 @@ def test_it_reports_an_endpoint_timeout_as_an_error_not_a_crash(tiny_tokenizer):
     assert issubclass(BackendTimeoutError, RuntimeError)
 
 
-def test_it_ships_the_seven_seed_flaw_types_with_template_hints():
-    assert len(DEFAULT_TAXONOMY) == 7
+def test_it_ships_the_seven_seed_flaw_types_and_repetition_with_template_hints():
+    assert len(DEFAULT_TAXONOMY) == 8
+    assert DEFAULT_TAXONOMY[-1]["code"] == "repeated_failing_code"
     assert {t["category"] for t in DEFAULT_TAXONOMY} == {"computation-driven", "domain knowledge"}
     assert set(HINT_TEMPLATES) == {t["code"] for t in DEFAULT_TAXONOMY}
     assert HINT_TEMPLATES["manual_computation"].endswith("```python\n")
 
 
-def test_it_tags_the_think_prefix_as_model_tokens(tiny_tokenizer):
+def test_it_tags_the_think_prefix_as_prompt_side_tokens(tiny_tokenizer):
     r = rollout(ScriptedBackend(tiny_tokenizer, ["</think>\\boxed{1}<|im_end|>"]), "P.", _config(),
                 run_code=FakeSandbox())  # fmt: skip
-    assert set(r.completion.tags) == {Tag.MODEL}
+    forced = len(tiny_tokenizer.encode("<think>\n", add_special_tokens=False))
+    assert set(r.completion.tags[:forced]) == {Tag.PROMPT}
+    assert set(r.completion.tags[forced:]) == {Tag.MODEL}
+    assert r.counts["forced"] == forced and r.counts["model"] == len(r.completion) - forced
     assert r.text.startswith("<think>\n</think>") and r.final_answer.value == 1

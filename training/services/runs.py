@@ -169,7 +169,8 @@ def checkpoint_register(*, run: TrainingRun, checkpoint: str | None = None) -> M
             backend=ModelEndpoint.Backend.TRANSFORMERS, model=path,
             chat_template=base.chat_template, sampling=dict(base.sampling),
             context_length=base.context_length, concurrency=base.concurrency,
-            extra={k: v for k, v in base.extra.items() if k in ("dtype", "device", "think_prefix")},
+            extra={k: v for k, v in base.extra.items() if k in ("dtype", "device")},
+            prompts=dict(base.prompts),
         )  # fmt: skip
         TrainingRun.objects.filter(pk=run.pk).update(endpoint=endpoint)
         run.endpoint = endpoint

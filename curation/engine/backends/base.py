@@ -49,6 +49,9 @@ class GenerationResult:
     finish_reason: str
     text: str = ""
     error: str | None = None
+    # What the route could not guarantee on this call (e.g. the server tokenized the text it
+    # was sent differently from the stored ids): recorded on the trajectory.
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Backend(ABC):
@@ -149,6 +152,7 @@ class Resume:
         self._eos = set(eos_ids)
         self._fence = request.fence
         self.result: GenerationResult | None = None
+        self.warnings: list[dict[str, Any]] = []
 
     @property
     def prompt_ids(self) -> list[int]:
@@ -187,8 +191,9 @@ class Resume:
 
     def _done(self, reason: str, error: str | None = None) -> bool:
         self.result = GenerationResult(
-            token_ids=self.ids, finish_reason=reason, text=self._decode(self.ids), error=error
-        )
+            token_ids=self.ids, finish_reason=reason, text=self._decode(self.ids), error=error,
+            warnings=self.warnings,
+        )  # fmt: skip
         return True
 
 

@@ -8,9 +8,20 @@ Token-id route, best first:
    ``tokenizer`` path, or ``model`` when it is a local folder) or by the server's tokenize
    endpoint (``/tokenize`` on vLLM and our serve, ``/extras/tokenize`` on llama-cpp-python).
 
+What the text route guarantees (llama.cpp's server takes text prompts only): the stored ids
+are the local tokenizer's encoding of the text the server returned, and the server conditions
+on its own tokenization of ``decode(stored ids)``. The two agree exactly when the server's
+tokenizer splits the sent text into the stored ids; every call checks this with the server's
+own tokenize endpoint and, when they differ, the result carries a ``retokenized`` warning
+(first differing position, both lengths) that the trajectory records and shows. The end of
+sequence, which the server does not return as text, is appended as the tokenizer's EOS id, so
+a stored record teaches the model to stop.
+
 Spec extras: ``token_prompts`` ("auto" | true | false), ``stop_strings`` (default ["```"];
 llama.cpp: ["\n```\n"]), ``request_timeout_s`` (600),
-``max_retries`` (3), ``retry_backoff_s`` (1.0), ``eos_token_ids``.
+``max_retries`` (3), ``retry_backoff_s`` (1.0), ``eos_token_ids``, ``check_retokenization``
+(true), ``server_status_file`` (the embedded model's supervisor status: a connection failure
+then names how the server died).
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..format import FenceState, scan_fences
+from ..server_status import server_down_message
 from .base import (
     FENCE_STOP,
     Backend,
@@ -83,6 +95,16 @@ class OpenAIBackend(Backend):
         if eos is None:
             eos = _eos_ids(self.tokenizer)
         self.eos_token_ids = list(eos)
+        # The id stored where a text-only server ended the sequence: the chat format's end of
+        # turn when the tokenizer has one (what a chat model emits and must learn to emit).
+        self.eos_append_id = spec.get("eos_append_id")
+        if self.eos_append_id is None:
+            self.eos_append_id = _turn_end_id(self.tokenizer, self.eos_token_ids)
+        self.check_retokenization = bool(spec.get("check_retokenization", True))
+        self.server_status_file = spec.get("server_status_file") or ""
+        self._server_tokenizer = (
+            self.tokenizer if isinstance(self.tokenizer, RemoteTokenizer) else RemoteTokenizer(self)
+        )
 
     def _load_tokenizer(self, spec: dict[str, Any]) -> Any:
         path = spec.get("tokenizer") or (
@@ -122,7 +144,11 @@ class OpenAIBackend(Backend):
             except ValueError as exc:
                 raise _BadAnswer(f"not JSON: {resp.text[:200]}") from exc
         kind = BackendTimeoutError if last.startswith("timed out") else BackendError
-        raise kind(f"{url}: no answer after {self.max_retries + 1} attempts; last: {last}")
+        message = f"{url}: no answer after {self.max_retries + 1} attempts; last: {last}"
+        down = server_down_message(self.server_status_file) if self.server_status_file else None
+        if down:  # say how the server died rather than only that it does not answer
+            message = f"{down} ({message})"
+        raise kind(message)
 
     def _client(self):
         return self._httpx.AsyncClient(timeout=self.timeout_s)
@@ -151,19 +177,20 @@ class OpenAIBackend(Backend):
         while True:
             try:
                 async with sem:
-                    ids, finish = await self._complete(
+                    ids, finish, warnings = await self._complete(
                         client, state.prompt_ids, state.remaining, request, state.fence
                     )
             except BackendError as exc:
                 state.absorb([], "error", str(exc))
             else:
+                state.warnings.extend(warnings)
                 state.absorb(ids, finish)
             if state.result is not None:
                 return state.result
 
     async def _complete(
         self, client, prompt_ids, max_tokens, request, fence: FenceState
-    ) -> tuple[list[int], str]:
+    ) -> tuple[list[int], str, list[dict[str, Any]]]:
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": max_tokens,
@@ -188,12 +215,44 @@ class OpenAIBackend(Backend):
                 if self._token_prompts is True or exc.status not in (400, 422):
                     raise
                 self._token_prompts = False  # this server takes text prompts only
-        if data is None:
-            data = await self._post(client, url, {**body, "prompt": self.decode(prompt_ids)})
-        return await self._parse(client, data, fence)
+        if data is not None:
+            ids, finish = await self._parse(client, data, fence)
+            return ids, finish, []
+        text = self.decode(prompt_ids)
+        data = await self._post(client, url, {**body, "prompt": text})
+        warnings = await self._check_retokenization(client, text, prompt_ids)
+        ids, finish = await self._parse(client, data, fence, text_route=True)
+        return ids, finish, warnings
+
+    async def _check_retokenization(
+        self, client, text: str, stored: Sequence[int]
+    ) -> list[dict[str, Any]]:
+        """Compare the server's tokenization of the text sent with the stored ids."""
+        if not self.check_retokenization:
+            return []
+        try:
+            server = await self._server_tokenizer.encode_async(client, text)
+        except BackendError as exc:
+            return [{"kind": "retokenization_unchecked", "detail": str(exc)[:300]}]
+        stored = list(stored)
+        if server == stored:
+            return []
+        first = next(
+            (i for i, (a, b) in enumerate(zip(server, stored, strict=False)) if a != b),
+            min(len(server), len(stored)),
+        )
+        return [
+            {"kind": "retokenized", "first_difference": first, "stored": len(stored),
+             "server": len(server)}
+        ]  # fmt: skip
 
     async def _parse(
-        self, client, data: dict[str, Any], fence: FenceState | None = None
+        self,
+        client,
+        data: dict[str, Any],
+        fence: FenceState | None = None,
+        *,
+        text_route: bool = False,
     ) -> tuple[list[int], str]:
         try:
             choice = data["choices"][0]
@@ -221,7 +280,26 @@ class OpenAIBackend(Backend):
             finish = "eos"
         if ids is None:
             ids = await self._tokenize_async(client, text) if text else []
-        return [int(i) for i in ids], finish
+        ids = [int(i) for i in ids]
+        if text_route and finish == "eos":
+            ids, finish = await self._text_route_stop(client, data, text, ids)
+        return ids, finish
+
+    async def _text_route_stop(
+        self, client, data, text: str, ids: list[int]
+    ) -> tuple[list[int], str]:
+        """A text-only server ended with "stop" and said neither why nor which: at the end of
+        sequence (the EOS token is not in its text: append its id) or at a stop string it
+        dropped. Its usage count tells: a dropped stop string costs tokens the text lacks."""
+        usage = data.get("usage") if isinstance(data, dict) else None
+        generated = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if isinstance(generated, int) and generated >= len(ids) + 2 and self.stop_strings:
+            # A fence closing no python block (```output imitated, ```json): not the end.
+            text += self.stop_strings[0]
+            return [int(i) for i in await self._tokenize_async(client, text)], "stop"
+        if self.eos_append_id is not None and not (ids and ids[-1] in self.eos_token_ids):
+            ids = [*ids, int(self.eos_append_id)]
+        return ids, "eos"
 
     async def _tokenize_async(self, client, text: str) -> list[int]:
         if not isinstance(self.tokenizer, RemoteTokenizer):
@@ -331,6 +409,22 @@ def _eos_ids(tokenizer: Any) -> list[int]:
             if isinstance(tid, int) and tid != unk and tid not in out:
                 out.append(tid)
     return out
+
+
+TURN_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
+
+
+def _turn_end_id(tokenizer: Any, eos_ids: Sequence[int]) -> int | None:
+    convert = getattr(tokenizer, "convert_tokens_to_ids", None)
+    if convert is not None:
+        for token in TURN_END_TOKENS:
+            try:
+                tid = convert(token)
+            except Exception:  # noqa: S112 - a tokenizer without this token
+                continue
+            if isinstance(tid, int) and tid in eos_ids:
+                return tid
+    return eos_ids[0] if eos_ids else None
 
 
 def _run(coro):

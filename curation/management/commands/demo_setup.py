@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand
 from curation.models import ModelEndpoint
 from curation.problem_import import parse_problem_file
 from curation.roles import Role
+from curation.services.endpoints import embedded_endpoint_values, environment_endpoint_values
 from curation.services.problems import problems_import
 from curation.services.users import user_create_or_update
 
@@ -43,48 +44,17 @@ class Command(BaseCommand):
         """The default Reasoner and Intervener: the endpoint named by the environment
         (``CALM_DEFAULT_ENDPOINT_URL`` + ``_MODEL`` [+ ``_API_KEY_ENV``], e.g. a vLLM server
         on a GPU host), else the embedded llama.cpp model that ``make run`` serves."""
-        import os
-
-        from calm_studio import local_model
-
-        url = os.environ.get("CALM_DEFAULT_ENDPOINT_URL")
-        if url:
-            name = "default (from the environment)"
-            values = {
-                "backend": ModelEndpoint.Backend.OPENAI,
-                "base_url": url,
-                "model": os.environ.get("CALM_DEFAULT_ENDPOINT_MODEL", ""),
-                "api_key_env": os.environ.get("CALM_DEFAULT_ENDPOINT_API_KEY_ENV", ""),
-                "tokenizer": os.environ.get("CALM_DEFAULT_ENDPOINT_TOKENIZER", ""),
-                "concurrency": 32,
-            }
-        else:
-            chosen = local_model.selected_model_name()
-            if chosen is None:
-                return "Default endpoint: none (CALM_LOCAL_MODEL=off; add one in the admin)."
-            model = local_model.get_model(chosen)
-            name = f"local {model.name} (llama.cpp)"
-            values = {
-                "backend": ModelEndpoint.Backend.OPENAI,
-                "base_url": local_model.base_url(),
-                "model": model.name,
-                # llama.cpp takes text prompts only and drops special tokens when it
-                # detokenizes: the engine keeps token ids with the GGUF's own tokenizer.
-                "tokenizer": str(local_model.model_path(model)),
-                "concurrency": 1,
-                "context_length": local_model.n_ctx(),
-                "sampling": {"max_new_tokens": 3072, "temperature": 0.2, "code_timeout_s": 10},
-                "extra": {
-                    "token_prompts": False,
-                    "stop_strings": ["\n```\n"],  # see the openai backend's docstring
-                    "request_timeout_s": 900,
-                },
-            }
+        values = environment_endpoint_values()
+        from_environment = values is not None
+        if values is None:
+            values = embedded_endpoint_values()
+        if values is None:
+            return "Default endpoint: none (CALM_LOCAL_MODEL=off; add one in the admin)."
+        name = values.pop("name")
         others = ModelEndpoint.objects.exclude(name=name)
         values["is_default_reasoner"] = not others.filter(is_default_reasoner=True).exists()
         values["is_default_intervener"] = not others.filter(is_default_intervener=True).exists()
-        values["role"] = ModelEndpoint.Role.BOTH
-        if url:  # the environment is the source of truth for this one
+        if from_environment:  # the environment is the source of truth for this one
             endpoint, created = ModelEndpoint.objects.update_or_create(name=name, defaults=values)
         else:  # an admin may have tuned the local one: never overwrite it
             endpoint, created = ModelEndpoint.objects.get_or_create(name=name, defaults=values)

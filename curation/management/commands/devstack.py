@@ -3,7 +3,9 @@ the embedded default model (llama.cpp's OpenAI-compatible server on loopback) wh
 
 Output from each process is prefixed with its name. Ctrl-C (or SIGTERM) stops all of them:
 each gets SIGTERM in its own process group, then SIGKILL after a grace period. The model server
-is optional: if it exits, the rest keeps running without it.
+is optional and supervised (``calm_studio.model_server``): it is smoke-tested when it starts,
+restarted with backoff a bounded number of times when it dies, and its state is shown in the
+header badge and named in the error of any job that finds it down.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import time
 from django.core.management.base import BaseCommand
 
 from calm_studio import local_model
+from calm_studio.env import env_int
+from calm_studio.model_server import Supervisor, write_status
 from calm_studio.queues import ALL_QUEUES
 
 GRACE_S = 10.0
-OPTIONAL = {"model"}  # processes whose exit does not stop the others
 MODEL_READY_TIMEOUT_S = 300.0
 
 
@@ -60,8 +63,6 @@ class Command(BaseCommand):
             "beat": [python, "-m", "celery", "-A", "calm_studio", "beat", "-l", "info"],
         }
         model_argv = self._model_command()
-        if model_argv:
-            commands["model"] = model_argv
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         procs = {
             name: subprocess.Popen(
@@ -81,9 +82,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         self.stdout.write(self.style.SUCCESS(f"CALM Studio is starting on http://{addr}/"))
-        if "model" in procs:
-            self._announce_when_ready(procs["model"])
-        self.stdout.write(f"Press Ctrl-C to stop {', '.join(procs)}.")
+        model = self._supervise_model(model_argv, env) if model_argv else None
+        names = [*procs, *(["model"] if model else [])]
+        self.stdout.write(f"Press Ctrl-C to stop {', '.join(names)}.")
         selector = selectors.DefaultSelector()
         for name, proc in procs.items():
             os.set_blocking(proc.stdout.fileno(), False)
@@ -93,19 +94,12 @@ class Command(BaseCommand):
                 for key, _ in selector.select(timeout=0.5):
                     self._relay(key.data, key.fileobj)
                 dead = [n for n, p in procs.items() if p.poll() is not None]
-                for name in [n for n in dead if n in OPTIONAL]:
-                    proc = procs.pop(name)
-                    self._relay(name, proc.stdout)
-                    selector.unregister(proc.stdout)
-                    self.stderr.write(
-                        f"{name} exited (code {proc.returncode}); the app keeps running "
-                        "without the embedded model."
-                    )
-                    dead.remove(name)
                 if dead:
                     self.stderr.write(f"{', '.join(dead)} exited; stopping the rest.")
                     break
         finally:
+            if model:
+                model.stop()
             self._stop_all(procs)
             for key in list(selector.get_map().values()):
                 self._relay(key.data, key.fileobj)
@@ -114,6 +108,7 @@ class Command(BaseCommand):
         """The model server's argv, or None (with one line saying why and how to enable it)."""
         if local_model.selected_model_name() is None:
             self.stdout.write("Embedded model: off (CALM_LOCAL_MODEL=off).")
+            write_status(local_model.status_path(), state="off", name="embedded model")
             return None
         try:
             spec = local_model.get_model()
@@ -142,26 +137,43 @@ class Command(BaseCommand):
                 return None
         return local_model.command_for(spec)
 
-    def _announce_when_ready(self, proc: subprocess.Popen) -> None:
-        url = local_model.base_url()
-        name = local_model.get_model().name
+    def _supervise_model(self, argv: list[str], env: dict) -> Supervisor:
+        """Start the embedded model under its supervisor; say when it is ready or why not."""
+        spec = local_model.get_model()
         started = time.monotonic()
+        announced = {"state": ""}
 
-        def wait() -> None:
-            try:
-                local_model.wait_ready(
-                    url, MODEL_READY_TIMEOUT_S, alive=lambda: proc.poll() is None
-                )
-            except (TimeoutError, local_model.ModelError):
-                return
-            self.stdout.write(
-                self.style.SUCCESS(
-                    f" model | {name} is serving at {url} "
-                    f"(ready in {time.monotonic() - started:.1f} s)"
-                )
-            )
+        def output(line: str) -> None:
+            self.stdout.write(f" model | {line}")
 
-        threading.Thread(target=wait, name="model-ready", daemon=True).start()
+        supervisor = Supervisor(
+            argv, base_url=local_model.base_url(), model=spec.name,
+            status_file=local_model.status_path(), name=f"embedded model ({spec.name})",
+            max_restarts=env_int("CALM_MODEL_MAX_RESTARTS", 3),
+            ready_timeout_s=MODEL_READY_TIMEOUT_S, on_output=output, env=env,
+        ).start()  # fmt: skip
+
+        def watch() -> None:
+            while supervisor.state not in ("failed", "stopped"):
+                state = supervisor.state
+                if state != announced["state"]:
+                    announced["state"] = state
+                    if state == "ready":
+                        self.stdout.write(self.style.SUCCESS(
+                            f" model | {spec.name} is serving at {local_model.base_url()} "
+                            f"(smoke-tested; ready in {time.monotonic() - started:.1f} s)"
+                        ))  # fmt: skip
+                    elif state == "restarting":
+                        self.stderr.write(" model | the model server died; restarting it")
+                time.sleep(0.5)
+            if supervisor.state == "failed":
+                self.stderr.write(
+                    " model | the model server keeps dying; the app runs without it (see the "
+                    "header badge, and `python manage.py prepare_model` for the build)"
+                )
+
+        threading.Thread(target=watch, name="model-watch", daemon=True).start()
+        return supervisor
 
     def _relay(self, name: str, stream) -> None:
         try:

