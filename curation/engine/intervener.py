@@ -109,7 +109,6 @@ class Facts:
             out.append("- It ran out of its token budget before finishing.")
         return out
 
-
     def task(self) -> str:
         """The first lines of the task, where the facts decide most of it."""
         if self.correct is True:
@@ -140,6 +139,16 @@ def _failed(step: Step) -> bool:
     return status not in (None, "ok")
 
 
+EXAMPLE_VERDICTS = (
+    '{"flawless": true, "step": null, "flaw_type": null, "hint": null, "rationale": "One '
+    'complete model, the solver answered optimal and the stated answer matches."}\n'
+    '{"flawless": false, "step": 1, "flaw_type": "constraint_error", "hint": "Wait, each store\'s '
+    "demand must be met, so that constraint is >= and not <=; let me fix it and solve the whole "
+    'model again.", "rationale": "Step 1 writes the demand constraint as <=, so shipping nothing '
+    'is optimal."}'
+)
+
+
 def build_prompt(
     problem: str,
     steps: Sequence[Step],
@@ -148,8 +157,10 @@ def build_prompt(
     facts: Facts | None = None,
     hint_templates: dict[str, str] | None = None,
 ) -> str:
-    """The user message: flaw taxonomy (with an example hint per type), the facts the system
-    checked, numbered steps, and the JSON contract."""
+    """The user message. What is the same for every trajectory comes first (flaw types with an
+    example hint each, the JSON contract, example verdicts), so a server's prefix cache reuses
+    it from one diagnosis to the next; then the problem, the facts the system checked, the
+    numbered steps, and the task."""
     templates = {**HINT_TEMPLATES, **(hint_templates or {})}
     types = "\n".join(
         f"- `{t['code']}` ({t.get('category', '')}): {t.get('name', '')}. "
@@ -157,7 +168,6 @@ def build_prompt(
         + (f' Example hint: "{_one_line(templates[t["code"]])}"' if t["code"] in templates else "")
         for t in taxonomy
     )
-    checked = "\n".join(facts.lines(steps)) if facts else ""
     parts = []
     for step in steps:
         block = [f"### Step {step.index}", step.reasoning.strip() or "(no reasoning)"]
@@ -165,27 +175,30 @@ def build_prompt(
             block += ["```python", step.code.rstrip(), "```"]
             block += ["```output", (step.output or "").rstrip(), "```"]
         parts.append("\n".join(block))
+    checked = "\n".join(facts.lines(steps)) if facts else ""
     return (
-        f"## Problem\n{problem.strip()}\n\n"
+        "You will read a student's trajectory and find its FIRST flaw, if any.\n\n"
         f"## Flaw types\n{types}\n\n"
-        + (f"## Facts checked by the system\n{checked}\n\n" if checked else "")
-        + f"## Trajectory ({len(steps)} steps, numbered from 0)\n\n"
-        + "\n\n".join(parts)
-        + "\n\n"
-        "## Your task\n"
-        + (facts.task() if facts else "")
-        + "Find the FIRST flaw in the trajectory, if any. Answer with one JSON object only:\n"
+        "## Answer format\n"
+        "Answer with one JSON object only:\n"
         '{"flawless": true|false, "step": <step number or null>, "flaw_type": <a flaw type '
         'code or null>, "hint": <string or null>, "rationale": <string>}\n'
         "- flawless: true only if no step has any of the flaws above; then step, flaw_type and "
         "hint are null. A trajectory whose answer does not match the reference, or that has no "
         "answer, is never flawless.\n"
-        f"- step: the number of the step where the first flaw occurs, from 0 to "
-        f"{len(steps) - 1} (the steps are numbered from 0).\n"
+        "- step: the number of the step where the first flaw occurs (steps are numbered from "
+        "0).\n"
         "- hint: one or two short sentences inserted at that step, written in the solver's own "
-        'first-person voice, e.g. "Wait, the number of trips must be an integer; I should '
-        'declare the variables as integers and re-solve." Do not give away the final answer.\n'
-        "- rationale: why, briefly, for a human reviewer."
+        "first-person voice, that say what to fix. Do not give away the final answer.\n"
+        "- rationale: why, briefly, for a human reviewer.\n"
+        f"Two example answers:\n{EXAMPLE_VERDICTS}\n\n"
+        f"## Problem\n{problem.strip()}\n\n"
+        + (f"## Facts checked by the system\n{checked}\n\n" if checked else "")
+        + f"## Trajectory ({len(steps)} steps, numbered 0 to {len(steps) - 1})\n\n"
+        + "\n\n".join(parts)
+        + "\n\n## Your task\n"
+        + (facts.task() if facts else "")
+        + "Find the FIRST flaw, if any, and answer with the JSON object only."
     )
 
 

@@ -23,11 +23,11 @@ def test_the_page_shows_route_warnings_the_solver_s_optimum_and_repetition(
     assert "2 warnings" in html
     assert "first difference at token 17: 900 stored, 901 on the server" in html
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
-    assert "solver's last optimum: 4100" in html and "(credited)" not in html
+    assert "solver's last optimum: 4,100" in html and "(credited)" not in html
     assert "stuck on failing code" in html
 
 
 def test_a_credited_sandbox_answer_says_so(client_for, reviewer, make_trajectory):
     t = make_trajectory(final_answer="4100", answer_source="sandbox", sandbox_objective=4100.0)
     html = client_for(reviewer).get(t.get_absolute_url()).content.decode()
-    assert "solver's last optimum: 4100 (credited)" in html and "route-warnings" not in html
+    assert "solver's last optimum: 4,100 (credited)" in html and "route-warnings" not in html
