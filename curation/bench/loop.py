@@ -57,7 +57,7 @@ def _problems(args):
     if args.problems:
         path = Path(args.problems)
     elif args.benchmark:
-        path = Path(settings.CALM_BENCHMARKS_DIR) / f"{args.benchmark}.jsonl"
+        path = Path(settings.BENCHMARKS_DIR) / f"{args.benchmark}.jsonl"
     else:
         path = Path(__file__).resolve().parents[1] / "demo" / "demo_problems.jsonl"
     try:
