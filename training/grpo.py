@@ -68,8 +68,10 @@ class GRPOScriptArguments:
     )
     think_prefix: str = field(
         default="auto",
-        metadata={"help": "Forced start of the assistant turn; auto: <think> unless the chat "
-                  "template opens it (the engine's think_prefix_for, as in curation)."},
+        metadata={
+            "help": "Forced start of the assistant turn; auto: <think> unless the chat "
+            "template opens it (the engine's think_prefix_for, as in curation)."
+        },
     )
     max_code_calls: int = field(default=15, metadata={"help": "Code runs per rollout (CoRT)."})
     code_timeout_s: float = field(default=5.0, metadata={"help": "Per run (CoRT uses 5 s in RL)."})

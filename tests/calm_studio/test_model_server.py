@@ -20,10 +20,13 @@ from calm_studio.llama_build import NATIVE, SAFE, BuildError, Host, cmake_args, 
 from calm_studio.model_server import Supervisor, smoke_generate
 from curation.engine.server_status import read_status, server_down_message
 
-XEON = Host("x86_64", frozenset("fpu sse2 avx avx2 fma f16c bmi2 avx512f avx512bw avx512_bf16 "
-                                "avx512_vnni amx_tile amx_int8 amx_bf16".split()))  # fmt: skip
-OLD_X86 = Host("x86_64", frozenset("fpu sse2 sse4_2 avx".split()))
-GRAVITON = Host("aarch64", frozenset("fp asimd sve".split()))
+XEON_FLAGS = (
+    "fpu sse2 avx avx2 fma f16c bmi2 avx512f avx512bw avx512_bf16 avx512_vnni amx_tile "
+    "amx_int8 amx_bf16"
+)
+XEON = Host("x86_64", frozenset(XEON_FLAGS.split()))  # noqa: SIM905
+OLD_X86 = Host("x86_64", frozenset(["fpu", "sse2", "sse4_2", "avx"]))
+GRAVITON = Host("aarch64", frozenset(["fp", "asimd", "sve"]))
 
 
 # --- build flags ----------------------------------------------------------------------------------
@@ -45,7 +48,7 @@ def test_the_safe_build_enables_only_what_this_cpu_reports():
 
 def test_arm_gets_the_generic_build_and_an_unknown_cpu_a_clear_refusal():
     assert cmake_args(SAFE, GRAVITON) == ["-DLLAVA_BUILD=OFF", "-DGGML_NATIVE=OFF"]
-    with pytest.raises(BuildError, match="no safe llama.cpp build is known for riscv64"):
+    with pytest.raises(BuildError, match=r"no safe llama\.cpp build is known for riscv64"):
         cmake_args(SAFE, Host("riscv64", frozenset()))
     assert "-DGGML_NATIVE=ON" in cmake_args(NATIVE, XEON)
 
@@ -87,10 +90,12 @@ def test_a_safe_build_that_cannot_generate_fails_loudly(tmp_path):
         (directory / "llama_cpp_python-x.whl").write_text("w")
         return directory / "llama_cpp_python-x.whl"
 
-    with pytest.raises(BuildError, match="safe llama.cpp build failed its smoke test.*no tokens"):
-        ensure_build(tmp_path / "m.gguf", tmp_path, "r", "0.3.36", variant=SAFE, host=XEON,
-                     echo=lambda line: None, build=build, install=lambda w, r: None,
-                     smoke=lambda path: {"ok": False, "error": "the model generated no tokens"})  # fmt: skip
+    with pytest.raises(BuildError, match=r"safe llama\.cpp build failed its smoke test.*no tokens"):
+        ensure_build(
+            tmp_path / "m.gguf", tmp_path, "r", "0.3.36", variant=SAFE, host=XEON,
+            echo=lambda line: None, build=build, install=lambda w, r: None,
+            smoke=lambda path: {"ok": False, "error": "the model generated no tokens"},
+        )  # fmt: skip
 
 
 def test_the_smoke_check_names_the_signal_that_killed_the_process(tmp_path):

@@ -15,8 +15,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_loop_bench_runs_the_product_s_batch_and_keeps_every_trajectory(tmp_path,
-                                                                            tiny_model_path):  # fmt: skip
+def test_the_loop_bench_runs_the_product_s_batch_and_keeps_every_trajectory(
+    tmp_path, tiny_model_path
+):
     problems = tmp_path / "two.jsonl"
     problems.write_text(
         json.dumps({"id": "lp-1", "question": "Maximize x with x <= 3.", "answer": 3}) + "\n"

@@ -173,7 +173,7 @@ def test_branch_rollout_replays_what_the_original_rollout_replayed(tiny_tokenize
 def test_the_repetition_stop_fires_on_the_same_failing_block(tiny_tokenizer):
     bad = "x, y = Var(within=NonNegativeIntegers)"
     turn = f"Try.\n```python\n{bad}\n```\n"
-    spaced = f"Again.\n```python\nx, y  =  Var(within=NonNegativeIntegers)  # again\n```\n"
+    spaced = "Again.\n```python\nx, y  =  Var(within=NonNegativeIntegers)  # again\n```\n"
     backend = ScriptedBackend(tiny_tokenizer, [turn + spaced + turn + turn + turn])
     r = rollout(backend, "P.", RolloutConfig(max_new_tokens=2000),
                 run_code=Sandbox(default="error"))  # fmt: skip

@@ -227,7 +227,7 @@ def test_the_text_route_goes_on_after_a_dropped_fence_that_is_not_the_end(tiny_m
 def test_the_text_route_flags_a_server_that_tokenizes_differently(tiny_model_path, tiny_backend):
     def other(text):  # a server whose tokenizer splits the text its own way
         ids = tiny_backend.encode(text)
-        return ids[:2] + [7, 7] + ids[2:]
+        return [*ids[:2], 7, 7, *ids[2:]]
 
     stub = Stub([_llama("```python\nprint(1)", 9), _llama("</think>\\boxed{1}", 8)],
                 tokenize=other)  # fmt: skip
