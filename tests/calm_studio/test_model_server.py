@@ -24,7 +24,7 @@ XEON_FLAGS = (
     "fpu sse2 avx avx2 fma f16c bmi2 avx512f avx512bw avx512_bf16 avx512_vnni amx_tile "
     "amx_int8 amx_bf16"
 )
-XEON = Host("x86_64", frozenset(XEON_FLAGS.split()))  # noqa: SIM905
+XEON = Host("x86_64", frozenset(XEON_FLAGS.split()))
 OLD_X86 = Host("x86_64", frozenset(["fpu", "sse2", "sse4_2", "avx"]))
 GRAVITON = Host("aarch64", frozenset(["fp", "asimd", "sve"]))
 
