@@ -3,6 +3,7 @@ embedded model server's supervisor state (when the embedded model is on)."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import redis
@@ -63,6 +64,18 @@ def system_health() -> dict:
     return report
 
 
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
+
+
 def _embedded_model() -> dict | None:
     """The supervisor's view of the embedded model server, or None when it is off or was
     never started by ``make run``."""
@@ -74,11 +87,15 @@ def _embedded_model() -> dict | None:
     if not status or status.get("state") in ("off", None):
         return None
     state = status["state"]
+    if state in ("starting", "ready") and not _alive(status.get("pid")):
+        state = "gone"  # the supervisor itself was killed: nobody is serving
     if state in ("exited", "restarting", "failed"):
         summary = f"the model server {exit_description(status)}"
         summary += "; restarting" if state == "restarting" else "; not running"
     elif state == "ready":
         summary = "serving (smoke-tested)"
+    elif state == "gone":
+        summary = "the model server and its supervisor are gone (restart make run)"
     else:
         summary = state
     return {"ok": state == "ready", "optional": True, "state": state, "summary": summary,

@@ -110,8 +110,14 @@ def test_the_header_badge_shows_a_dead_embedded_model_server(client_for, reviewe
     html = client_for(reviewer).get(reverse("health-badge")).content.decode()
     assert 'title="embedded model: the model server exited with signal 11 (SIGSEGV); not' in html
     assert ">model: failed<" in html
-    write_status(status, state="ready", name="embedded model")
+    import os
+
+    write_status(status, state="ready", name="embedded model", pid=os.getpid())
     html = client_for(reviewer).get(reverse("health-badge")).content.decode()
     assert 'class="badge ok" title="embedded model: serving (smoke-tested)">model<' in html
+    # A supervisor killed with the whole stack leaves "ready" behind: its pid tells.
+    write_status(status, state="ready", name="embedded model", pid=2**22 + 1)
+    html = client_for(reviewer).get(reverse("health-badge")).content.decode()
+    assert ">model: gone<" in html
     monkeypatch.setenv("CALM_LOCAL_MODEL", "off")  # then there is no model to show
     assert ">model" not in client_for(reviewer).get(reverse("health-badge")).content.decode()

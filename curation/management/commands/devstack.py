@@ -63,6 +63,8 @@ class Command(BaseCommand):
             "beat": [python, "-m", "celery", "-A", "calm_studio", "beat", "-l", "info"],
         }
         model_argv = self._model_command()
+        if model_argv is None:  # no stale state from an earlier run in the header badge
+            write_status(local_model.status_path(), state="off", name="embedded model")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         procs = {
             name: subprocess.Popen(
@@ -108,7 +110,6 @@ class Command(BaseCommand):
         """The model server's argv, or None (with one line saying why and how to enable it)."""
         if local_model.selected_model_name() is None:
             self.stdout.write("Embedded model: off (CALM_LOCAL_MODEL=off).")
-            write_status(local_model.status_path(), state="off", name="embedded model")
             return None
         try:
             spec = local_model.get_model()
