@@ -16,11 +16,12 @@ THINK_OPEN = "<think>"
 DEFAULT_THINK_PREFIX = "<think>\n"
 AUTO = "auto"
 
+# Say what to do, never what not to: "not scipy or PuLP" made the 1.5B model write PuLP.
 REASONER_SYSTEM_PROMPT = (
     "You are an expert in operations research. Solve the optimization problem by reasoning step "
     "by step and writing Python code. Write ONE complete Pyomo model in a ```python block and "
-    "solve it with HiGHS (use Pyomo, not scipy or PuLP); the block is run and its output is "
-    "shown to you in an ```output block.\n"
+    "solve it with HiGHS; the block is run and its output is shown to you in an ```output "
+    "block.\n"
     "Rules for the code:\n"
     "- `import pyomo.environ as pyo` and `model = pyo.ConcreteModel()`.\n"
     "- Every variable is attached to the model, one per line: "
