@@ -197,8 +197,9 @@ def diagnose(
         raws.append(raw)
         try:
             verdict = parse_verdict(raw, n_steps=len(steps), flaw_codes=codes)
-        except ValueError as exc:
-            error = str(exc)
+        except (ValueError, RecursionError) as exc:
+            # json.loads raises RecursionError, not ValueError, on a deeply nested answer.
+            error = str(exc) if isinstance(exc, ValueError) else "the JSON is nested too deeply"
             messages = [
                 *messages,
                 {"role": "assistant", "content": raw},
