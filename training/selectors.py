@@ -206,7 +206,12 @@ def evaluation_samples(run: TrainingRun, benchmark: str) -> list[dict]:
     for t in samples:
         entry = grouped.setdefault(t.problem_id, {"problem": t.problem, "samples": []})
         entry["samples"].append(t)
+    # The reference each problem was judged against (its answer version then), from the
+    # evaluation's stored answers: the problem's current answer may have been corrected since.
+    own = run.scores.filter(benchmark=benchmark, rejudged=False).first()
+    judged = {str(p.get("id")): p for p in (own.answers if own else [])}
     for entry in grouped.values():
         n = len(entry["samples"])
         entry["pass_at_1"] = sum(1 for t in entry["samples"] if t.is_correct) / n
+        entry["judged"] = judged.get(str(entry["problem"].pk))
     return sorted(grouped.values(), key=lambda e: (e["pass_at_1"], e["problem"].pk))
