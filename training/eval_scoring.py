@@ -242,3 +242,23 @@ def format_table(results: dict[str, Any]) -> str:
         f"{rec.get('mode_description', figure)}; problem set {set_hash}"
     )
     return "\n".join(lines)
+
+
+def reliability(samples: list[dict[str, Any]], *, bins: int = 10) -> list[dict[str, Any]]:
+    """A reliability diagram's points: the samples that stated a confidence, in ``bins`` equal
+    confidence bins (1.0 in the last); per non-empty bin its mean confidence, its accuracy and
+    how many samples. A calibrated model's points lie on the diagonal."""
+    grouped: dict[int, list[dict[str, Any]]] = {}
+    for s in samples:
+        q = s.get("confidence")
+        if q is None or s.get("outcome") == "endpoint_error":
+            continue
+        grouped.setdefault(min(int(q * bins), bins - 1), []).append(s)
+    return [
+        {
+            "lo": b / bins, "hi": (b + 1) / bins, "n": len(rows),
+            "confidence": sum(r["confidence"] for r in rows) / len(rows),
+            "accuracy": sum(r.get("outcome") == "correct" for r in rows) / len(rows),
+        }
+        for b, rows in sorted(grouped.items())
+    ]  # fmt: skip

@@ -9,6 +9,7 @@ from django.db.models import Prefetch
 
 from curation.models import Job, Trajectory
 
+from .eval_scoring import brier, reliability
 from .evaluate import PAPER_MACRO, PAPER_RESULTS, paper_numbers
 from .models import EvaluationScore, RunMetric, TrainingRun
 
@@ -215,3 +216,24 @@ def evaluation_samples(run: TrainingRun, benchmark: str) -> list[dict]:
         entry["pass_at_1"] = sum(1 for t in entry["samples"] if t.is_correct) / n
         entry["judged"] = judged.get(str(entry["problem"].pk))
     return sorted(grouped.values(), key=lambda e: (e["pass_at_1"], e["problem"].pk))
+
+
+def evaluation_calibration(limit: int = 20) -> list[dict]:
+    """Calibration of the evaluations whose samples stated confidences (RLCR), newest first:
+    per run its Brier score, how many confidences, and the reliability diagram's points, over
+    all its benchmarks (from the answers its own scores stored)."""
+    scores = (
+        EvaluationScore.objects.filter(rejudged=False, confidences__gt=0)
+        .select_related("run__model")
+        .order_by("-run__created_at", "benchmark")
+    )
+    by_run: dict[int, dict] = {}
+    for score in scores:
+        entry = by_run.setdefault(score.run_id, {"run": score.run, "samples": []})
+        entry["samples"] += [s for p in score.answers for s in p.get("samples") or []]
+    out = []
+    for entry in list(by_run.values())[:limit]:
+        score, n = brier(entry["samples"])
+        out.append({"run": entry["run"], "brier": score, "n": n,
+                    "bins": reliability(entry["samples"])})  # fmt: skip
+    return out

@@ -82,7 +82,7 @@ def run(tiny_endpoint, tiny_dataset):
 REPLIES = {"<= 4.": "</think>\n\\boxed{12}", "<= 5.": "</think>\n\\boxed{15.3}", "<= 2.": "hmm"}
 
 
-def evaluate_scripted(run, tiny_model_path, *, rule="sirl"):
+def evaluate_scripted(run, tiny_model_path, *, rule="sirl", replies=None, **arguments):
     """Run the real evaluation script on ``run``'s problems with the scripted answers, mark
     the job finished and import the results."""
     from transformers import AutoTokenizer
@@ -96,11 +96,12 @@ def evaluate_scripted(run, tiny_model_path, *, rule="sirl"):
     inputs_write(run)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
     backend = ScriptedBackend(
-        tokenizer, lambda req, text: next(v for k, v in REPLIES.items() if k in text)
+        tokenizer,
+        lambda req, text: next(v for k, v in (replies or REPLIES).items() if k in text),
     )
     args = ev.EvaluateArguments(
         model=str(tiny_model_path), problems=[f"{run.output_dir}/problems.jsonl"],
-        output_dir=run.output_dir, k=2, rule=rule, batch_size=1,
+        output_dir=run.output_dir, k=2, rule=rule, batch_size=1, **arguments,
     )  # fmt: skip
     ev.evaluate(args, backend=backend)
     Job.objects.filter(pk=run.job_id).update(status=Job.Status.SUCCEEDED)

@@ -88,3 +88,53 @@ def test_a_bad_rejudge_request_is_a_clear_message_and_changes_nothing(
     response = client.post(url, {"rule": "sirl"}, follow=True)
     assert "judged under sirl already" in response.content.decode()
     assert not EvaluationScore.objects.filter(run=finished_eval, rejudged=True).exists()
+
+
+def test_it_plots_calibration_for_evaluations_that_stated_confidences(
+    client_for, lead, tiny_endpoint, toy_problems, tiny_model_path
+):
+    run = run_create(
+        kind="evaluate", name="c", model=tiny_endpoint, preset="eval_tiny",
+        problem_selection=problems_select(benchmarks=["toy"]), enqueue=False,
+    )  # fmt: skip
+    replies = {
+        "<= 4.": "</think>\n\\boxed{12} <confidence>0.9</confidence>",  # right
+        "<= 5.": "</think>\n\\boxed{14} <confidence>0.9</confidence>",  # wrong
+        "<= 2.": "</think>\n\\boxed{6} <confidence>0.2</confidence>",  # right
+    }
+    evaluate_scripted(run, tiny_model_path, replies=replies, ask_confidence=True)
+    score = EvaluationScore.objects.get(run=run)
+    # ((0.1)² · 2 + (0.9)² · 2 + (0.8)² · 2) / 6
+    assert score.brier == pytest.approx((0.01 + 0.81 + 0.64) / 3)
+    assert score.confidences == 6
+    page = client_for(lead).get("/training/evaluations/").content.decode()
+    section = page[page.index('id="calibration"') :]
+    assert "0.487" in section and "Reliability" in section and "<svg" in section
+    # the 0.9 bin is half right, the 0.2 bin all right
+    assert "0.90 → 0.50 (4)" in section and "0.20 → 1.00 (2)" in section
+
+
+def test_the_calibration_section_says_when_no_evaluation_stated_confidences(
+    client_for, lead, finished_eval
+):
+    page = client_for(lead).get("/training/evaluations/").content.decode()
+    assert "No evaluation asked for confidences yet" in page
+
+
+def test_an_evaluation_is_launched_with_the_chosen_rule_mode_and_confidence_request(
+    client_for, admin_user, tiny_endpoint, toy_problems
+):
+    from training.models import TrainingRun
+
+    data = {"name": "e", "model": tiny_endpoint.pk, "benchmarks": ["toy"], "preset": "eval_tiny",
+            "overrides": "", "rule": "storm-paper", "tolerance": "0.001", "mode": "any",
+            "ask_confidence": "true", "seed": 0, "action": "launch"}  # fmt: skip
+    response = client_for(admin_user).post("/training/new/evaluate", data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    run = TrainingRun.objects.get(name="e")
+    assert run.config["rule"] == "storm-paper" and run.config["tolerance"] == 0.001
+    assert run.config["mode"] == "any" and run.config["ask_confidence"] is True
+    data.update(name="f", rule="", tolerance="", mode="", ask_confidence="unknown")
+    client_for(admin_user).post("/training/new/evaluate", data)
+    kept = TrainingRun.objects.get(name="f").config
+    assert "rule" not in kept and "ask_confidence" not in kept  # the preset's (script default)

@@ -14,7 +14,7 @@ from curation.engine.answer_rules import PRESETS, RULES
 from curation.roles import Role, role_required
 
 from ..models import TrainingRun
-from ..selectors import evaluation_samples, evaluation_table
+from ..selectors import evaluation_calibration, evaluation_samples, evaluation_table
 from ..services.evaluations import RejudgeError, evaluation_rejudge
 
 
@@ -35,7 +35,9 @@ def evaluation_compare(request: HttpRequest) -> HttpResponse:
         unit="%",
     )
     presets = [(name, RULES[name]) for name in PRESETS]
-    context = {"table": table, "chart": chart, "presets": presets}
+    calibration = evaluation_calibration()
+    context = {"table": table, "chart": chart, "presets": presets, "calibration": calibration,
+               "reliability": _reliability_chart(calibration) if calibration else None}  # fmt: skip
     return render(request, "training/evaluation_compare.html", context)
 
 
@@ -68,3 +70,14 @@ def evaluation_samples_page(request: HttpRequest, pk: int, benchmark: str) -> Ht
         raise Http404("this run has no score on that benchmark")
     context = {"run": run, "score": score, "problems": evaluation_samples(run, benchmark)}
     return render(request, "training/evaluation_samples.html", context)
+
+
+def _reliability_chart(calibration: list[dict]):
+    series = {"perfect calibration": [(0.0, 0.0), (1.0, 1.0)]}
+    for entry in calibration:
+        name = f"{entry['run'].model.name} (eval #{entry['run'].pk})"
+        series[name] = [(b["confidence"], b["accuracy"]) for b in entry["bins"]]
+    return plots.line_chart(
+        series, title="Reliability: accuracy per stated-confidence bin",
+        x_label="stated confidence", y_label="share correct",
+    )  # fmt: skip
