@@ -138,3 +138,20 @@ def test_an_evaluation_is_launched_with_the_chosen_rule_mode_and_confidence_requ
     client_for(admin_user).post("/training/new/evaluate", data)
     kept = TrainingRun.objects.get(name="f").config
     assert "rule" not in kept and "ask_confidence" not in kept  # the preset's (script default)
+
+
+def test_it_keeps_any_of_k_figures_out_of_a_pass_at_1_column(finished_eval):
+    from training.selectors import evaluation_table
+
+    EvaluationScore.objects.create(
+        run=finished_eval, benchmark="Toy", rule="sirl", rule_label="sirl", mode="any",
+        problems=3, samples=6, pass_at_1=1 / 3, any_of_k=1 / 3, rejudged=True,
+    )  # fmt: skip
+    table = evaluation_table(judged_as="sirl · pass@1")
+    ours = [row for row in table.rows if row.run]
+    assert [row.judged_as for row in ours] == ["sirl · pass@1"]
+    assert table.hidden == {"sirl · any of k": 1}
+    mixed = evaluation_table(judged_as="sirl · pass@1", mix=True)
+    assert [(r.judged_as, r.marked) for r in mixed.rows if r.run] == [
+        ("sirl · pass@1", False), ("sirl · any of k", True),
+    ]  # fmt: skip
