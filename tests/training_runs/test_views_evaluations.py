@@ -140,12 +140,18 @@ def test_an_evaluation_is_launched_with_the_chosen_rule_mode_and_confidence_requ
     assert "rule" not in kept and "ask_confidence" not in kept  # the preset's (script default)
 
 
-def test_it_keeps_any_of_k_figures_out_of_a_pass_at_1_column(finished_eval):
+def test_it_keeps_any_of_k_figures_out_of_a_pass_at_1_column(finished_eval, tiny_endpoint):
     from training.selectors import evaluation_table
 
+    older = run_create(
+        kind="evaluate", name="any", model=tiny_endpoint, preset="eval_tiny",
+        problem_selection=problems_select(benchmarks=["toy"]), enqueue=False,
+    )  # fmt: skip
+    older.created_at = finished_eval.created_at.replace(year=2000)
+    older.save(update_fields=["created_at"])
     EvaluationScore.objects.create(
-        run=finished_eval, benchmark="Toy", rule="sirl", rule_label="sirl", mode="any",
-        problems=3, samples=6, pass_at_1=1 / 3, any_of_k=1 / 3, rejudged=True,
+        run=older, benchmark="Toy", rule="sirl", rule_label="sirl", mode="any",
+        problems=3, samples=6, pass_at_1=1 / 3, any_of_k=2 / 3,
     )  # fmt: skip
     table = evaluation_table(judged_as="sirl · pass@1")
     ours = [row for row in table.rows if row.run]
