@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.contrib import admin
 
 from .models import (
+    AnswerFlag,
+    AnswerVersion,
     Batch,
     BatchItem,
     BatchRound,
@@ -150,3 +152,20 @@ class DatasetEntryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(AnswerVersion)
+class AnswerVersionAdmin(admin.ModelAdmin):
+    # History: versions are made by imports and accepted flags, never edited by hand.
+    list_display = ["problem", "number", "answer", "answer_status", "origin", "created_at"]
+    list_filter = ["origin"]
+    readonly_fields = [f.name for f in AnswerVersion._meta.fields]
+    list_select_related = ["problem__benchmark"]
+
+
+@admin.register(AnswerFlag)
+class AnswerFlagAdmin(admin.ModelAdmin):
+    list_display = ["problem", "status", "proposed_answer", "raised_by", "decided_by", "created_at"]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in AnswerFlag._meta.fields]
+    list_select_related = ["problem__benchmark", "raised_by", "decided_by"]

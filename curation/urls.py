@@ -8,6 +8,12 @@ urlpatterns = [
     path("", problems.problem_list, name="curation-problem-list"),
     path("problems/<int:pk>/", problems.problem_detail, name="curation-problem-detail"),
     path("problems/<int:pk>/generate", problems.problem_generate, name="curation-problem-generate"),
+    path("problems/<int:pk>/flag", problems.problem_answer_flag, name="curation-problem-flag"),
+    path(
+        "problems/<int:pk>/flags/<int:flag_id>",
+        problems.answer_flag_decide_view,
+        name="curation-answer-flag-decide",
+    ),
     path("problems/import/", imports.problem_import_upload, name="curation-problem-import"),
     path(
         "problems/import/<str:token>/",

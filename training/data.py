@@ -157,7 +157,8 @@ PROBLEM_KEYS = ("id", "benchmark", "question", "answer", "answer_status")
 
 
 def problem_record(obj: dict[str, Any], *, default_benchmark: str = "") -> dict[str, Any]:
-    """Validate one problem object and return it with exactly ``PROBLEM_KEYS``."""
+    """Validate one problem object and return it with exactly ``PROBLEM_KEYS`` (and
+    ``answer_version`` when the object has one)."""
     question = obj.get("question")
     if not isinstance(question, str) or not question.strip():
         raise ValueError("question must be a non-empty string")
@@ -177,12 +178,17 @@ def problem_record(obj: dict[str, Any], *, default_benchmark: str = "") -> dict[
     benchmark = obj.get("benchmark") or default_benchmark
     if not isinstance(benchmark, str) or not benchmark:
         raise ValueError("benchmark must be a non-empty string")
+    version = obj.get("answer_version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise ValueError(f"answer_version must be an integer or absent, got {version!r}")
     return {
         "id": str(pid),
         "benchmark": benchmark,
         "question": question,
         "answer": None if answer is None else float(answer),
         "answer_status": status,
+        # Which version of the reference (CALM Studio writes it); absent in plain files.
+        **({"answer_version": version} if version is not None else {}),
     }
 
 

@@ -16,11 +16,15 @@ python -m training.evaluate --base_url http://127.0.0.1:8000/v1 --model qwen3-4b
 python -m training.evaluate --config eval.yaml --k 8
 ```
 
-Writes into ``output_dir``: ``results.json`` (settings; per benchmark ``pass_at_1`` as a
-fraction, counts, mean code calls and response tokens, the paper's numbers, and per problem its
-samples: final answer, correct, code calls, failed calls, response tokens, finish reason; then
-``macro_pass_at_1``), ``trajectories.jsonl`` (each rollout's ``to_dict()`` with ``problem_id``,
-``benchmark``, ``sample``, ``correct``) and ``calm_config.yaml``. pass@1 for a problem is the
+Writes into ``output_dir``: ``results.json`` (settings; ``record``: the answer rule and its
+tolerance, k and mode, sampling, prompt, endpoint and checkpoint, the problem set's sha256 and
+the answer versions; per benchmark ``pass_at_1`` as a fraction, ``any_of_k``, ``score`` (the
+one the mode names), outcome counts (correct / wrong / no_answer / endpoint_error), the Brier
+score when confidences were asked for, mean code calls and response tokens, the paper's
+numbers, and per problem its samples: final answer, outcome, confidence, code calls, failed
+calls, response tokens, finish reason; then ``macro_pass_at_1``, ``macro_score``),
+``trajectories.jsonl`` (each rollout's ``to_dict()`` with ``problem_id``, ``benchmark``,
+``sample``, ``correct``) and ``calm_config.yaml``. pass@1 for a problem is the
 mean correctness of its k samples; a benchmark's is the mean over its problems.
 
 Progress goes to the metrics file as ``step`` events (``step`` = samples done, ``max_steps`` =
@@ -32,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import time
 import traceback
@@ -42,33 +45,25 @@ from pathlib import Path
 from typing import Any
 
 from .data import load_problems
+from .eval_scoring import (
+    MODES,
+    OUTCOMES,
+    PAPER_MACRO,
+    PAPER_RESULTS,
+    benchmark_summary,
+    endpoint_record,
+    evaluation_record,
+    format_table,
+    judge_sample,
+    paper_numbers,
+    rule_record,
+)
+from .rewards import stated_confidence
+
+__all__ = ["PAPER_MACRO", "PAPER_RESULTS", "evaluate", "format_table", "main", "paper_numbers"]
 from .runtime import CancelToken, MetricsWriter, library_versions, resolved_config, save_config
 
 log = logging.getLogger(__name__)
-
-# CALM.md "Results to aim at": pass@1 % of Qwen3-4B-Thinking-2507 (base) and STORM.
-PAPER_RESULTS: dict[str, dict[str, float]] = {
-    "NL4Opt": {"base": 67.9, "storm": 70.3},
-    "MAMO-EasyLP": {"base": 80.0, "storm": 85.9},
-    "MAMO-ComplexLP": {"base": 44.5, "storm": 68.3},
-    "IndustryOR": {"base": 45.4, "storm": 63.5},
-    "OptMATH": {"base": 47.7, "storm": 56.3},
-}
-PAPER_MACRO = {"base": 57.1, "storm": 68.9}
-
-
-def _key(name: str) -> str:
-    key = re.sub(r"[^a-z0-9]", "", name.lower())
-    return key.removesuffix("bench")
-
-
-def paper_numbers(benchmark: str) -> dict[str, float] | None:
-    """The paper's row for a benchmark name ("MAMO EasyLP", "mamo_easylp", "OptMATH-Bench")."""
-    wanted = _key(benchmark)
-    for name, numbers in PAPER_RESULTS.items():
-        if _key(name) == wanted:
-            return numbers
-    return None
 
 
 @dataclass
@@ -113,8 +108,21 @@ class EvaluateArguments:
         default="auto",
         metadata={"help": "Forced turn start; auto: <think> unless the template opens it."},
     )
-    rule: str = field(default="relative", metadata={"help": "relative | percent5"})
-    tolerance: float = field(default=1e-6, metadata={"help": "Tolerance of the rule."})
+    rule: str = field(
+        default="sirl",
+        metadata={"help": "Answer rule preset: orlm | sirl | optmath | storm-paper | cort-math."},
+    )
+    tolerance: float | None = field(
+        default=None, metadata={"help": "ε, for rules where it is a setting (storm-paper)."}
+    )
+    mode: str = field(
+        default="mean",
+        metadata={"help": "The headline figure: mean (pass@1, mean over k) | any (any of k)."},
+    )
+    ask_confidence: bool = field(
+        default=False,
+        metadata={"help": "RLCR: ask for <confidence>q</confidence> after the boxed answer."},
+    )
     max_problems: int | None = field(default=None, metadata={"help": "At most N per file."})
     batch_size: int = field(default=16, metadata={"help": "Samples per engine call."})
     metrics_file: str | None = field(
@@ -159,8 +167,18 @@ def backend_spec(args: EvaluateArguments) -> dict[str, Any]:
     return spec
 
 
+def system_prompt(args: EvaluateArguments) -> str:
+    """The system prompt the evaluation sends (with the RLCR confidence request if asked)."""
+    from curation.engine import DEFAULT_SYSTEM_PROMPT
+
+    from .rewards import with_confidence_request
+
+    prompt = DEFAULT_SYSTEM_PROMPT if args.system_prompt is None else args.system_prompt
+    return with_confidence_request(prompt) if args.ask_confidence else prompt
+
+
 def _rollout_config(args: EvaluateArguments):
-    from curation.engine import DEFAULT_SYSTEM_PROMPT, RolloutConfig
+    from curation.engine import RolloutConfig
 
     return RolloutConfig(
         max_code_calls=args.max_code_calls,
@@ -170,7 +188,7 @@ def _rollout_config(args: EvaluateArguments):
         top_p=args.top_p,
         seed=args.seed,
         think_prefix=args.think_prefix,
-        system_prompt=DEFAULT_SYSTEM_PROMPT if args.system_prompt is None else args.system_prompt,
+        system_prompt=system_prompt(args),
     )
 
 
@@ -184,12 +202,15 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run the evaluation and write its files; returns the results dict. ``backend`` (an
     engine backend) overrides the one built from ``args``."""
-    from curation.engine import judge, load_backend, rollout_many
+    from curation.engine import load_backend, rollout_many
 
     if not args.problems or not args.output_dir:
         raise ValueError("--problems and --output_dir are required")
     if args.k < 1:
         raise ValueError("--k must be at least 1")
+    if args.mode not in MODES:
+        raise ValueError(f"--mode must be one of {', '.join(MODES)}, got {args.mode!r}")
+    rule_record(args.rule, args.tolerance)  # an unknown rule fails before any sampling
     metrics = metrics or MetricsWriter(None)
     cancel = cancel or CancelToken()
     out_dir = Path(args.output_dir)
@@ -216,19 +237,21 @@ def evaluate(
                 backend, [p["question"] for p, _ in batch], config, run_code=run_code
             )
             for (problem, sample), r in zip(batch, rollouts, strict=True):
-                correct = judge(
-                    r.final_answer,
-                    problem["answer"],
-                    answer_status=problem["answer_status"],
-                    rule=args.rule,
-                    tolerance=args.tolerance,
-                )
+                final = r.final_answer.to_dict() if r.final_answer else None
+                outcome = judge_sample(
+                    final, reference=problem["answer"], answer_status=problem["answer_status"],
+                    rule=args.rule, tolerance=args.tolerance,
+                    endpoint_error=r.finish_reason == "error",
+                )  # fmt: skip
+                correct = outcome == "correct"
                 counts = r.completion.counts()
                 samples.setdefault((problem["benchmark"], problem["id"]), []).append(
                     {
                         "sample": sample,
-                        "final_answer": r.final_answer.to_dict() if r.final_answer else None,
-                        "correct": bool(correct),
+                        "final_answer": final,
+                        "outcome": outcome,
+                        "confidence": stated_confidence(r.text) if args.ask_confidence else None,
+                        "correct": correct,
                         "code_calls": r.code_calls,
                         "failed_code_calls": r.failed_code_calls,
                         "response_tokens": len(r.completion),
@@ -262,6 +285,10 @@ def evaluate(
         if own_backend:
             backend.close()
     results = summarize(problems, samples, args)
+    results["record"].update(
+        endpoint=endpoint_record(backend_spec_or_none(args)),
+        checkpoint=args.model,
+    )
     results.update(
         status=status,
         samples_done=done,
@@ -278,6 +305,7 @@ def evaluate(
         max_steps=len(jobs),
         metrics={
             "macro_pass_at_1": results["macro_pass_at_1"],
+            "macro_score": results["macro_score"],
             **{f"{b}/pass_at_1": v["pass_at_1"] for b, v in results["benchmarks"].items()},
         },
     )
@@ -289,12 +317,34 @@ def _mean(values) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def backend_spec_or_none(args: EvaluateArguments) -> dict[str, Any] | None:
+    try:
+        return backend_spec(args)
+    except (ValueError, OSError):
+        return None
+
+
+def record(args: EvaluateArguments, problems: list[dict[str, Any]]) -> dict[str, Any]:
+    """What an evaluation was (``eval_scoring.evaluation_record``) from its arguments."""
+    sampling = {
+        k: getattr(args, k)
+        for k in ("temperature", "top_p", "seed", "max_new_tokens", "max_code_calls",
+                  "code_timeout_s")
+    }  # fmt: skip
+    return evaluation_record(
+        rule=args.rule, tolerance=args.tolerance, k=args.k, mode=args.mode, sampling=sampling,
+        system_prompt=system_prompt(args), think_prefix=args.think_prefix,
+        asks_confidence=args.ask_confidence, problems=problems,
+    )  # fmt: skip
+
+
 def summarize(
     problems: list[dict[str, Any]],
     samples: dict[tuple[str, str], list[dict[str, Any]]],
     args: EvaluateArguments,
 ) -> dict[str, Any]:
-    """Per-benchmark pass@1 (mean over problems of the mean over samples) and the macro mean,
+    """Per-benchmark figures (``eval_scoring.benchmark_summary``: pass@1 as the mean over
+    problems of the mean over samples, any-of-k, outcome counts, Brier) and the macro means,
     over the problems that have at least one sample."""
     grouped: dict[str, list[dict[str, Any]]] = {}
     for problem in problems:
@@ -306,60 +356,33 @@ def summarize(
                 "id": problem["id"],
                 "answer": problem["answer"],
                 "answer_status": problem["answer_status"],
-                "pass_at_1": sum(s["correct"] for s in got) / len(got),
+                "answer_version": problem.get("answer_version"),
                 "samples": got,
             }
         )
     benchmarks: dict[str, dict[str, Any]] = {}
     for name, rows in grouped.items():
-        flat = [s for row in rows for s in row["samples"]]
         benchmarks[name] = {
-            "n_problems": len(rows),
-            "n_samples": len(flat),
-            "pass_at_1": sum(row["pass_at_1"] for row in rows) / len(rows),
-            "mean_code_calls": _mean(s["code_calls"] for s in flat),
-            "mean_response_tokens": _mean(s["response_tokens"] for s in flat),
+            **benchmark_summary(rows, mode=args.mode),
             "paper": paper_numbers(name),
             "problems": rows,
         }
-    macro = _mean(v["pass_at_1"] for v in benchmarks.values())
+    rec = record(args, problems)
     return {
         "model": args.model,
         "k": args.k,
         "temperature": args.temperature,
-        "rule": args.rule,
-        "tolerance": args.tolerance,
+        "rule": rec["rule"],
+        "tolerance": rec["tolerance"],
+        "mode": args.mode,
+        "record": rec,
         "benchmarks": benchmarks,
-        "macro_pass_at_1": macro,
+        "macro_pass_at_1": _mean(v["pass_at_1"] for v in benchmarks.values()),
+        "macro_any_of_k": _mean(v["any_of_k"] for v in benchmarks.values()),
+        "macro_score": _mean(v["score"] for v in benchmarks.values()),
+        "counts": {o: sum(v["counts"][o] for v in benchmarks.values()) for o in OUTCOMES},
         "paper_macro": PAPER_MACRO,
     }
-
-
-def format_table(results: dict[str, Any]) -> str:
-    """A plain-text table: pass@1 % per benchmark beside the paper's base / STORM numbers."""
-
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{100 * value:.1f}"
-
-    def paper(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1f}"
-
-    header = f"{'benchmark':<18} {'n':>5} {'k':>3} {'pass@1':>7} {'base':>6} {'STORM':>6}"
-    lines = [header, "-" * len(header)]
-    for name, entry in results["benchmarks"].items():
-        numbers = entry.get("paper") or {}
-        lines.append(
-            f"{name:<18} {entry['n_problems']:>5} {results['k']:>3} {pct(entry['pass_at_1']):>7} "
-            f"{paper(numbers.get('base')):>6} {paper(numbers.get('storm')):>6}"
-        )
-    lines.append("-" * len(header))
-    macro = results.get("macro_pass_at_1")
-    lines.append(
-        f"{'macro average':<18} {'':>5} {'':>3} {pct(macro):>7} "
-        f"{paper(PAPER_MACRO['base']):>6} {paper(PAPER_MACRO['storm']):>6}"
-    )
-    lines.append("(paper: Qwen3-4B-Thinking-2507 base and STORM, pass@1 % on all five benchmarks)")
-    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 
+from curation.engine.answer_rules import PRESETS, RULES
 from curation.models import Benchmark, DatasetVersion, ModelEndpoint
 
 from .services.configs import (
@@ -164,10 +165,39 @@ class GRPOForm(ProblemsMixin, RunForm):
 class EvaluateForm(ProblemsMixin, RunForm):
     KIND = "evaluate"
     field_order = ("name", "model", "benchmarks", "per_benchmark", "seed", "preset")
-    ARGUMENTS = ("k", "temperature", "max_new_tokens", "max_code_calls")
+    ARGUMENTS = (
+        "k", "temperature", "max_new_tokens", "max_code_calls", "rule", "tolerance", "mode",
+        "ask_confidence",
+    )  # fmt: skip
 
     k = forms.IntegerField(
         min_value=1, max_value=64, required=False, help_text="Samples per problem."
+    )
+    rule = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "the preset's"),
+            *((name, f"{name}: {RULES[name].description}") for name in PRESETS),
+        ],
+        help_text="How an answer is matched to the reference (the public evaluators' rules).",
+    )
+    tolerance = forms.FloatField(
+        min_value=0, required=False, help_text="ε, for storm-paper (the others fix theirs)."
+    )
+    mode = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "the preset's"),
+            ("mean", "pass@1: mean over k samples"),
+            ("any", "any of k samples correct (CoRT's and ORLM's pass@k)"),
+        ],
+    )
+    ask_confidence = forms.NullBooleanField(
+        required=False,
+        widget=forms.Select(
+            choices=[("unknown", "the preset's"), ("true", "yes"), ("false", "no")]
+        ),
+        help_text="RLCR: ask for <confidence>q</confidence> after the answer (for calibration).",
     )
     temperature = forms.FloatField(min_value=0, required=False)
     max_new_tokens = forms.IntegerField(min_value=16, required=False)

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .data import load_problems
-from .rewards import REWARDS, build_reward_funcs
+from .rewards import REWARDS, build_reward_funcs, with_confidence_request
 from .runtime import CancelToken, MetricsWriter, library_versions, resolved_config, run_training
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,10 @@ class GRPOScriptArguments:
         default_factory=lambda: ["correctness", "all_failed_penalty"],
         metadata={"help": f"Rewards, summed with --reward_weights: {', '.join(REWARDS)}."},
     )
-    answer_rule: str = field(default="relative", metadata={"help": "relative | percent5"})
+    answer_rule: str = field(
+        default="relative",
+        metadata={"help": "orlm | sirl | optmath | storm-paper | cort-math (or relative)"},
+    )
     answer_tolerance: float = field(default=1e-6, metadata={"help": "Tolerance of the rule."})
     failed_penalty: float = field(default=0.1, metadata={"help": "CoRT all-failed penalty."})
     code_call_budget: int = field(default=4, metadata={"help": "Free code calls (SEM-like)."})
@@ -170,8 +173,19 @@ class EngineRollout:
         self.args = script_args
         self.run_code = run_code  # None: the engine's solver-sandbox runner
 
+    def system_prompt(self) -> str:
+        """The system prompt; with RLCR's calibration reward it asks for a confidence."""
+        from curation.engine import DEFAULT_SYSTEM_PROMPT
+
+        prompt = (
+            DEFAULT_SYSTEM_PROMPT if self.args.system_prompt is None else self.args.system_prompt
+        )
+        if "calibration" in (self.args.reward_funcs or []):
+            prompt = with_confidence_request(prompt)
+        return prompt
+
     def rollout_config(self, trainer):
-        from curation.engine import DEFAULT_SYSTEM_PROMPT, RolloutConfig
+        from curation.engine import RolloutConfig
 
         targs = trainer.args
         return RolloutConfig(
@@ -183,11 +197,7 @@ class EngineRollout:
             top_p=float(targs.top_p),
             seed=None,
             think_prefix=self.args.think_prefix,
-            system_prompt=(
-                DEFAULT_SYSTEM_PROMPT
-                if self.args.system_prompt is None
-                else self.args.system_prompt
-            ),
+            system_prompt=self.system_prompt(),
             chat_template_kwargs=dict(targs.chat_template_kwargs or {}),
             code_workers=self.args.code_workers,
         )

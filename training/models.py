@@ -115,21 +115,55 @@ class RunMetric(models.Model):
 
 
 class EvaluationScore(models.Model):
-    """pass@1 of one evaluation run on one benchmark (a fraction, as results.json has it)."""
+    """The figures of one evaluation run on one benchmark under one answer rule (fractions, as
+    results.json has them). The evaluation's own scores hold the stored answers (``answers``:
+    per problem its reference, answer version and samples' final answers and outcomes); a
+    re-judged score (``rejudged``) is computed from those under another rule."""
 
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="scores")
     benchmark = models.CharField(max_length=100)
+    rule = models.CharField(max_length=40, blank=True, help_text="An answer-rule preset.")
+    tolerance = models.FloatField(null=True, blank=True, help_text="The tolerance applied.")
+    # "sirl", "storm-paper (ε=0.001)": the rule as shown; scores are unique per run, benchmark
+    # and label, so one run can carry its own figures and re-judged ones.
+    rule_label = models.CharField(max_length=80, blank=True)
+    mode = models.CharField(max_length=10, default="mean", help_text="mean | any (of k)")
     problems = models.PositiveIntegerField()
     samples = models.PositiveIntegerField()
-    pass_at_1 = models.FloatField()
+    pass_at_1 = models.FloatField(help_text="Mean over problems of the share of correct samples.")
+    any_of_k = models.FloatField(null=True, blank=True, help_text="Share with a correct sample.")
+    correct = models.PositiveIntegerField(default=0)
+    wrong = models.PositiveIntegerField(default=0)
+    no_answer = models.PositiveIntegerField(default=0)
+    endpoint_errors = models.PositiveIntegerField(default=0)
+    brier = models.FloatField(null=True, blank=True)
+    confidences = models.PositiveIntegerField(default=0, help_text="Samples that stated one.")
     code_calls_mean = models.FloatField(null=True, blank=True)
     response_tokens_mean = models.FloatField(null=True, blank=True)
+    rejudged = models.BooleanField(default=False)
+    answers = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, null=True)
 
     class Meta:
-        ordering = ["run", "benchmark"]
+        ordering = ["run", "benchmark", "rejudged", "rule_label"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "benchmark"], name="evaluation_score_once")
+            models.UniqueConstraint(
+                fields=["run", "benchmark", "rule_label"], name="evaluation_score_once"
+            )
         ]
 
     def __str__(self) -> str:
-        return f"{self.benchmark}: {100 * self.pass_at_1:.1f}% (run #{self.run_id})"
+        return f"{self.benchmark}: {100 * self.score:.1f}% ({self.rule_label}, run #{self.run_id})"
+
+    @property
+    def score(self) -> float:
+        """The figure the evaluation's mode names: pass@1 (mean over k) or any of k."""
+        if self.mode == "any" and self.any_of_k is not None:
+            return self.any_of_k
+        return self.pass_at_1
+
+    @property
+    def judged_as(self) -> str:
+        """What makes two figures comparable in one column: the rule and the mode."""
+        figure = "any of k" if self.mode == "any" else "pass@1"
+        return f"{self.rule_label or 'unrecorded rule'} · {figure}"

@@ -7,13 +7,18 @@ TRL passes every dataset column as a keyword list (here ``answer``, ``answer_sta
 budget) are built by a ``make_*`` factory; the bare names use the defaults.
 
 - ``correctness``: 1 if the final answer matches the reference under ``rule``/``tolerance``
-  (``curation.engine.judge``: "relative" |a−r|/(|r|+1) ≤ tol, or "percent5"), else 0. A problem
-  without an optimal value is answered correctly only by a no-solution answer. (STORM)
+  (an answer-rule preset of ``curation.engine.answer_rules``: orlm, sirl, optmath, storm-paper,
+  cort-math; "relative" is |a−r|/(|r|+1) ≤ tol), else 0. A problem without an optimal value is
+  answered correctly only by a no-solution answer the rule accepts. (STORM)
 - ``all_failed_penalty``: −0.1 when the response ran code and every run failed. (CoRT)
 - ``code_call_penalty``: −``penalty`` per code call beyond ``budget``. (SEM-like)
-- ``calibration``: RLCR, correctness − (confidence − correctness)², with the confidence stated as
-  ``Confidence: 0.8`` / ``\\confidence{0.8}`` / ``<confidence>80%</confidence>``; a response that
-  states none is scored as confidence 1 − correctness (the worst Brier term).
+- ``calibration``: RLCR, correctness − (confidence − correctness)². The prompt asks for
+  ``<confidence>0.8</confidence>`` after the boxed answer (``CONFIDENCE_REQUEST``); the confidence
+  is the last such tag after the last ``\\boxed{}``, a number in [0, 1]. A missing or malformed
+  one (another format, a percentage, a value outside [0, 1]) scores as RLCR's reward does: its
+  Brier reward is format-gated, so such a response gets the worst Brier term, as if it had said
+  1 − correctness (damanimehul/RLCR ``reward_fns.py``, whose ``brier_reward`` is
+  ``1 − (cr − conf)²`` only when the format holds; see TRL PR #5668 and RLCR issue #3).
 """
 
 from __future__ import annotations
@@ -26,12 +31,22 @@ from curation.engine import FinalAnswer, extract_final_answer, judge
 
 RewardFunc = Callable[..., list[float | None]]
 
-_CONFIDENCE_RE = re.compile(
-    r"\\confidence\s*\{\s*([0-9]*\.?[0-9]+)\s*(%?)\s*\}"
-    r"|<confidence>\s*([0-9]*\.?[0-9]+)\s*(%?)\s*</confidence>"
-    r"|confidence\s*(?:level)?\s*[:=]\s*\**\s*([0-9]*\.?[0-9]+)\s*(%?)",
-    re.IGNORECASE,
+# RLCR's format: one number in [0, 1] inside the tag (a malformed value is not read).
+_CONFIDENCE_RE = re.compile(r"<confidence>(.*?)</confidence>", re.IGNORECASE | re.DOTALL)
+_NUMBER_RE = re.compile(r"\s*(?:0(?:\.\d+)?|1(?:\.0+)?|\.\d+)\s*")
+CONFIDENCE_REQUEST = (
+    "After the boxed answer, state how likely it is that your answer is correct, as a number "
+    "between 0 and 1 in this format: <confidence>0.8</confidence>"
 )
+
+
+def with_confidence_request(system_prompt: str) -> str:
+    """The system prompt with RLCR's request for a confidence appended (once)."""
+    if CONFIDENCE_REQUEST in system_prompt:
+        return system_prompt
+    return (
+        f"{system_prompt.rstrip()}\n\n{CONFIDENCE_REQUEST}" if system_prompt else CONFIDENCE_REQUEST
+    )
 
 
 def completion_text(completion: Any) -> str:
@@ -131,17 +146,16 @@ def make_code_call_penalty(budget: int = 4, penalty: float = 0.05) -> RewardFunc
 
 
 def stated_confidence(text: str) -> float | None:
-    """The last confidence the text states, in [0, 1] (``80%`` and ``80`` read as 0.8)."""
-    matches = list(_CONFIDENCE_RE.finditer(text))
-    if not matches:
+    """The confidence a completion states in RLCR's format: the last
+    ``<confidence>q</confidence>`` after the last ``\\boxed{}`` of the answer (after
+    ``</think>``), q in [0, 1]. None when it is missing or malformed."""
+    answer = _answer_part(text)
+    boxed = list(re.finditer(r"\\(?:boxed|fbox)\s*\{", answer))
+    tail = answer[boxed[-1].end() :] if boxed else answer
+    matches = list(_CONFIDENCE_RE.finditer(tail))
+    if not matches or not _NUMBER_RE.fullmatch(matches[-1].group(1)):
         return None
-    groups = [g for g in matches[-1].groups()]
-    number = next(g for g in groups[0::2] if g is not None)
-    percent = any(g == "%" for g in groups[1::2])
-    value = float(number)
-    if percent or value > 1.0:
-        value /= 100.0
-    return min(max(value, 0.0), 1.0)
+    return float(matches[-1].group(1))
 
 
 def make_calibration_reward(rule: str = "relative", tolerance: float = 1e-6) -> RewardFunc:
@@ -154,9 +168,9 @@ def make_calibration_reward(rule: str = "relative", tolerance: float = 1e-6) -> 
         correct = correctness_scores(completions, rule=rule, tolerance=tolerance, **kwargs)
         out = []
         for completion, c in zip(completions, correct, strict=True):
-            q = stated_confidence(_answer_part(completion_text(completion)))
+            q = stated_confidence(completion_text(completion))
             if q is None:
-                q = 1.0 - c  # no confidence stated: the worst Brier term
+                q = 1.0 - c  # missing or malformed: RLCR's format gate, the worst Brier term
             out.append(c - (q - c) ** 2)
         return out
 

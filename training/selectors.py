@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.db.models import Prefetch
+
 from curation.models import Job, Trajectory
 
+from .eval_scoring import brier, reliability
 from .evaluate import PAPER_MACRO, PAPER_RESULTS, paper_numbers
 from .models import EvaluationScore, RunMetric, TrainingRun
 
@@ -66,10 +69,13 @@ def metric_series(run: TrainingRun) -> dict[str, dict[str, list[tuple[float, flo
     return out
 
 
+PAPER_JUDGED_AS = "STORM paper: |a−r|/|r| ≤ ε, ε not stated · pass@1"
+
+
 @dataclass
 class EvaluationRow:
     label: str
-    cells: list[float | None]  # pass@1 in %, aligned with the table's benchmarks
+    cells: list[float | None]  # the figure in %, aligned with the table's benchmarks
     macro: float | None
     macro_over: int = 0
     run: TrainingRun | None = None
@@ -77,22 +83,41 @@ class EvaluationRow:
     problems: int | None = None
     paper: bool = False
     links: list[str | None] = field(default_factory=list)
+    scores: list[EvaluationScore | None] = field(default_factory=list)
+    judged_as: str = ""
+    rejudged: bool = False
+    marked: bool = False  # shown although its rule or mode differs from the table's
+    record: dict = field(default_factory=dict)
 
     @property
-    def items(self) -> list[tuple[float | None, str | None]]:
-        """(pass@1 %, the score's benchmark name for the drill-down link) per column."""
+    def items(self) -> list[tuple[float | None, str | None, EvaluationScore | None]]:
+        """(figure %, the score's benchmark for the drill-down link, the score) per column."""
         links = self.links or [None] * len(self.cells)
-        return list(zip(self.cells, links, strict=True))
+        scores = self.scores or [None] * len(self.cells)
+        return list(zip(self.cells, links, scores, strict=True))
 
 
-def evaluation_table() -> tuple[list[str], list[EvaluationRow]]:
+@dataclass
+class EvaluationTable:
+    benchmarks: list[str]
+    rows: list[EvaluationRow]
+    judged_as: str  # the rule and mode of the table's columns
+    choices: list[str]  # every rule and mode some evaluation was judged under
+    hidden: dict[str, int]  # rows left out because their rule or mode differs: count per kind
+    mixed: bool
+
+
+def evaluation_table(*, judged_as: str | None = None, mix: bool = False) -> EvaluationTable:
     """Benchmarks (the paper's five, then any other evaluated), and rows: the paper's base and
-    STORM, then every evaluation run with scores, newest first."""
+    STORM, then every evaluation with scores, newest first, one row per rule it was judged
+    under. A column never holds figures judged under different rules or modes: the rows under
+    ``judged_as`` (default: the newest evaluation's own rule) are shown and the others counted
+    as hidden, unless ``mix``, which shows them all and marks the ones that differ."""
     runs = list(
         TrainingRun.objects.filter(kind=TrainingRun.Kind.EVALUATE, scores__isnull=False)
         .exclude(job__status=Job.Status.FAILED)
         .select_related("model", "job")
-        .prefetch_related("scores")
+        .prefetch_related(Prefetch("scores", EvaluationScore.objects.defer("answers")))
         .distinct()
         .order_by("-created_at")[:50]
     )
@@ -109,32 +134,56 @@ def evaluation_table() -> tuple[list[str], list[EvaluationRow]]:
             macro=PAPER_MACRO[key],
             macro_over=len(PAPER_RESULTS),
             cells=[PAPER_RESULTS[b][key] if b in PAPER_RESULTS else None for b in benchmarks],
+            judged_as=PAPER_JUDGED_AS,
         )
         for key, label in (
             ("base", "Paper: Qwen3-4B-Thinking-2507"),
             ("storm", "Paper: STORM (CALM SFT + GRPO, 4B)"),
         )
     ]
-    for run in runs:
-        by_column: dict[str, EvaluationScore] = {}
-        for score in run.scores.all():
-            column = _column(score.benchmark, benchmarks)
-            by_column[column] = score
-        cells = [100 * by_column[b].pass_at_1 if b in by_column else None for b in benchmarks]
+    ours = [row for run in runs for row in _run_rows(run, benchmarks)]
+    choices = list(dict.fromkeys(row.judged_as for row in ours))
+    default = next(
+        (row.judged_as for row in ours if not row.rejudged), choices[0] if choices else ""
+    )
+    wanted = judged_as if judged_as in choices else default
+    hidden: dict[str, int] = {}
+    for row in ours:
+        if row.judged_as == wanted:
+            rows.append(row)
+        elif mix:
+            row.marked = True
+            rows.append(row)
+        else:
+            hidden[row.judged_as] = hidden.get(row.judged_as, 0) + 1
+    return EvaluationTable(benchmarks, rows, wanted, choices, hidden, mix)
+
+
+def _run_rows(run: TrainingRun, benchmarks: list[str]) -> list[EvaluationRow]:
+    """One row per rule and mode the run's figures were computed under (its own first)."""
+    groups: dict[str, list[EvaluationScore]] = {}
+    for score in sorted(
+        run.scores.all(), key=lambda s: (s.rejudged, s.created_at or run.created_at)
+    ):
+        groups.setdefault(score.judged_as, []).append(score)
+    out = []
+    for judged_as, scores in groups.items():
+        by_column = {_column(score.benchmark, benchmarks): score for score in scores}
+        cells = [100 * by_column[b].score if b in by_column else None for b in benchmarks]
         got = [c for c in cells if c is not None]
-        rows.append(
+        out.append(
             EvaluationRow(
-                label=run.model.name,
-                run=run,
-                cells=cells,
-                macro=sum(got) / len(got) if got else None,
-                macro_over=len(got),
+                label=run.model.name, run=run, cells=cells,
+                macro=sum(got) / len(got) if got else None, macro_over=len(got),
                 k=(run.results or {}).get("k"),
                 problems=sum(s.problems for s in by_column.values()),
                 links=[by_column[b].benchmark if b in by_column else None for b in benchmarks],
+                scores=[by_column.get(b) for b in benchmarks],
+                judged_as=judged_as, rejudged=scores[0].rejudged,
+                record=(run.results or {}).get("record") or {},
             )
-        )
-    return benchmarks, rows
+        )  # fmt: skip
+    return out
 
 
 def _column(benchmark: str, columns: list[str]) -> str:
@@ -158,7 +207,33 @@ def evaluation_samples(run: TrainingRun, benchmark: str) -> list[dict]:
     for t in samples:
         entry = grouped.setdefault(t.problem_id, {"problem": t.problem, "samples": []})
         entry["samples"].append(t)
+    # The reference each problem was judged against (its answer version then), from the
+    # evaluation's stored answers: the problem's current answer may have been corrected since.
+    own = run.scores.filter(benchmark=benchmark, rejudged=False).first()
+    judged = {str(p.get("id")): p for p in (own.answers if own else [])}
     for entry in grouped.values():
         n = len(entry["samples"])
         entry["pass_at_1"] = sum(1 for t in entry["samples"] if t.is_correct) / n
+        entry["judged"] = judged.get(str(entry["problem"].pk))
     return sorted(grouped.values(), key=lambda e: (e["pass_at_1"], e["problem"].pk))
+
+
+def evaluation_calibration(limit: int = 20) -> list[dict]:
+    """Calibration of the evaluations whose samples stated confidences (RLCR), newest first:
+    per run its Brier score, how many confidences, and the reliability diagram's points, over
+    all its benchmarks (from the answers its own scores stored)."""
+    scores = (
+        EvaluationScore.objects.filter(rejudged=False, confidences__gt=0)
+        .select_related("run__model")
+        .order_by("-run__created_at", "benchmark")
+    )
+    by_run: dict[int, dict] = {}
+    for score in scores:
+        entry = by_run.setdefault(score.run_id, {"run": score.run, "samples": []})
+        entry["samples"] += [s for p in score.answers for s in p.get("samples") or []]
+    out = []
+    for entry in list(by_run.values())[:limit]:
+        score, n = brier(entry["samples"])
+        out.append({"run": entry["run"], "brier": score, "n": n,
+                    "bins": reliability(entry["samples"])})  # fmt: skip
+    return out

@@ -11,6 +11,11 @@ urlpatterns = [
     path("runs/<int:pk>/<str:action>", runs.run_control, name="training-run-control"),
     path("evaluations/", evaluations.evaluation_compare, name="training-evaluations"),
     path(
+        "evaluations/<int:pk>/rejudge",
+        evaluations.evaluation_rejudge_view,
+        name="training-evaluation-rejudge",
+    ),
+    path(
         "evaluations/<int:pk>/<str:benchmark>/",
         evaluations.evaluation_samples_page,
         name="training-evaluation-samples",

@@ -305,8 +305,9 @@ def diagnose(
                     "the stated answer does not match the reference, so the trajectory is not "
                     "flawless: name the step of its first flaw"
                 )
-        except ValueError as exc:
-            error = str(exc)
+        except (ValueError, RecursionError) as exc:
+            # json.loads raises RecursionError, not ValueError, on a deeply nested answer.
+            error = str(exc) if isinstance(exc, ValueError) else "the JSON is nested too deeply"
             messages = [
                 *messages,
                 {"role": "assistant", "content": raw},

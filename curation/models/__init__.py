@@ -6,13 +6,15 @@ from .batches import Batch, BatchItem, BatchRound
 from .datasets import DatasetEntry, DatasetVersion
 from .endpoints import ModelEndpoint
 from .jobs import Job
-from .problems import AnswerStatus, Benchmark, Problem
+from .problems import AnswerFlag, AnswerStatus, AnswerVersion, Benchmark, Problem
 from .reviews import ReviewDecision, ReviewLock
 from .taxonomy import FlawCategory, FlawType
 from .trajectories import Diagnosis, FlawLabel, Hint, Trajectory
 
 __all__ = [
+    "AnswerFlag",
     "AnswerStatus",
+    "AnswerVersion",
     "Batch",
     "BatchItem",
     "BatchRound",

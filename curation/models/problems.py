@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils.text import slugify
@@ -55,6 +56,8 @@ class Problem(models.Model):
     raw = models.JSONField(default=dict, blank=True)
     # sha256 of the normalised record: an import compares it to tell "unchanged" from "updated".
     content_hash = models.CharField(max_length=64)
+    # The number of the current AnswerVersion (answer / answer_status above are its values).
+    answer_version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -83,3 +86,85 @@ class Problem(models.Model):
     @property
     def has_optimal_value(self) -> bool:
         return self.answer_status == AnswerStatus.VALUE
+
+
+class AnswerVersion(models.Model):
+    """One version of a problem's reference answer. The problem row carries the current one;
+    earlier versions stay here, so an evaluation that used version 1 can still say so after a
+    correction or a corrected source file gave version 2."""
+
+    class Origin(models.TextChoices):
+        IMPORT = "import", "Imported"
+        CORRECTION = "correction", "Accepted correction"
+
+    problem = models.ForeignKey(Problem, on_delete=models.CASCADE, related_name="answer_versions")
+    number = models.PositiveIntegerField()
+    answer = models.FloatField(null=True, blank=True)
+    answer_status = models.CharField(max_length=32, choices=AnswerStatus.choices)
+    origin = models.CharField(max_length=20, choices=Origin.choices)
+    note = models.TextField(blank=True, help_text="The file it came from, or the flag's reason.")
+    flag = models.OneToOneField(
+        "AnswerFlag", null=True, blank=True, on_delete=models.SET_NULL, related_name="version"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["problem", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["problem", "number"], name="answer_version_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.problem} answer v{self.number}"
+
+
+class AnswerFlag(models.Model):
+    """A reviewer's claim that a reference answer is wrong, with a reason and a proposed value,
+    and a lead's decision on it. Accepting it gives the problem a new answer version."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    problem = models.ForeignKey(Problem, on_delete=models.CASCADE, related_name="answer_flags")
+    against_version = models.PositiveIntegerField(help_text="The answer version it questions.")
+    reason = models.TextField()
+    proposed_answer = models.FloatField(null=True, blank=True)
+    proposed_status = models.CharField(
+        max_length=32, choices=AnswerStatus.choices, default=AnswerStatus.VALUE
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="answer_flags"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="+",
+    )  # fmt: skip
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["problem", "-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(proposed_status=AnswerStatus.VALUE, proposed_answer__isnull=False)
+                    | (
+                        ~models.Q(proposed_status=AnswerStatus.VALUE)
+                        & models.Q(proposed_answer__isnull=True)
+                    )
+                ),
+                name="answer_flag_proposal_matches_status",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_status_display()} flag on {self.problem}"

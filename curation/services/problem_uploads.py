@@ -79,6 +79,7 @@ def problems_import_job_run(*, job_id: int, worker: str) -> Job | None:
         summary = problems_import(
             records=parsed.records,
             progress=lambda done, total: job_heartbeat(job_id=job.pk, done=done, total=total),
+            source=parsed.filename,
         )
     except (ImportFileError, UploadNotFound) as exc:
         job_fail(job_id=job.pk, error=str(exc))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Benchmark, Problem
+from ..models import AnswerVersion, Benchmark, Problem
 from ..problem_import import ProblemRecord
 
 ProgressFn = Callable[[int, int], None]
@@ -33,11 +33,14 @@ class ImportSummary:
     created: Counter = field(default_factory=Counter)
     updated: Counter = field(default_factory=Counter)
     unchanged: Counter = field(default_factory=Counter)
+    # Updated problems whose reference answer changes: each gets a new answer version.
+    new_answers: Counter = field(default_factory=Counter)
 
     def merge(self, other: ImportSummary) -> None:
         self.created.update(other.created)
         self.updated.update(other.updated)
         self.unchanged.update(other.unchanged)
+        self.new_answers.update(other.new_answers)
 
     @property
     def benchmarks(self) -> list[str]:
@@ -57,6 +60,7 @@ class ImportSummary:
                 "created": self.created[name],
                 "updated": self.updated[name],
                 "unchanged": self.unchanged[name],
+                "new_answers": self.new_answers[name],
                 "total": self.created[name] + self.updated[name] + self.unchanged[name],
             }
             for name in self.benchmarks
@@ -101,6 +105,10 @@ def _classify(
             to_create.append(problem)
             summary.created[record.benchmark] += 1
         elif current.content_hash != record.content_hash:
+            if (current.answer, current.answer_status) != (record.answer, record.answer_status):
+                summary.new_answers[record.benchmark] += 1
+                current.answer_version += 1  # its AnswerVersion row is written with the update
+                current._answer_changed = True
             _apply(current, record)
             current.updated_at = now  # bulk_update skips auto_now
             to_update.append(current)
@@ -120,15 +128,20 @@ def problems_import_plan(*, records: Iterable[ProblemRecord]) -> ImportSummary:
 
 
 def problems_import(
-    *, records: Iterable[ProblemRecord], progress: ProgressFn | None = None
+    *, records: Iterable[ProblemRecord], progress: ProgressFn | None = None, source: str = ""
 ) -> ImportSummary:
     """Store validated records in one transaction: create new ones, update changed ones.
+
+    A new problem's answer is its version 1; an updated problem whose answer changed gets the
+    next version and keeps the earlier ones (``source``, the file name, is noted on them).
 
     A record is keyed by (benchmark, external_id); re-importing the same file changes nothing.
     ``progress(done, total)`` is called as batches are written.
     """
     records = list(records)
     total = len(records)
+    # The whole import is one transaction; a correction accepted meanwhile on one of these
+    # problems makes the version numbers collide, the unique constraint fails, nothing is stored.
     with transaction.atomic():
         benchmarks: dict[str, Benchmark | None] = {}
         for name in sorted({r.benchmark for r in records}):
@@ -143,10 +156,39 @@ def problems_import(
                 progress(done, total)
         for start in range(0, len(to_update), _BATCH):
             batch = to_update[start : start + _BATCH]
-            Problem.objects.bulk_update(batch, [*_FIELDS, "updated_at"])
+            Problem.objects.bulk_update(batch, [*_FIELDS, "answer_version", "updated_at"])
             done += len(batch)
             if progress:
                 progress(done, total)
+        _versions_write(to_create, to_update, source)
         if progress:
             progress(total, total)
     return summary
+
+
+def _versions_write(created: list[Problem], updated: list[Problem], source: str) -> None:
+    """Version 1 for each new problem; a new version for each updated one whose answer changed
+    (its old answers stay in the history, e.g. when SIRL's corrected files are imported)."""
+    rows = []
+    for problem in created:
+        if problem.pk is None:  # bulk_create returns no keys on some backends: fetch them
+            problem.pk = Problem.objects.get(
+                benchmark=problem.benchmark, external_id=problem.external_id
+            ).pk
+        rows.append(_version_row(problem, "imported", source))
+    rows += [
+        _version_row(p, "re-imported with a changed answer", source)
+        for p in updated
+        if getattr(p, "_answer_changed", False)
+    ]
+    AnswerVersion.objects.bulk_create(rows, batch_size=_BATCH)
+
+
+def _version_row(problem: Problem, what: str, source: str) -> AnswerVersion:
+    source = source or problem.source_path
+    where = f" from {source}" if source else ""
+    return AnswerVersion(
+        problem_id=problem.pk, number=problem.answer_version, answer=problem.answer,
+        answer_status=problem.answer_status, origin=AnswerVersion.Origin.IMPORT,
+        note=f"{what}{where}",
+    )  # fmt: skip

@@ -9,9 +9,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from ..models import AnswerStatus, ModelEndpoint, Problem
+from ..models import AnswerFlag, AnswerStatus, ModelEndpoint, Problem
 from ..roles import Role, role_required
 from ..selectors import benchmark_counts, problem_search, trajectory_tree
+from ..services.answer_versions import AnswerFlagError, answer_flag_decide, answer_flag_raise
 from ..services.generation import GenerationError, reasoner_default, trajectories_generate
 
 PAGE_SIZE = 25
@@ -52,6 +53,9 @@ def problem_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "raw_json": raw_json,
         "tree": trajectory_tree(problem),
         "reasoners": ModelEndpoint.objects.filter(active=True, role__in=["reasoner", "both"]),
+        "versions": problem.answer_versions.select_related("created_by", "flag"),
+        "flags": problem.answer_flags.select_related("raised_by", "decided_by"),
+        "statuses": AnswerStatus.choices,
     }
     return render(request, "curation/problem_detail.html", context)
 
@@ -77,3 +81,40 @@ def problem_generate(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(exc))
         return redirect(problem)
     return redirect("curation-job-detail", pk=job.pk)
+
+
+@require_POST
+@role_required(Role.REVIEWER)
+def problem_answer_flag(request: HttpRequest, pk: int) -> HttpResponse:
+    """Flag the reference answer as suspect, with a reason and a proposed value."""
+    problem = get_object_or_404(Problem, pk=pk)
+    status = request.POST.get("proposed_status") or AnswerStatus.VALUE
+    raw = (request.POST.get("proposed_answer") or "").strip()
+    try:
+        value = float(raw) if raw and status == AnswerStatus.VALUE else None
+        answer_flag_raise(problem=problem, by=request.user, reason=request.POST.get("reason", ""),
+                          proposed_answer=value, proposed_status=status)  # fmt: skip
+    except (AnswerFlagError, ValueError) as exc:
+        messages.error(request, f"Not flagged: {exc}")
+    else:
+        messages.success(request, "Flagged: a lead will accept or reject the correction.")
+    return redirect(f"{problem.get_absolute_url()}#answer-history")
+
+
+@require_POST
+@role_required(Role.LEAD)
+def answer_flag_decide_view(request: HttpRequest, pk: int, flag_id: int) -> HttpResponse:
+    """Accept (a new answer version) or reject a flag on this problem's answer."""
+    problem = get_object_or_404(Problem, pk=pk)
+    get_object_or_404(AnswerFlag, pk=flag_id, problem=problem)
+    accept = request.POST.get("decision") == "accept"
+    try:
+        answer_flag_decide(flag_id=flag_id, by=request.user, accept=accept,
+                           note=request.POST.get("note", ""))  # fmt: skip
+    except AnswerFlagError as exc:
+        messages.error(request, str(exc))
+    else:
+        problem.refresh_from_db(fields=["answer_version"])
+        done = f"a new reference answer (version {problem.answer_version})"
+        messages.success(request, f"Accepted: {done}." if accept else "Rejected.")
+    return redirect(f"{problem.get_absolute_url()}#answer-history")

@@ -15,6 +15,7 @@ from training.rewards import (
     make_code_call_penalty,
     make_correctness_reward,
     stated_confidence,
+    with_confidence_request,
 )
 
 
@@ -69,31 +70,48 @@ def test_it_charges_each_code_call_past_the_budget():
 @pytest.mark.parametrize(
     ("text", "value"),
     [
-        ("Confidence: 0.8", 0.8),
-        ("confidence = 75%", 0.75),
-        ("\\confidence{0.25}", 0.25),
-        ("<confidence>80%</confidence>", 0.8),
-        ("Confidence: 90", 0.9),
-        ("Confidence: 0.3 ... on reflection, Confidence: 0.6", 0.6),
-        ("no number here", None),
+        (r"</think>\boxed{12} <confidence>0.8</confidence>", 0.8),
+        (r"</think>\boxed{12}<confidence> 1 </confidence>", 1.0),
+        (r"</think>\boxed{12} <confidence>0</confidence>", 0.0),
+        (r"</think>\boxed{12} <confidence>.25</confidence>", 0.25),
+        # RLCR reads the last tag after the answer
+        (r"</think>\boxed{12} <confidence>0.3</confidence> no: <confidence>0.6</confidence>", 0.6),
+        # malformed: another format, a percentage, outside [0, 1], not a number
+        (r"</think>\boxed{12} Confidence: 0.8", None),
+        (r"</think>\boxed{12} <confidence>80%</confidence>", None),
+        (r"</think>\boxed{12} <confidence>1.5</confidence>", None),
+        (r"</think>\boxed{12} <confidence>high</confidence>", None),
+        # missing: none after the boxed answer (one inside the thinking does not count)
+        (r"<confidence>0.9</confidence></think>\boxed{12}", None),
+        (r"</think><confidence>0.9</confidence> \boxed{12}", None),
+        ("no answer at all", None),
     ],
 )
-def test_it_reads_the_stated_confidence(text, value):
+def test_it_reads_the_confidence_in_the_requested_format_only(text, value):
     assert stated_confidence(text) == (pytest.approx(value) if value is not None else None)
 
 
-def test_it_scores_rlcr_correctness_minus_brier():
+def test_it_scores_rlcr_correctness_minus_brier_and_the_worst_term_when_missing():
     texts = [
-        _boxed("12") + " Confidence: 0.8",  # right, 0.8: 1 - 0.04
-        _boxed("13") + " Confidence: 0.8",  # wrong, 0.8: 0 - 0.64
-        _boxed("13") + " \\confidence{0.1}",  # wrong, 0.1: 0 - 0.01
-        _boxed("12"),  # right, no confidence: 1 - 1
-        _boxed("13"),  # wrong, no confidence: 0 - 1
+        _boxed("12") + " <confidence>0.8</confidence>",  # right, 0.8: 1 - 0.04
+        _boxed("13") + " <confidence>0.8</confidence>",  # wrong, 0.8: 0 - 0.64
+        _boxed("13") + " <confidence>0.1</confidence>",  # wrong, 0.1: 0 - 0.01
+        _boxed("12"),  # right, missing: 1 - 1 (RLCR's format gate)
+        _boxed("13"),  # wrong, missing: 0 - 1
+        _boxed("12") + " <confidence>90%</confidence>",  # right, malformed: 1 - 1
     ]
-    got = calibration(texts, answer=[12.0] * 5, answer_status=["value"] * 5)
-    assert got == pytest.approx([0.96, -0.64, -0.01, 0.0, -1.0])
-    loose = make_calibration_reward("percent5")
-    assert loose([_boxed("12.4") + " Confidence: 1"], answer=[12.0], answer_status=["value"]) == [1]
+    got = calibration(texts, answer=[12.0] * 6, answer_status=["value"] * 6)
+    assert got == pytest.approx([0.96, -0.64, -0.01, 0.0, -1.0, 0.0])
+    loose = make_calibration_reward("orlm")
+    done = _boxed("12.4") + " <confidence>1</confidence>"
+    assert loose([done], answer=[12.0], answer_status=["value"]) == [1]
+
+
+def test_it_asks_for_the_confidence_in_the_format_it_reads():
+    prompt = with_confidence_request("Solve it.")
+    assert prompt.startswith("Solve it.") and "<confidence>0.8</confidence>" in prompt
+    assert with_confidence_request(prompt) == prompt
+    assert stated_confidence(r"</think>\boxed{3} <confidence>0.8</confidence>") == 0.8
 
 
 def test_it_builds_named_reward_functions_with_settings():
@@ -110,3 +128,12 @@ def test_it_builds_named_reward_functions_with_settings():
         build_reward_funcs(["nope"])
     with pytest.raises(ValueError, match="unknown answer rule"):
         build_reward_funcs(["correctness"], rule="exact")
+
+
+def test_it_asks_grpo_rollouts_for_a_confidence_only_with_the_calibration_reward():
+    from training.grpo import EngineRollout, GRPOScriptArguments
+
+    plain = EngineRollout(GRPOScriptArguments(reward_funcs=["correctness"])).system_prompt()
+    rlcr = EngineRollout(GRPOScriptArguments(reward_funcs=["calibration"])).system_prompt()
+    assert "<confidence>" not in plain
+    assert rlcr == with_confidence_request(plain)

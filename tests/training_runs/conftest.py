@@ -75,3 +75,48 @@ def run(tiny_endpoint, tiny_dataset):
         kind="sft", name="s", model=tiny_endpoint, preset="sft_tiny", dataset=tiny_dataset,
         enqueue=False,
     )  # fmt: skip
+
+
+# Scripted answers (a SCRIPTED STAND-IN for the model) to the toy problems. toy-1: right under
+# every rule; toy-2: 2% off (ORLM accepts, SIRL does not); toy-3: no answer.
+REPLIES = {"<= 4.": "</think>\n\\boxed{12}", "<= 5.": "</think>\n\\boxed{15.3}", "<= 2.": "hmm"}
+
+
+def evaluate_scripted(run, tiny_model_path, *, rule="sirl", replies=None, **arguments):
+    """Run the real evaluation script on ``run``'s problems with the scripted answers, mark
+    the job finished and import the results."""
+    from transformers import AutoTokenizer
+
+    from curation.engine.backends.scripted import ScriptedBackend
+    from curation.models import Job
+    from training import evaluate as ev
+    from training.services.evaluations import evaluation_import
+    from training.services.launcher import inputs_write
+
+    inputs_write(run)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    backend = ScriptedBackend(
+        tokenizer,
+        lambda req, text: next(v for k, v in (replies or REPLIES).items() if k in text),
+    )
+    args = ev.EvaluateArguments(
+        model=str(tiny_model_path), problems=[f"{run.output_dir}/problems.jsonl"],
+        output_dir=run.output_dir, k=2, rule=rule, batch_size=1, **arguments,
+    )  # fmt: skip
+    ev.evaluate(args, backend=backend)
+    Job.objects.filter(pk=run.job_id).update(status=Job.Status.SUCCEEDED)
+    evaluation_import(run)
+    run.refresh_from_db()
+    return run
+
+
+@pytest.fixture
+def finished_eval(tiny_endpoint, toy_problems, tiny_model_path):
+    """A finished evaluation of the toy problems (k = 2, rule sirl), imported."""
+    from training.services.runs import problems_select, run_create
+
+    run = run_create(
+        kind="evaluate", name="e", model=tiny_endpoint, preset="eval_tiny",
+        problem_selection=problems_select(benchmarks=["toy"]), enqueue=False,
+    )  # fmt: skip
+    return evaluate_scripted(run, tiny_model_path)

@@ -1,5 +1,7 @@
-"""What a finished evaluation leaves in the database: a score per benchmark, and each sample
-as a trajectory (source "evaluated") that the trajectory page shows step by step."""
+"""What a finished evaluation leaves in the database: a score per benchmark with the rule,
+mode and outcome counts it was computed under and the answers it judged, and each sample as a
+trajectory (source "evaluated") that the trajectory page shows step by step. Re-judging a
+finished evaluation under another rule reads those stored answers only."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ from pathlib import Path
 from django.db import transaction
 
 from curation import engine
+from curation.engine.answer_rules import get_rule
 from curation.models import Problem, Trajectory
 from curation.services.generation import trajectory_from_rollout
 
+from ..eval_scoring import rejudge
 from ..models import EvaluationScore, TrainingRun
 
 log = logging.getLogger(__name__)
@@ -26,17 +30,13 @@ def evaluation_import(run: TrainingRun) -> dict[str, float]:
     results = json.loads((root / "results.json").read_text(encoding="utf-8"))
     benchmarks = results.get("benchmarks") or {}
     summary = {k: v for k, v in results.items() if k not in ("benchmarks", "settings")}
+    record = results.get("record") or {}
     with transaction.atomic():
         EvaluationScore.objects.filter(run=run).delete()
         EvaluationScore.objects.bulk_create(
-            EvaluationScore(
-                run=run, benchmark=name, problems=entry["n_problems"],
-                samples=entry["n_samples"], pass_at_1=entry["pass_at_1"],
-                code_calls_mean=entry.get("mean_code_calls"),
-                response_tokens_mean=entry.get("mean_response_tokens"),
-            )
+            _score(run, name, entry, record=record, answers=_answers(entry))
             for name, entry in benchmarks.items()
-        )  # fmt: skip
+        )
         run.results = summary
         run.save(update_fields=["results"])
         _trajectories_import(run, root / "trajectories.jsonl", results)
@@ -81,3 +81,73 @@ def _trajectories_import(run: TrainingRun, path: Path, results: dict) -> int:
         )  # fmt: skip
     Trajectory.objects.bulk_create(rows, batch_size=200)
     return len(rows)
+
+
+# What a stored sample keeps: enough to judge it again and to plot calibration.
+_SAMPLE_KEYS = ("sample", "final_answer", "outcome", "confidence", "code_calls", "response_tokens")
+
+
+def _answers(entry: dict) -> list[dict]:
+    return [
+        {
+            "id": p.get("id"), "answer": p.get("answer"),
+            "answer_status": p.get("answer_status", "value"),
+            "answer_version": p.get("answer_version"),
+            "samples": [{k: s.get(k) for k in _SAMPLE_KEYS} for s in p.get("samples") or []],
+        }
+        for p in entry.get("problems") or []
+    ]  # fmt: skip
+
+
+def _score(run: TrainingRun, name: str, entry: dict, *, record: dict, answers: list,
+           rejudged: bool = False) -> EvaluationScore:  # fmt: skip
+    counts = entry.get("counts") or {}
+    rule = record.get("rule") or (run.results or {}).get("rule") or ""
+    tolerance = record.get("tolerance")
+    label = record.get("rule_label") or rule
+    return EvaluationScore(
+        run=run, benchmark=name, rule=rule, tolerance=tolerance, rule_label=label,
+        mode=record.get("mode", "mean"), problems=entry["n_problems"],
+        samples=entry["n_samples"], pass_at_1=entry["pass_at_1"],
+        any_of_k=entry.get("any_of_k"), correct=counts.get("correct", 0),
+        wrong=counts.get("wrong", 0), no_answer=counts.get("no_answer", 0),
+        endpoint_errors=counts.get("endpoint_error", 0), brier=entry.get("brier"),
+        confidences=entry.get("n_confidences") or 0,
+        code_calls_mean=entry.get("mean_code_calls"),
+        response_tokens_mean=entry.get("mean_response_tokens"),
+        rejudged=rejudged, answers=answers,
+    )  # fmt: skip
+
+
+class RejudgeError(ValueError):
+    pass
+
+
+def evaluation_rejudge(*, run: TrainingRun, rule: str, tolerance: float | None = None):
+    """Score a finished evaluation again under another answer rule, from the answers its own
+    scores stored: no model, no sandbox, and no trajectory (row or file) is read or changed.
+    Returns the new (or replaced) scores, one per benchmark."""
+    if run.kind != TrainingRun.Kind.EVALUATE or run.job.is_active:
+        raise RejudgeError("only a finished evaluation can be re-judged")
+    try:
+        preset = get_rule(rule)
+        label = preset.label(tolerance)
+        applied = preset.effective_tolerance(tolerance)
+    except ValueError as exc:
+        raise RejudgeError(str(exc)) from None
+    own = list(run.scores.filter(rejudged=False))
+    if not own or not any(score.answers for score in own):
+        raise RejudgeError("this evaluation stored no answers to judge again")
+    if own[0].rule_label == label:
+        raise RejudgeError(f"this evaluation was judged under {label} already")
+    mode = own[0].mode
+    stored = {"record": {"mode": mode},
+              "benchmarks": {s.benchmark: {"problems": s.answers} for s in own}}  # fmt: skip
+    figures = rejudge(stored, rule=preset.name, tolerance=tolerance)
+    record = {"rule": preset.name, "tolerance": applied, "rule_label": label, "mode": mode}
+    with transaction.atomic():
+        run.scores.filter(rejudged=True, rule_label=label).delete()
+        return EvaluationScore.objects.bulk_create(
+            _score(run, name, entry, record=record, answers=[], rejudged=True)
+            for name, entry in figures.items()
+        )

@@ -75,7 +75,8 @@ def inputs_write(run: TrainingRun) -> Path:
         lines = [
             json.dumps({"id": str(p.pk), "benchmark": p.benchmark.name, "question": p.question,
                         "answer": p.answer, "answer_status": p.answer_status,
-                        "external_id": p.external_id}, ensure_ascii=False)
+                        "answer_version": p.answer_version, "external_id": p.external_id},
+                       ensure_ascii=False)
             for p in problems
         ]  # fmt: skip
         if not lines:

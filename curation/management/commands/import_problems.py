@@ -45,7 +45,9 @@ class Command(BaseCommand):
                 def progress(done: int, _total: int, bar=bar) -> None:
                     bar.update(done - bar.n)
 
-                summary = problems_import(records=parsed.records, progress=progress)
+                summary = problems_import(
+                    records=parsed.records, progress=progress, source=path.name
+                )
             total.merge(summary)
 
         self._print_summary(total, time.perf_counter() - started)
