@@ -25,10 +25,7 @@ class BatchForm(forms.Form):
     samples_per_problem = forms.IntegerField(min_value=1, max_value=64, initial=1)
     max_interventions = forms.IntegerField(min_value=0, max_value=20, initial=5)
     answer_rule = forms.ChoiceField(
-        choices=[
-            (name, f"{name}: {RULES[name].description}")
-            for name in ("relative", *PRESETS)
-        ],
+        choices=[(name, f"{name}: {RULES[name].description}") for name in ("relative", *PRESETS)],
         help_text="The golden filter's answer rule (see curation/engine/answer_rules.py).",
     )
     answer_tolerance = forms.FloatField(min_value=0, initial=1e-6)
