@@ -6,7 +6,6 @@ bwrap is started once per zygote (per import profile), not per job: wrapping eac
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -18,12 +17,17 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from . import seccomp
+from .cgroups import SlotCgroups
+from .policy import Policy
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 UID_BASE = 3_000_000  # far above login uids and the usual /etc/subuid ranges
 UID_BLOCK = 64
 UID_BLOCKS = 512
 SANDBOX_WORKROOT = "/tmp/jobs"  # noqa: S108 - inside bwrap /tmp is a private tmpfs
 TMPFS_BYTES = 1 << 30  # the job-writable tmpfs: bounded, so files cannot fill host memory
+SHM_BYTES = 256 << 20
 
 # bwrap keeps only what the zygote needs to create a work dir, change identity, kill its jobs
 # and clean up after them; every other capability, including CAP_SYS_ADMIN, is gone.
@@ -92,15 +96,27 @@ def _base_env() -> dict[str, str]:
     }
 
 
-def bwrap_argv(python: str, cgroups: dict[str, str] | None = None) -> list[str]:
-    """The bubblewrap prefix: read-only system, hidden project, private /tmp, no network."""
+def bwrap_argv(
+    python: str,
+    binds: list[tuple[str, str]] = (),
+    cgroup_ns: bool = True,  # type: ignore[assignment]
+) -> list[str]:
+    """The bubblewrap prefix: read-only system, hidden project, private /tmp, no network.
+
+    ``--die-with-parent``: if the supervisor dies, the kernel kills bwrap and with it the
+    zygote and every job (bwrap is started from the pool's long-lived launcher thread, since
+    the parent-death signal follows the thread that forked it). ``cgroup_ns`` is off for cgroup
+    v2, where a cgroup namespace rooted at the zygote's group would forbid moving jobs into
+    the slot groups beside it.
+    """
     argv = [
         "bwrap",
+        "--die-with-parent",
         "--unshare-net",
         "--unshare-pid",
         "--unshare-ipc",
         "--unshare-uts",
-        "--unshare-cgroup-try",
+        *(["--unshare-cgroup-try"] if cgroup_ns else []),
         "--hostname",
         "sandbox",
         "--new-session",
@@ -118,6 +134,9 @@ def bwrap_argv(python: str, cgroups: dict[str, str] | None = None) -> list[str]:
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/alternatives"):
         argv += ["--ro-bind-try", etc, etc]
     argv += ["--proc", "/proc", "--dev", "/dev"]
+    # POSIX shared memory and semaphores live in /dev/shm: a private, size-capped tmpfs,
+    # emptied of a slot's files after each of its jobs (SysV IPC is denied by seccomp).
+    argv += ["--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]  # noqa: S108
     argv += ["--perms", "0755", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]  # noqa: S108
     roots = _python_roots()
     if any(r == "/root" or r.startswith("/root/") for r in roots):
@@ -133,8 +152,8 @@ def bwrap_argv(python: str, cgroups: dict[str, str] | None = None) -> list[str]:
                 made.add(str(parent))
                 argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind", root, root]
-    for controller, group in (cgroups or {}).items():
-        argv += ["--bind", group, f"{CGROUP_MOUNT}/{controller}"]
+    for host, inside in binds:
+        argv += ["--bind", host, inside]
     argv += ["--remount-ro", "/"]
     if os.geteuid() == 0:
         argv += ["--cap-drop", "ALL"]
@@ -169,7 +188,7 @@ def make_launch(
     isolation: str,
     fallback_workroot: str,
     slot_uids: list[int],
-    cgroups: dict[str, str],
+    cgroups: SlotCgroups,
 ) -> Launch:
     """Pick bwrap or the fallback. ``isolation``: "auto", "bwrap" (required) or "fallback"."""
     python = sys.executable
@@ -180,10 +199,12 @@ def make_launch(
                 "workroot": SANDBOX_WORKROOT,
                 "netns_from_bwrap": True,
                 "slot_uids": slot_uids,
-                "cgroups": {c: f"{CGROUP_MOUNT}/{c}" for c in cgroups},
+                "cgroups": cgroups.inside_bwrap(),
+                "cgroup_version": cgroups.version,
             }
+            prefix = bwrap_argv(python, cgroups.bwrap_binds(), cgroup_ns=cgroups.version != 2)
             return Launch(
-                argv=bwrap_argv(python, cgroups) + _zygote_argv(python, profile, control_fd, flags),
+                argv=prefix + _zygote_argv(python, profile, control_fd, flags),
                 env=_base_env(),
                 protections=list(BWRAP_PROTECTIONS),
             )
@@ -193,7 +214,8 @@ def make_launch(
         "workroot": fallback_workroot,
         "netns_from_bwrap": False,
         "slot_uids": slot_uids,
-        "cgroups": cgroups,
+        "cgroups": dict(cgroups.dirs),
+        "cgroup_version": cgroups.version,
     }
     return Launch(
         argv=_zygote_argv(python, profile, control_fd, flags),
@@ -205,82 +227,98 @@ def make_launch(
 
 
 class UidBlock:
-    """A block of uids held for this pool's lifetime, one per slot, distinct across pools.
+    """Uids held for this pool's lifetime, one per slot, distinct across pools.
 
     Two pools on one host (say, two Celery worker processes) must never share a slot uid: the
-    post-job kill(-1) sweep as that uid would reach the other pool's job. An flock per block
-    is released by the kernel when the holder dies, so a crash frees the block.
+    post-job kill(-1) sweep as that uid would reach the other pool's job. uids come in flock'ed
+    blocks of UID_BLOCK; a pool with more slots holds several blocks. The kernel releases the
+    locks when the holder dies, so a crash frees them.
     """
 
     def __init__(self, slots: int) -> None:
-        if slots > UID_BLOCK:
-            raise ValueError(f"at most {UID_BLOCK} slots per pool")
+        if not 1 <= slots <= UID_BLOCK * UID_BLOCKS:
+            raise ValueError(f"a pool has 1 to {UID_BLOCK * UID_BLOCKS} slots, not {slots}")
         lockdir = Path(tempfile.gettempdir()) / "calm-solver-sandbox-uids"
         lockdir.mkdir(mode=0o755, exist_ok=True)
+        self._fds: list[int] = []
+        self.blocks: list[int] = []
+        self.uids: list[int] = []
         for block in range(UID_BLOCKS):
-            fd = os.open(lockdir / f"{block}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            if len(self.uids) >= slots:
+                break
+            try:
+                flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+                fd = os.open(lockdir / f"{block}.lock", flags, 0o600)
+            except PermissionError:  # another user's lock file: that block is theirs
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 continue
-            self._fd: int | None = fd
-            self.block = block
-            self.uids = [UID_BASE + block * UID_BLOCK + i for i in range(slots)]
-            return
-        raise RuntimeError("no free uid block for the sandbox pool")
+            self._fds.append(fd)
+            self.blocks.append(block)
+            first = UID_BASE + block * UID_BLOCK
+            self.uids += range(first, first + min(UID_BLOCK, slots - len(self.uids)))
+        if len(self.uids) < slots:
+            self.release()
+            raise RuntimeError(f"no {slots} free sandbox uids (uid blocks all held)")
+        self.block = self.blocks[0]
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
 
 
-CGROUP_CONTROLLERS = ("memory", "pids")
-CGROUP_MOUNT = "/run/cgroups"  # where the slot cgroups appear inside bwrap
+def _unreadable_roots() -> list[str]:
+    """Interpreter and package paths this uid cannot use (a venv under /root, say)."""
+    bad = []
+    exe = os.path.realpath(sys.executable)
+    if not os.access(exe, os.X_OK):
+        bad.append(exe)
+    for root in _python_roots():
+        if not os.access(root, os.R_OK | os.X_OK):
+            bad.append(root)
+    return bad
 
 
-class SlotCgroups:
-    """A cgroup v1 ``memory`` and ``pids`` group per slot, nested under this process's own.
-
-    RLIMIT_AS and RLIMIT_NPROC are per process / per uid; the slot's cgroups cap the job as a
-    whole (forked children and files on tmpfs included). Only with root and the v1 controllers
-    mounted (as on this machine kind); otherwise ``dirs`` is empty and the pool says so.
-    """
-
-    def __init__(self, block: int, uids: list[int]) -> None:
-        self.dirs: dict[str, str] = {}
-        self._uids = uids
-        if os.geteuid() != 0:
-            return
-        own = {}
-        try:
-            for line in Path("/proc/self/cgroup").read_text().splitlines():
-                _id, controllers, path = line.split(":", 2)
-                for controller in controllers.split(","):
-                    own[controller] = path
-        except OSError:
-            return
-        for controller in CGROUP_CONTROLLERS:
-            base = Path("/sys/fs/cgroup") / controller
-            if controller not in own or not (base / "cgroup.procs").exists():
-                continue
-            group = base / own[controller].lstrip("/") / f"calm-sandbox-{block}"
-            try:
-                group.mkdir(exist_ok=True)
-                for uid in uids:
-                    (group / str(uid)).mkdir(exist_ok=True)
-            except OSError:
-                continue
-            self.dirs[controller] = str(group)
-
-    def close(self) -> None:
-        for group in self.dirs.values():
-            # A process still exiting keeps its group busy: an empty cgroup left behind is
-            # harmless and reused by the next pool on this uid block.
-            for uid in self._uids:
-                with contextlib.suppress(OSError):
-                    os.rmdir(Path(group) / str(uid))
-            with contextlib.suppress(OSError):
-                os.rmdir(group)
-        self.dirs = {}
+def preflight(isolation: str, policy: Policy) -> list[str]:
+    """Why this host cannot give ``policy.minimum`` (empty: go ahead). Fail-closed, before any
+    process starts; each line says what is missing and how to provide it or give it up."""
+    need = policy.minimum
+    problems = []
+    bad = _unreadable_roots()
+    if bad:
+        problems.append(
+            f"uid {os.geteuid()} cannot read or execute {', '.join(bad)}: install the "
+            "interpreter and virtualenv where the service user can read them (not under /root)"
+        )
+    root = os.geteuid() == 0
+    if not root and need & {"uid_per_slot", "rlimit_nproc"}:
+        problems.append(
+            f"not root (uid {os.geteuid()}): jobs would share this uid and could signal the "
+            "pool, read each other's pipes and its memory; run the sandbox worker as root (the "
+            "zygote keeps six capabilities inside bubblewrap and jobs get none, each under its "
+            "own uid), or accept shared uids with SANDBOX_GIVE_UP=uid_separation"
+        )
+    bwrap_needed = need & {"bubblewrap", "readonly_filesystem", "project_files_hidden"}
+    bwrap_broken = bwrap_problem() if isolation != "fallback" else "isolation='fallback'"
+    if bwrap_needed and bwrap_broken:
+        problems.append(
+            f"no bubblewrap ({bwrap_broken}): jobs would see the host's filesystem, /tmp and "
+            "processes; install it (apt-get install bubblewrap; as a non-root user the kernel "
+            "must allow user namespaces: sysctl kernel.unprivileged_userns_clone=1), or accept "
+            "that with SANDBOX_GIVE_UP=filesystem_isolation"
+        )
+    if "network_namespace" in need and bwrap_broken and not root:
+        problems.append(
+            "no network namespace without bubblewrap or root (only seccomp would block "
+            "sockets): provide either, or SANDBOX_GIVE_UP=network_namespace"
+        )
+    if "seccomp" in need and not seccomp.available():
+        problems.append(
+            "libseccomp is not installed (no syscall filter): apt-get install libseccomp2, or "
+            "SANDBOX_GIVE_UP=syscall_filter"
+        )
+    return problems
