@@ -176,7 +176,12 @@ def _describe(exc: BaseException, cell: int | str) -> dict[str, Any]:
 
 def _exec_cell(source: str, filename: str, namespace: dict[str, Any]) -> None:
     _register_source(filename, source)
-    code = compile(source, filename, "exec", dont_inherit=True)
+    try:
+        code = compile(source, filename, "exec", dont_inherit=True)
+    except (MemoryError, RecursionError):
+        # CPython's parser gives up on pathological nesting (``"not " * 20000``) this way;
+        # it is the code's fault, not a memory limit.
+        raise SyntaxError(f"code too deeply nested to compile ({filename})") from None
     exec(code, namespace)  # noqa: S102 - running untrusted code is this module's purpose
 
 
