@@ -134,9 +134,10 @@ def bwrap_argv(
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/alternatives"):
         argv += ["--ro-bind-try", etc, etc]
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    # POSIX shared memory and semaphores live in /dev/shm: a private, size-capped tmpfs,
-    # emptied of a slot's files after each of its jobs (SysV IPC is denied by seccomp).
-    argv += ["--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]  # noqa: S108
+    # POSIX shared memory and semaphores live in /dev/shm: a private, size-capped tmpfs that
+    # jobs can create in but not list (1733), emptied of a slot's files after each of its
+    # jobs (SysV IPC and message queues are denied by seccomp).
+    argv += ["--perms", "1733", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]  # noqa: S108
     argv += ["--perms", "0755", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]  # noqa: S108
     roots = _python_roots()
     if any(r == "/root" or r.startswith("/root/") for r in roots):
