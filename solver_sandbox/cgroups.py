@@ -164,9 +164,12 @@ class SlotCgroups:
     @staticmethod
     def _vacate(base: Path) -> None:
         """Move the processes in ``base`` into its supervisor leaf (v2's no-internal-processes)."""
+        pids = _read(base / "cgroup.procs").split()
+        if not pids:
+            return
         leaf = base / SUPERVISOR_LEAF
         leaf.mkdir(exist_ok=True)
-        for pid in _read(base / "cgroup.procs").split():
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):  # exited meanwhile
                 _write(leaf / "cgroup.procs", pid)
 
