@@ -1,4 +1,9 @@
-"""What /healthz and the page header report: the database, Redis, and workers per queue."""
+"""What /healthz and the page header report: the database, Redis, and workers per queue.
+
+``system_health()`` is the full report (worker hostnames, error text, what each sandbox worker's
+sandbox really gives): for admins and the logged-in header badge. ``public_health()`` is what
+anonymous callers (monitors, load balancers) get: up/down and counts, no names, no messages.
+"""
 
 from __future__ import annotations
 
@@ -53,5 +58,28 @@ def system_health() -> dict:
         "ok": all(per_queue.values()),
         "queues": {q: {"ok": bool(names), "workers": names} for q, names in per_queue.items()},
     }
+    # Each sandbox-capable worker's protections, or why it refused to take sandbox work.
+    report["sandbox"] = {
+        name: w["sandbox"] for name, w in sorted(workers.items()) if w.get("sandbox") is not None
+    }
     report["ok"] = all(check["ok"] for check in report["checks"].values())
     return report
+
+
+def public_health(report: dict) -> dict:
+    """``report`` without hostnames, error text or protections: ok flags and worker counts."""
+    checks = report["checks"]
+    return {
+        "ok": report["ok"],
+        "checks": {
+            "database": {"ok": checks["database"]["ok"]},
+            "redis": {"ok": checks["redis"]["ok"]},
+            "workers": {
+                "ok": checks["workers"]["ok"],
+                "queues": {
+                    q: {"ok": v["ok"], "workers": len(v["workers"])}
+                    for q, v in checks["workers"]["queues"].items()
+                },
+            },
+        },
+    }
