@@ -13,7 +13,6 @@ import os
 import queue
 import re
 import secrets
-import select
 import shutil
 import signal
 import socket
@@ -26,17 +25,15 @@ from itertools import count
 from typing import Any
 
 from . import isolation as _iso
-from .capture import HeadTail
 from .cgroups import SlotCgroups
+from .jobio import JobIO
 from .limits import Limits
 from .policy import Policy, SandboxUnavailableError, check_slots, default_slots
-from .protocol import FrameError, parse_frames, recv_message, send_message
+from .protocol import recv_message, send_message
 from .result import SandboxResult, Status
-from .verdict import build_result
+from .threads import Launcher, Pending, Reclaimer
 
 _SCIPY_ROOTS = {"scipy", "pulp"}
-_MAX_CHANNEL = 8 * 1024 * 1024  # result-channel bytes kept; more is tampering
-_KILL_GRACE_S = 5.0  # how long the zygote may take to confirm a kill before we give up on it
 _READY_TIMEOUT_S = 120.0
 
 
@@ -83,7 +80,7 @@ class _ZygoteHandle:
         workroot: str,
         slot_uids: list[int],
         cgroups: SlotCgroups,
-        launcher: _Launcher,
+        launcher: Launcher,
     ) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.profile = profile
@@ -135,52 +132,6 @@ class _ZygoteHandle:
             self.proc.wait()
 
 
-class _Launcher:
-    """Starts zygotes from one thread that lives as long as the pool.
-
-    bwrap runs with ``--die-with-parent``, a parent-death signal, which the kernel sends when
-    the *thread* that forked bwrap ends: a short-lived caller thread would take the zygote
-    down with it.
-    """
-
-    def __init__(self) -> None:
-        self._requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name="sandbox-launcher", daemon=True)
-        self._thread.start()
-
-    def popen(self, argv: list[str], env: dict[str, str], pass_fd: int) -> subprocess.Popen:
-        box: dict[str, Any] = {}
-        done = threading.Event()
-        self._requests.put((argv, env, pass_fd, box, done))
-        done.wait()
-        if "error" in box:
-            raise box["error"]
-        return box["proc"]
-
-    def _loop(self) -> None:
-        while True:
-            item = self._requests.get()
-            if item is None:
-                return
-            argv, env, pass_fd, box, done = item
-            try:
-                box["proc"] = subprocess.Popen(
-                    argv,
-                    env=env,
-                    pass_fds=[pass_fd],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            except BaseException as exc:  # handed to the caller
-                box["error"] = exc
-            done.set()
-
-    def stop(self) -> None:
-        self._requests.put(None)
-        self._thread.join(timeout=5)
-
-
 class SandboxPool:
     """A warm pool of sandboxed Python processes for model-written solver code.
 
@@ -212,7 +163,7 @@ class SandboxPool:
             )
         self._uids = _iso.UidBlock(self.slots)
         self._cgroups = SlotCgroups(self._uids.block, self._uids.uids)
-        self._launcher = _Launcher()
+        self._launcher = Launcher()
         self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
         for uid in self._uids.uids:
             self._free.put(uid)
@@ -223,7 +174,7 @@ class SandboxPool:
         self._profiles = tuple(profiles)
         self._ids = count()
         self._closed = False
-        self._reclaimer = _Reclaimer(self._free)
+        self._reclaimer = Reclaimer(self._free)
         self._zygote_error = ""
         # Boot the profiles side by side: each costs ~1 s of imports and warm-up.
         threads = [threading.Thread(target=self._boot, args=(p,)) for p in self._profiles]
@@ -362,7 +313,7 @@ class SandboxPool:
 
     def _run(
         self, code: str, prior: list[str], limits: Limits, profile: str, uid: int
-    ) -> tuple[SandboxResult, _Pending | None]:
+    ) -> tuple[SandboxResult, Pending | None]:
         zygote = self._zygote(profile)
         job_id = f"j{os.getpid()}-{next(self._ids)}"
         nonce = secrets.token_hex(16)
@@ -394,7 +345,7 @@ class SandboxPool:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             status_theirs.close()
-        io = _JobIO(
+        io = JobIO(
             zygote, limits, nonce.encode(), out_r, err_r, res_r, status_ours, started, profile
         )
         try:
@@ -403,7 +354,7 @@ class SandboxPool:
             for fd in (out_r, err_r, res_r):
                 os.close(fd)
         if io.exit is None and not zygote.broken:
-            return result, _Pending(status_ours, zygote)
+            return result, Pending(status_ours, zygote)
         status_ours.close()
         return result, None
 
@@ -415,236 +366,3 @@ class SandboxPool:
             profile=profile,
             protections=zygote.protections,
         )
-
-
-class _JobIO:
-    """One job's pipes, deadline and caps, from submission to the zygote's exit report."""
-
-    def __init__(
-        self,
-        zygote: _ZygoteHandle,
-        limits: Limits,
-        nonce: bytes,
-        out_r: int,
-        err_r: int,
-        res_r: int,
-        status: socket.socket,
-        started: float,
-        profile: str,
-    ) -> None:
-        self.zygote = zygote
-        self.limits = limits
-        self.nonce = nonce
-        self.started = started
-        self.profile = profile
-        self.status = status
-        self.out = HeadTail(limits.keep_head_bytes, limits.keep_tail_bytes)
-        self.err = HeadTail(limits.keep_head_bytes, limits.keep_tail_bytes)
-        self.channel = bytearray()
-        self.channel_overflow = False
-        self.streams = {out_r: self.out, err_r: self.err, res_r: None}
-        self.kill_reason: Status | None = None
-        self.kill_detail = ""
-        self.kill_sent_at: float | None = None
-        self.exit: dict[str, Any] | None = None
-
-    def _kill(self, reason: Status, detail: str) -> None:
-        if self.kill_reason is None:
-            self.kill_reason = reason
-            self.kill_detail = detail
-            self.kill_sent_at = time.monotonic()
-            with contextlib.suppress(OSError):
-                self.status.send(b"K")
-
-    def drive(self) -> SandboxResult:
-        poller = select.poll()
-        for fd in self.streams:
-            poller.register(fd, select.POLLIN)
-        poller.register(self.status.fileno(), select.POLLIN)
-        open_fds = set(self.streams)
-        deadline = self.started + self.limits.timeout_s
-        drain_until: float | None = None
-        while True:
-            now = time.monotonic()
-            if not open_fds and self.exit is None and self._reported():
-                break  # the harness reported and closed its pipes: the process is exiting
-            if self.exit is not None:
-                if not open_fds or now >= (drain_until or now):
-                    break
-                wait = drain_until - now
-            elif self.kill_sent_at is not None:
-                if now - self.kill_sent_at > _KILL_GRACE_S:
-                    self.zygote.broken = True  # restart it on the next job
-                    return self._result(harness_detail="the zygote did not confirm a kill")
-                wait = self.kill_sent_at + _KILL_GRACE_S - now
-            else:
-                if now >= deadline:
-                    self._kill(
-                        Status.TIMEOUT, f"wall-clock limit of {self.limits.timeout_s:g} s reached"
-                    )
-                    continue
-                wait = deadline - now
-            for fd, _events in poller.poll(max(0, wait) * 1000 + 1):
-                if fd == self.status.fileno():
-                    self._read_status(poller)
-                    if self.exit is not None:
-                        # All of the job's processes are dead; what is left in the pipes is
-                        # buffered data, normally read within a millisecond.
-                        drain_until = time.monotonic() + 0.5
-                    continue
-                try:
-                    data = os.read(fd, 1 << 16)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
-                    continue
-                sink = self.streams[fd]
-                if sink is None:
-                    if len(self.channel) + len(data) > _MAX_CHANNEL:
-                        self.channel_overflow = True
-                        poller.unregister(fd)  # nothing more is read from a flooded channel
-                        open_fds.discard(fd)
-                        self._kill(
-                            Status.HARNESS_ERROR,
-                            f"result channel flooded past {_MAX_CHANNEL} bytes: killed",
-                        )
-                    else:
-                        self.channel += data
-                    continue
-                sink.feed(data)
-                if self.out.total + self.err.total > self.limits.output_limit_bytes:
-                    self._kill(
-                        Status.OUTPUT_LIMIT, f"output passed {self.limits.output_limit_bytes} bytes"
-                    )
-        return self._result()
-
-    def _reported(self) -> bool:
-        """True when the result channel holds exactly our frames, ending in a final report."""
-        try:
-            frames = parse_frames(bytes(self.channel), self.nonce)
-        except FrameError:
-            return False
-        return bool(frames) and frames[-1][0] == b"R" and not self.channel_overflow
-
-    def _read_status(self, poller: select.poll) -> None:
-        try:
-            got = recv_message(self.status)
-        except (OSError, EOFError, ValueError):
-            got = None
-        if got is None:
-            poller.unregister(self.status.fileno())
-            if self.exit is None:
-                self.exit = {"lost": True}
-            return
-        message, fds = got
-        for fd in fds:
-            os.close(fd)
-        if message.get("event") == "exit":
-            self.exit = message
-            poller.unregister(self.status.fileno())
-
-    def _result(self, harness_detail: str = "") -> SandboxResult:
-        return build_result(self, harness_detail)
-
-
-class _Pending:
-    __slots__ = ("sock", "zygote")
-
-    def __init__(self, sock: socket.socket, zygote: _ZygoteHandle) -> None:
-        self.sock = sock
-        self.zygote = zygote
-
-
-class _Reclaimer:
-    """Returns a slot to the free list when the zygote reports its last job reaped and swept.
-
-    Callers get their answer as soon as the job has reported and closed its pipes (~2 ms before
-    the kernel has torn the process down); this thread waits for the rest. A job that somehow
-    keeps running is killed at its deadline, and a zygote that does not confirm is replaced.
-    """
-
-    def __init__(self, free: queue.SimpleQueue[int]) -> None:
-        self._free = free
-        self._lock = threading.Lock()
-        self._new: list[tuple[_Pending, int, float]] = []
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._thread: threading.Thread | None = None
-        self._stopped = False
-
-    def watch(self, pending: _Pending, uid: int, deadline: float) -> None:
-        with self._lock:
-            self._new.append((pending, uid, deadline))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name="sandbox-reclaimer", daemon=True
-                )
-                self._thread.start()
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wake_w, b"x")
-
-    def stop(self) -> None:
-        self._stopped = True
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"x")
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        poller = select.poll()
-        poller.register(self._wake_r, select.POLLIN)
-        # fd -> [pending, uid, deadline, kill_sent]
-        watched: dict[int, list[Any]] = {}
-        while not self._stopped:
-            with self._lock:
-                new, self._new = self._new, []
-            for pending, uid, deadline in new:
-                fd = pending.sock.fileno()
-                watched[fd] = [pending, uid, deadline, False]
-                poller.register(fd, select.POLLIN)
-            now = time.monotonic()
-            for fd, entry in list(watched.items()):
-                if now < entry[2]:
-                    continue
-                if not entry[3]:
-                    entry[3] = True
-                    entry[2] = now + _KILL_GRACE_S
-                    with contextlib.suppress(OSError):
-                        entry[0].sock.send(b"K")
-                else:
-                    entry[0].zygote.broken = True  # replaced on the next job
-                    self._release(poller, watched, fd)
-            timeout = min((e[2] for e in watched.values()), default=now + 60) - now
-            for fd, _events in poller.poll(max(0.0, timeout) * 1000 + 1):
-                if fd == self._wake_r:
-                    try:
-                        while os.read(self._wake_r, 512):
-                            pass
-                    except BlockingIOError:
-                        pass
-                    continue
-                entry = watched.get(fd)
-                if entry is None:
-                    continue
-                try:
-                    got = recv_message(entry[0].sock)
-                except (OSError, EOFError, ValueError):
-                    got = None
-                if got is None:
-                    entry[0].zygote.broken = True
-                    self._release(poller, watched, fd)
-                    continue
-                message, fds = got
-                for extra in fds:
-                    os.close(extra)
-                if message.get("event") == "exit":
-                    self._release(poller, watched, fd)
-        for fd in list(watched):
-            self._release(poller, watched, fd)
-
-    def _release(self, poller: select.poll, watched: dict[int, list[Any]], fd: int) -> None:
-        entry = watched.pop(fd)
-        poller.unregister(fd)
-        entry[0].sock.close()
-        self._free.put(entry[1])

@@ -140,7 +140,7 @@ def read_frames(
 
 
 def build_result(io: Any, harness_detail: str = "") -> SandboxResult:
-    """The verdict for one job driven by ``pool._JobIO``."""
+    """The verdict for one job driven by ``jobio.JobIO``."""
     import time
 
     exit_info = io.exit or {}
