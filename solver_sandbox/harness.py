@@ -181,7 +181,8 @@ def _exec_cell(source: str, filename: str, namespace: dict[str, Any]) -> None:
     except (MemoryError, RecursionError):
         # CPython's parser gives up on pathological nesting (``"not " * 20000``) this way;
         # it is the code's fault, not a memory limit.
-        raise SyntaxError(f"code too deeply nested to compile ({filename})") from None
+        message = f"code too deeply nested (or too large) to compile ({filename})"
+        raise SyntaxError(message) from None
     exec(code, namespace)  # noqa: S102 - running untrusted code is this module's purpose
 
 
@@ -273,7 +274,9 @@ def run_job(job: dict[str, Any], cfg: ChildConfig, fds: list[int]) -> None:
     except SystemExit as exc:
         code = exc.code
         if code not in (None, 0):
-            outcome = {"status": "error", "exit_code": code if isinstance(code, int) else 1}
+            # The supervisor takes exit codes as 32-bit ints (sys.exit(True) is 1).
+            fits = isinstance(code, int) and -(2**31) <= code < 2**31
+            outcome = {"status": "error", "exit_code": int(code) if fits else 1}
             outcome["error"] = {"type": "SystemExit", "message": str(code), "cell": "main"}
             if not isinstance(code, int):
                 print(code, file=sys.stderr)
@@ -288,7 +291,8 @@ def run_job(job: dict[str, Any], cfg: ChildConfig, fds: list[int]) -> None:
     try:
         me = resource.getrusage(resource.RUSAGE_SELF)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        outcome["cpu_s"] = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime - cpu_before
+        used = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime - cpu_before
+        outcome["cpu_s"] = max(0.0, used)
         outcome["maxrss_kb"] = max(me.ru_maxrss, kids.ru_maxrss)
     except Exception:  # noqa: S110
         pass

@@ -83,8 +83,8 @@ def check_solve(message: dict[str, Any]) -> dict[str, Any]:
     if message["termination"] not in _TERMINATIONS:
         raise FrameError("bad termination")
     out = {
-        "solver": _text(message["solver"], "solver"),
-        "interface": _text(message["interface"], "interface"),
+        "solver": _text(message["solver"], "solver", 1000),
+        "interface": _text(message["interface"], "interface", 1000),
         "termination": message["termination"],
         "objective": _number(message["objective"], "objective", optional=True),
         "wall_ms": _number(message["wall_ms"], "wall_ms"),

@@ -135,3 +135,12 @@ def test_it_takes_a_stuck_zygote_and_its_spares_down_when_the_supervisor_dies():
         for pid in pids if "pids" in dir() else []:  # a failed run leaves nothing stopped
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_every_result_lists_at_least_the_minimum_protections(pool):
+    result = pool.run(NORMAL_JOB)
+    assert result.status == Status.OK
+    assert pool.policy.minimum <= set(result.protections)
+    assert set(result.to_dict()["protections"]) == set(result.protections)
+    report = pool.report()
+    assert report["given_up"] == [] and set(report["minimum"]) <= set(report["protections"])
