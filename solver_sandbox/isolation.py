@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from . import seccomp
+from . import seccomp, userns
 from .cgroups import SlotCgroups
 from .policy import Policy
 
@@ -54,6 +54,9 @@ class Launch:
     protections: list[str] = field(default_factory=list)
     workroot: str = SANDBOX_WORKROOT
     mode: str = "bwrap"
+    handshake: userns.Handshake | None = None  # set when bwrap waits for its user namespace map
+    mapping: userns.Mapping | None = None
+    pass_fds: list[int] = field(default_factory=list)
 
 
 def _python_roots() -> list[str]:
@@ -98,8 +101,9 @@ def _base_env() -> dict[str, str]:
 
 def bwrap_argv(
     python: str,
-    binds: list[tuple[str, str]] = (),
-    cgroup_ns: bool = True,  # type: ignore[assignment]
+    binds: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    cgroup_ns: bool = True,
+    userns_args: list[str] | None = None,
 ) -> list[str]:
     """The bubblewrap prefix: read-only system, hidden project, private /tmp, no network.
 
@@ -111,6 +115,7 @@ def bwrap_argv(
     """
     argv = [
         "bwrap",
+        *(userns_args or []),
         "--die-with-parent",
         "--unshare-net",
         "--unshare-pid",
@@ -156,7 +161,7 @@ def bwrap_argv(
     for host, inside in binds:
         argv += ["--bind", host, inside]
     argv += ["--remount-ro", "/"]
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 or userns_args:
         argv += ["--cap-drop", "ALL"]
         for cap in _CAPS:
             argv += ["--cap-add", cap]
@@ -190,12 +195,18 @@ def make_launch(
     fallback_workroot: str,
     slot_uids: list[int],
     cgroups: SlotCgroups,
+    mapping: userns.Mapping | None = None,
 ) -> Launch:
-    """Pick bwrap or the fallback. ``isolation``: "auto", "bwrap" (required) or "fallback"."""
+    """Pick bwrap or the fallback. ``isolation``: "auto", "bwrap" (required) or "fallback".
+
+    With ``mapping`` (not root), bwrap makes a user namespace that the supervisor maps to the
+    user's subordinate uids (``Launch.handshake``), and the zygote is uid 0 inside it.
+    """
     python = sys.executable
     if isolation in ("auto", "bwrap"):
         problem = bwrap_problem()
         if problem is None:
+            handshake = userns.Handshake() if mapping is not None else None
             flags = {
                 "workroot": SANDBOX_WORKROOT,
                 "netns_from_bwrap": True,
@@ -203,11 +214,19 @@ def make_launch(
                 "cgroups": cgroups.inside_bwrap(),
                 "cgroup_version": cgroups.version,
             }
-            prefix = bwrap_argv(python, cgroups.bwrap_binds(), cgroup_ns=cgroups.version != 2)
+            prefix = bwrap_argv(
+                python,
+                cgroups.bwrap_binds(),
+                cgroup_ns=cgroups.version != 2,
+                userns_args=handshake.bwrap_args() if handshake else None,
+            )
             return Launch(
                 argv=prefix + _zygote_argv(python, profile, control_fd, flags),
                 env=_base_env(),
-                protections=list(BWRAP_PROTECTIONS),
+                protections=list(BWRAP_PROTECTIONS) + (["user_namespace"] if handshake else []),
+                handshake=handshake,
+                mapping=mapping,
+                pass_fds=[control_fd, *(handshake.child_fds if handshake else [])],
             )
         if isolation == "bwrap":
             raise RuntimeError(f"bubblewrap is required but unusable: {problem}")
@@ -224,6 +243,7 @@ def make_launch(
         protections=[],
         workroot=fallback_workroot,
         mode="fallback",
+        pass_fds=[control_fd],
     )
 
 
@@ -236,15 +256,21 @@ class UidBlock:
     locks when the holder dies, so a crash frees them.
     """
 
-    def __init__(self, slots: int) -> None:
-        if not 1 <= slots <= UID_BLOCK * UID_BLOCKS:
-            raise ValueError(f"a pool has 1 to {UID_BLOCK * UID_BLOCKS} slots, not {slots}")
-        lockdir = Path(tempfile.gettempdir()) / "calm-solver-sandbox-uids"
+    def __init__(self, slots: int, *, userns_blocks: int | None = None) -> None:
+        """``userns_blocks``: not root, so uids are in-namespace ones, mapped onto the first
+        that many blocks of this user's subordinate range (locked per user)."""
+        available = UID_BLOCKS if userns_blocks is None else min(UID_BLOCKS, userns_blocks)
+        if not 1 <= slots <= UID_BLOCK * available:
+            raise ValueError(f"a pool has 1 to {UID_BLOCK * available} slots here, not {slots}")
+        name = "calm-solver-sandbox-uids"
+        if userns_blocks is not None:
+            name += f"-{os.getuid()}"
+        lockdir = Path(tempfile.gettempdir()) / name
         lockdir.mkdir(mode=0o755, exist_ok=True)
         self._fds: list[int] = []
         self.blocks: list[int] = []
         self.uids: list[int] = []
-        for block in range(UID_BLOCKS):
+        for block in range(available):
             if len(self.uids) >= slots:
                 break
             try:
@@ -284,6 +310,15 @@ def _unreadable_roots() -> list[str]:
     return bad
 
 
+def userns_mode(isolation: str) -> int | None:
+    """How many uid blocks a non-root pool can map in a user namespace; None: not this way."""
+    if os.geteuid() == 0 or isolation == "fallback" or bwrap_problem() is not None:
+        return None
+    if userns.problem(UID_BLOCK) is not None:
+        return None
+    return userns.max_blocks(UID_BLOCK)
+
+
 def preflight(isolation: str, policy: Policy) -> list[str]:
     """Why this host cannot give ``policy.minimum`` (empty: go ahead). Fail-closed, before any
     process starts; each line says what is missing and how to provide it or give it up."""
@@ -296,15 +331,18 @@ def preflight(isolation: str, policy: Policy) -> list[str]:
             "interpreter and virtualenv where the service user can read them (not under /root)"
         )
     root = os.geteuid() == 0
-    if not root and need & {"uid_per_slot", "rlimit_nproc"}:
+    bwrap_broken = bwrap_problem() if isolation != "fallback" else "isolation='fallback'"
+    if not root and need & {"uid_per_slot", "rlimit_nproc"} and userns_mode(isolation) is None:
+        why = bwrap_broken or userns.problem(UID_BLOCK)
         problems.append(
-            f"not root (uid {os.geteuid()}): jobs would share this uid and could signal the "
-            "pool, read each other's pipes and its memory; run the sandbox worker as root (the "
-            "zygote keeps six capabilities inside bubblewrap and jobs get none, each under its "
-            "own uid), or accept shared uids with SANDBOX_GIVE_UP=uid_separation"
+            f"not root (uid {os.geteuid()}) and no user namespace with subordinate uids ({why})"
+            ": jobs would share this uid and could signal the pool, read each other's pipes "
+            "and its memory; run the sandbox worker as root, or give this user subordinate "
+            "uids (apt-get install uidmap; usermod --add-subuids/--add-subgids) for a user "
+            "namespace with a uid per slot, or accept shared uids with "
+            "SANDBOX_GIVE_UP=uid_separation"
         )
     bwrap_needed = need & {"bubblewrap", "readonly_filesystem", "project_files_hidden"}
-    bwrap_broken = bwrap_problem() if isolation != "fallback" else "isolation='fallback'"
     if bwrap_needed and bwrap_broken:
         problems.append(
             f"no bubblewrap ({bwrap_broken}): jobs would see the host's filesystem, /tmp and "

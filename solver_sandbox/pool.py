@@ -25,6 +25,7 @@ from itertools import count
 from typing import Any
 
 from . import isolation as _iso
+from . import userns
 from .cgroups import SlotCgroups
 from .jobio import JobIO
 from .limits import Limits
@@ -81,21 +82,32 @@ class _ZygoteHandle:
         slot_uids: list[int],
         cgroups: SlotCgroups,
         launcher: Launcher,
+        mapping: userns.Mapping | None,
     ) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.profile = profile
         self.sock = ours
         self.lock = threading.Lock()
+        launch = None
         try:
-            self.launch = _iso.make_launch(
-                profile, theirs.fileno(), isolation_mode, workroot, slot_uids, cgroups
+            launch = _iso.make_launch(
+                profile, theirs.fileno(), isolation_mode, workroot, slot_uids, cgroups, mapping
             )
-            self.proc = launcher.popen(self.launch.argv, self.launch.env, theirs.fileno())
+            self.launch = launch
+            self.proc = launcher.popen(launch.argv, launch.env, launch.pass_fds)
         except BaseException:
             ours.close()
+            if launch is not None and launch.handshake is not None:
+                launch.handshake.abandon()
             raise
         finally:
             theirs.close()
+        if launch.handshake is not None:
+            try:  # bwrap waits until its user namespace is mapped to our subordinate uids
+                launch.handshake.complete(launch.mapping)
+            except (OSError, RuntimeError, ValueError) as exc:
+                self.close()
+                raise RuntimeError(f"sandbox zygote {profile!r}: user namespace: {exc}") from exc
         self.sock.settimeout(_READY_TIMEOUT_S)
         try:
             got = recv_message(self.sock)
@@ -161,7 +173,13 @@ class SandboxPool:
             raise SandboxUnavailableError(
                 "the solver sandbox refuses to start: " + "; ".join(problems)
             )
-        self._uids = _iso.UidBlock(self.slots)
+        blocks = _iso.userns_mode(isolation)  # not root: a mapped user namespace, if possible
+        self._uids = _iso.UidBlock(self.slots, userns_blocks=blocks)
+        self._mapping = (
+            userns.Mapping(_iso.UID_BASE, _iso.UID_BLOCK, self._uids.blocks)
+            if blocks is not None
+            else None
+        )
         self._cgroups = SlotCgroups(self._uids.block, self._uids.uids)
         self._launcher = Launcher()
         self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -206,6 +224,9 @@ class SandboxPool:
 
     @property
     def slot_uids(self) -> list[int]:
+        """The slots' uids as the host sees them (subordinate uids in a user namespace)."""
+        if self._mapping is not None:
+            return [self._mapping.host_uid(u) for u in self._uids.uids]
         return list(self._uids.uids)
 
     @property
@@ -299,7 +320,13 @@ class SandboxPool:
                 return z
         # Start (or restart) outside the lock so other profiles keep serving meanwhile.
         fresh = _ZygoteHandle(
-            profile, self.isolation, self._workroot, self._uids.uids, self._cgroups, self._launcher
+            profile,
+            self.isolation,
+            self._workroot,
+            self._uids.uids,
+            self._cgroups,
+            self._launcher,
+            self._mapping,
         )
         with self._lock:
             old = self._zygotes.get(profile)

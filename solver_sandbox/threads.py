@@ -29,10 +29,10 @@ class Launcher:
         self._thread = threading.Thread(target=self._loop, name="sandbox-launcher", daemon=True)
         self._thread.start()
 
-    def popen(self, argv: list[str], env: dict[str, str], pass_fd: int) -> subprocess.Popen:
+    def popen(self, argv: list[str], env: dict[str, str], pass_fds: list[int]) -> subprocess.Popen:
         box: dict[str, Any] = {}
         done = threading.Event()
-        self._requests.put((argv, env, pass_fd, box, done))
+        self._requests.put((argv, env, pass_fds, box, done))
         done.wait()
         if "error" in box:
             raise box["error"]
@@ -43,12 +43,12 @@ class Launcher:
             item = self._requests.get()
             if item is None:
                 return
-            argv, env, pass_fd, box, done = item
+            argv, env, pass_fds, box, done = item
             try:
                 box["proc"] = subprocess.Popen(
                     argv,
                     env=env,
-                    pass_fds=[pass_fd],
+                    pass_fds=pass_fds,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     start_new_session=True,

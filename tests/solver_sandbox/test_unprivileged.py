@@ -1,19 +1,27 @@
 """The pool run as an unprivileged service user: refusal with the clear error, or containment.
 
 CI runs as root, so the suite makes its own unprivileged user (``calm-sandbox-test``) and
-re-runs every hostile program of ``test_hostile.py`` and ``test_fallback.py`` from a process
-that has become that user. A pool that cannot give a uid per slot there must refuse, say why,
-and start nothing; ``run()`` must answer ``harness_error`` with that reason, not raise.
+re-runs the hostile programs from a process that has become that user:
+
+* with no way to a uid per slot (here: an interpreter it cannot even run), the pool must refuse,
+  say why, and start nothing; ``run()`` answers ``harness_error`` with that reason;
+* with subordinate uids (``/etc/subuid``, ``newuidmap``) and an interpreter it can run, the
+  pool gets full isolation through a user namespace, and the whole hostile suite passes as
+  that user (a private mount namespace shows it the interpreter under /root, as a deployment
+  with the venv outside /root would).
 """
 
 from __future__ import annotations
 
 import ast
+import ctypes
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -26,6 +34,7 @@ from solver_sandbox import isolation as iso
 
 HERE = Path(__file__).resolve().parent
 TEST_USER = "calm-sandbox-test"
+SUBIDS = "2000000-2065535"  # the test user's subordinate ids: far from the root pools' 3000000+
 
 
 def _literal(node: ast.expr) -> str | None:
@@ -136,6 +145,90 @@ def user_processes(uid: int) -> list[int]:
 
 
 PROGRAMS = hostile_programs()
+HOSTILE_SUITES = ["test_hostile.py", "test_ipc.py", "test_channel.py"]
+
+
+def _subids(user: pwd.struct_passwd) -> bool:
+    """Give the test user subordinate uids/gids (and the uidmap helpers) if it has none."""
+    from solver_sandbox import userns
+
+    if shutil.which("newuidmap") is None:
+        return False
+    for path in (userns.SUBUID, userns.SUBGID):
+        if userns.subordinate_range(path, user.pw_uid) is None:
+            subprocess.run(
+                ["usermod", "--add-subuids", SUBIDS, "--add-subgids", SUBIDS, user.pw_name],
+                capture_output=True,
+                check=False,
+            )
+    return all(userns.subordinate_range(p, user.pw_uid) for p in (userns.SUBUID, userns.SUBGID))
+
+
+def _show_interpreter_under_root() -> None:
+    """In this process's own mount namespace: /root becomes a 0755 tmpfs holding only a
+    read-only bind of the interpreter's tree (what bwrap itself does for the jobs)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    ms_rec, ms_private, ms_bind, ms_rdonly, ms_remount = 0x4000, 1 << 18, 4096, 1, 32
+    if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+    libc.mount(None, b"/", None, ms_rec | ms_private, None)
+    exe_root = Path(os.path.realpath(sys.executable)).parents[1]  # .../versions/3.11.7
+    if not str(exe_root).startswith("/root/"):
+        return
+    keep = Path(tempfile.mkdtemp(prefix="calm-interp-"))
+    keep.chmod(0o755)
+    if libc.mount(str(exe_root).encode(), str(keep).encode(), None, ms_bind | ms_rec, None):
+        raise OSError(ctypes.get_errno(), "bind the interpreter")
+    if libc.mount(b"tmpfs", b"/root", b"tmpfs", 0, b"mode=0755"):
+        raise OSError(ctypes.get_errno(), "tmpfs on /root")
+    exe_root.mkdir(parents=True)
+    for parent in exe_root.relative_to("/root").parents:
+        (Path("/root") / parent).chmod(0o755)
+    if libc.mount(str(keep).encode(), str(exe_root).encode(), None, ms_bind | ms_rec, None):
+        raise OSError(ctypes.get_errno(), "bind the interpreter back")
+    flags = ms_bind | ms_remount | ms_rdonly | ms_rec
+    libc.mount(None, str(exe_root).encode(), None, flags, None)
+
+
+def run_suites_as(user: pwd.struct_passwd, suites: list[str], tmp: Path) -> tuple[int, str]:
+    """Run pytest on ``suites`` as ``user`` (in a private mount namespace); (rc, output).
+
+    ``tmp`` must be reachable by ``user`` (pytest's own tmp_path is under a 0700 folder)."""
+    tmp.chmod(0o777)
+    log = tmp / "pytest.log"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _show_interpreter_under_root()
+            os.setgroups([])
+            os.setresgid(user.pw_gid, user.pw_gid, user.pw_gid)
+            os.setresuid(user.pw_uid, user.pw_uid, user.pw_uid)
+            out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(out, 1)
+            os.dup2(out, 2)
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(tmp),
+                "SECRET_KEY": "test-only-not-a-secret",
+                "CALM_VAR_DIR": str(tmp / "var"),
+                "TEST_REDIS_URL": os.environ.get("TEST_REDIS_URL", "")
+                or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
+                "DATABASE_URL": "",
+                "PYTHONDONTWRITEBYTECODE": "1",
+            }
+            args = [f"tests/solver_sandbox/{name}" for name in suites]
+            os.chdir(HERE.parents[1])
+            argv = [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider", "-q", "-rs"]
+            os.execve(sys.executable, argv, env)  # noqa: S606 - the suite itself, no shell
+        except BaseException as exc:  # reported through the log
+            (tmp / "child-error").write_text(repr(exc))
+        finally:
+            os._exit(113)
+    _, status = os.waitpid(pid, 0)
+    output = log.read_text() if log.exists() else ""
+    if (tmp / "child-error").exists():
+        output += "\nchild: " + (tmp / "child-error").read_text()
+    return os.waitstatus_to_exitcode(status), output
 
 
 def test_it_collects_every_hostile_program():
@@ -175,3 +268,31 @@ def test_it_names_an_interpreter_the_service_user_cannot_run(unprivileged):
     assert f"cannot read or execute {exe}" in outcome["refusal"]
     assert "not under /root" in outcome["refusal"]
     assert outcome["runs"]["hello"]["status"] == "harness_error"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes and becomes its own unprivileged user")
+def test_it_contains_every_hostile_program_as_an_unprivileged_user_with_subordinate_uids(
+    unprivileged,
+):
+    if not _subids(unprivileged):
+        pytest.skip("newuidmap is not installed (apt-get install uidmap)")
+    tmp_path = Path(tempfile.mkdtemp(prefix="calm-userns-test-"))
+    try:
+        rc, output = _run_hostile_as(unprivileged, tmp_path)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+    # Every hostile test passes as that user, against a pool that had the full minimum
+    # (uid_per_slot included: the last test checks it) through a user namespace.
+    assert rc == 0, output[-6000:]
+    assert " passed" in output and "failed" not in output and " error" not in output
+
+
+def _run_hostile_as(unprivileged: pwd.struct_passwd, tmp_path: Path) -> tuple[int, str]:
+    return run_suites_as(
+        unprivileged,
+        [
+            *HOSTILE_SUITES,
+            "test_hosts.py::test_every_result_lists_at_least_the_minimum_protections",
+        ],
+        tmp_path,
+    )
