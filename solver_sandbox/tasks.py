@@ -1,13 +1,16 @@
 """The Celery face of the sandbox: one task on the ``sandbox`` queue wrapping ``run``.
 
-A worker that consumes the ``sandbox`` queue first starts a one-slot pool to see what this host
-really gives (``worker_sandbox_report``, shown to admins on /healthz). Below the configured
-minimum (see policy.py) it stops consuming that queue and says why, instead of taking work it
-cannot confine.
+A worker that consumes the ``sandbox`` queue checks at set-up, before it consumes anything,
+whether this host can give the configured minimum (policy.py; a few milliseconds); if not it
+drops the queue and says why instead of taking work it cannot confine. Once ready it starts a
+one-slot pool in the background to see what the host really gives (``worker_sandbox_report``,
+shown to admins on /healthz), and cancels the queue if that falls short. Every pool checks the
+minimum itself too, so a task never runs below it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -15,9 +18,16 @@ import time
 from typing import Any
 
 from celery import shared_task
-from celery.signals import celeryd_after_setup, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    celeryd_after_setup,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+)
 
+from .isolation import preflight
 from .limits import Limits
+from .policy import Policy
 from .pool import SandboxPool
 from .result import SandboxResult, Status
 
@@ -37,6 +47,15 @@ def worker_sandbox_report() -> dict[str, Any] | None:
     return _report
 
 
+_worker: dict[str, Any] = {}
+
+
+def _refuse(why: str) -> None:
+    global _report
+    _report = {"ok": False, "refused": why[:4000]}
+    logger.error("not consuming the %s queue: %s", SANDBOX_QUEUE, why)
+
+
 @celeryd_after_setup.connect
 def _check_sandbox(sender: Any, instance: Any, **_kwargs: Any) -> None:
     global _report
@@ -44,12 +63,33 @@ def _check_sandbox(sender: Any, instance: Any, **_kwargs: Any) -> None:
     if SANDBOX_QUEUE not in queues.consume_from:
         return
     try:
+        policy = Policy.from_env()
+        problems = preflight("auto", policy)
+    except ValueError as exc:  # a misspelt SANDBOX_GIVE_UP, say
+        problems = [str(exc)]
+    if problems:
+        queues.deselect(SANDBOX_QUEUE)
+        _refuse("the solver sandbox refuses to start: " + "; ".join(problems))
+        return
+    _report = {"ok": None, "checking": True}
+    _worker.update(app=instance.app, hostname=sender)
+
+
+@worker_ready.connect
+def _probe_sandbox(**_kwargs: Any) -> None:
+    if _worker:
+        threading.Thread(target=_probe, name="sandbox-probe", daemon=True).start()
+
+
+def _probe() -> None:
+    global _report
+    try:
         with SandboxPool(slots=1, profiles=("pyomo",)) as probe:
             _report = {"ok": True, **probe.report()}
     except Exception as exc:  # refused, or broken: either way no sandbox work here
-        _report = {"ok": False, "refused": str(exc)[:4000]}
-        queues.deselect(SANDBOX_QUEUE)
-        logger.error("not consuming the %s queue: %s", SANDBOX_QUEUE, exc)
+        _refuse(str(exc))
+        with contextlib.suppress(Exception):  # the broker may be down: the pools refuse anyway
+            _worker["app"].control.cancel_consumer(SANDBOX_QUEUE, destination=[_worker["hostname"]])
 
 
 def _worker_pool() -> SandboxPool:

@@ -64,7 +64,12 @@ def test_it_is_healthy_with_a_worker_on_every_queue(client_for, admin_user, live
     assert body["checks"]["database"]["ok"] and body["checks"]["redis"]["ok"]
     for queue in ("default", "sandbox", "gpu"):
         assert live_worker.worker_hostname in body["checks"]["workers"]["queues"][queue]["workers"]
-    # The protections the worker's sandbox really has, for admins.
+    # The protections the worker's sandbox really has, for admins (probed once it is ready).
+    deadline = time.monotonic() + 60
+    while body["sandbox"][live_worker.worker_hostname]["ok"] is None:
+        assert time.monotonic() < deadline, body["sandbox"]
+        time.sleep(0.5)
+        body = client_for(admin_user).get(reverse("healthz")).json()
     sandbox = body["sandbox"][live_worker.worker_hostname]
     assert sandbox["ok"] is True
     assert {"seccomp", "sysv_ipc_denied", "wall_deadline"} <= set(sandbox["protections"])
