@@ -60,14 +60,14 @@ format: setup
 	$(PY) -m ruff check --fix .
 
 test-sqlite: setup-test
-	REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL= $(PY) -m pytest $(PYTEST_ARGS)
+	TEST_REDIS_URL=$(TEST_REDIS_URL) REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL= $(PY) -m pytest $(PYTEST_ARGS)
 
 # The database-backed tests again on PostgreSQL (the sandbox, engine and training-script suites
 # touch no database, so they run once, above).
 POSTGRES_SUITES ?= tests/calm_studio tests/curation tests/training_runs tests/browser
 
 test-postgres: setup-test
-	REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(POSTGRES_SUITES) $(PYTEST_ARGS)
+	TEST_REDIS_URL=$(TEST_REDIS_URL) REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(POSTGRES_SUITES) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var/test_* var/uploads

@@ -1,5 +1,10 @@
 """What /healthz and the page header report: the database, Redis, workers per queue, and the
-embedded model server's supervisor state (when the embedded model is on)."""
+embedded model server's supervisor state (when the embedded model is on).
+
+``system_health()`` is the full report (worker hostnames, error text, what each sandbox worker's
+sandbox really gives): for admins and the logged-in header badge. ``public_health()`` is what
+anonymous callers (monitors, load balancers) get: up/down and counts, no names, no messages.
+"""
 
 from __future__ import annotations
 
@@ -56,6 +61,10 @@ def system_health() -> dict:
         "ok": all(per_queue.values()),
         "queues": {q: {"ok": bool(names), "workers": names} for q, names in per_queue.items()},
     }
+    # Each sandbox-capable worker's protections, or why it refused to take sandbox work.
+    report["sandbox"] = {
+        name: w["sandbox"] for name, w in sorted(workers.items()) if w.get("sandbox") is not None
+    }
     model = _embedded_model()
     # The embedded model is optional: its state is shown, but the app is up without it.
     report["ok"] = all(check["ok"] for check in report["checks"].values())
@@ -100,3 +109,26 @@ def _embedded_model() -> dict | None:
         summary = state
     return {"ok": state == "ready", "optional": True, "state": state, "summary": summary,
             "restarts": status.get("restarts", 0)}  # fmt: skip
+
+
+def public_health(report: dict) -> dict:
+    """``report`` without hostnames, error text or protections: ok flags and worker counts."""
+    checks = report["checks"]
+    public = {}
+    if "model" in checks:  # its state word only; the summary can name a signal or a path
+        public["model"] = {"ok": checks["model"]["ok"], "state": checks["model"]["state"]}
+    return {
+        "ok": report["ok"],
+        "checks": {
+            "database": {"ok": checks["database"]["ok"]},
+            "redis": {"ok": checks["redis"]["ok"]},
+            "workers": {
+                "ok": checks["workers"]["ok"],
+                "queues": {
+                    q: {"ok": v["ok"], "workers": len(v["workers"])}
+                    for q, v in checks["workers"]["queues"].items()
+                },
+            },
+            **public,
+        },
+    }

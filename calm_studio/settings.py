@@ -7,9 +7,12 @@ on a laptop; production sets ``DATABASE_URL=postgresql://...``, ``REDIS_URL``, `
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .env import (
+    EnvError,
     database_from_url,
     env_bool,
     env_float,
@@ -104,9 +107,22 @@ STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# --- deployment (deploy/README in README.md: gunicorn behind an HTTPS proxy) -----------------
+# CALM_HTTPS=1: the site is served over HTTPS by a proxy that sets X-Forwarded-Proto. It turns
+# on secure cookies, the HTTP->HTTPS redirect and HSTS (each can still be set on its own); the
+# proxy must overwrite X-Forwarded-Proto, never pass a client's through.
+HTTPS = env_bool("CALM_HTTPS", False)
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # monitors may probe gunicorn directly over HTTP
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", HTTPS)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", HTTPS)
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
@@ -122,7 +138,23 @@ BENCHMARKS_DIR = Path(
 )
 
 # --- Celery -------------------------------------------------------------------------------------
-REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+APP_REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = env_str("REDIS_URL", APP_REDIS_URL)
+
+
+def _test_redis_url() -> str:
+    """Under pytest: TEST_REDIS_URL, else a REDIS_URL that is not db 0, else db 15; never db 0,
+    the app's own (a test worker on it would take a running app's tasks)."""
+    url = env_str("TEST_REDIS_URL", "") or env_str("REDIS_URL", "")
+    if not url or (urlsplit(url).path.strip("/") or "0") == "0":
+        if env_str("TEST_REDIS_URL", ""):
+            raise EnvError(f"TEST_REDIS_URL={url!r} is Redis db 0, the app's own: use another db")
+        url = "redis://127.0.0.1:6379/15"
+    return url
+
+
+if "pytest" in sys.modules:
+    REDIS_URL = _test_redis_url()
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_RESULT_EXPIRES = 24 * 3600

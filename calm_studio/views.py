@@ -6,17 +6,19 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from curation.roles import Role, role_required
+from curation.roles import Role, has_role, role_required
 
-from .health import system_health
+from .health import public_health, system_health
 
 
-@login_not_required  # monitors and load balancers call it; it reveals no data, only up/down
+@login_not_required  # monitors and load balancers call it: up/down and counts only
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Admins get the full report (hostnames, errors, each worker's sandbox protections)."""
     report = system_health()
-    return JsonResponse(report, status=200 if report["ok"] else 503)
+    body = report if has_role(request.user, Role.ADMIN) else public_health(report)
+    return JsonResponse(body, status=200 if report["ok"] else 503)
 
 
 @never_cache

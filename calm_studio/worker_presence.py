@@ -17,8 +17,10 @@ import redis
 from celery import signals
 from django.conf import settings
 
+from solver_sandbox.tasks import worker_sandbox_report
+
 KEY_PREFIX = "calm:worker:"
-_state: dict = {"stop": None, "hostname": None, "queues": []}
+_state: dict = {"stop": None, "hostname": None, "queues": None}
 
 
 def redis_client(url: str | None = None, timeout: float = 1.0) -> redis.Redis:
@@ -31,7 +33,13 @@ def _beat(stop: threading.Event) -> None:
     interval = settings.WORKER_HEARTBEAT_S
     client = redis_client()
     while not stop.is_set():
-        payload = {"queues": _state["queues"], "pid": os.getpid(), "at": time.time()}
+        # Read each beat: a worker may stop consuming a queue after set-up (the sandbox queue,
+        # when the sandbox refuses to start on this host).
+        queues = sorted(_state["queues"].consume_from.keys()) if _state["queues"] else []
+        payload = {"queues": queues, "pid": os.getpid(), "at": time.time()}
+        sandbox = worker_sandbox_report()
+        if sandbox is not None:  # what this worker's sandbox really gives (admins' /healthz)
+            payload["sandbox"] = sandbox
         # Redis down: /healthz shows it; keep trying.
         with contextlib.suppress(redis.RedisError):
             client.set(KEY_PREFIX + _state["hostname"], json.dumps(payload), ex=int(interval * 3))
@@ -41,7 +49,7 @@ def _beat(stop: threading.Event) -> None:
 @signals.celeryd_after_setup.connect
 def _remember_queues(sender, instance, **kwargs) -> None:
     _state["hostname"] = sender
-    _state["queues"] = sorted(instance.app.amqp.queues.consume_from.keys())
+    _state["queues"] = instance.app.amqp.queues
 
 
 @signals.worker_ready.connect

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Debian packages the test suite drives for real: Chromium (browser tests through Playwright),
-# bubblewrap (the solver sandbox's outer jail) and libseccomp (its syscall filter).
+# bubblewrap (the solver sandbox's outer jail), libseccomp (its syscall filter) and uidmap
+# (newuidmap: the sandbox's uid per slot for an unprivileged user, tested as one).
 # Installed with apt when missing.
 set -euo pipefail
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
-[ ${#missing[@]} -eq 0 ] && { echo "System packages: chromium, bubblewrap, libseccomp present"; exit 0; }
+command -v newuidmap >/dev/null 2>&1 || missing+=(uidmap)
+[ ${#missing[@]} -eq 0 ] && { echo "System packages: chromium, bubblewrap, libseccomp, uidmap present"; exit 0; }
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "System packages: installing ${missing[*]} with apt…"
   apt-get update -qq

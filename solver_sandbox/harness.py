@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import hooks
+from .cgroups import apply_limits
 from .protocol import frame
 
 RESULT_FD = 3
@@ -43,6 +44,7 @@ class ChildConfig:
     workroot: str
     warm: Any = None  # a callable run by a spare while it waits, to pre-touch the hot pages
     cgroups: dict[str, str] | None = None  # controller -> folder holding one group per slot uid
+    cgroup_version: int = 0  # 1 (a folder per controller) or 2 (one folder for both)
 
 
 SPARE_FD = 4  # a spare's end of its hand-off socket to the zygote
@@ -70,7 +72,7 @@ def prepare_spare(cfg: ChildConfig, uid: int, workdir: str, handoff_fd: int, war
 
     if cfg.unshare_net and cfg.libc.unshare(_CLONE_NEWNET) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
-    for folder in (cfg.cgroups or {}).values():
+    for folder in sorted(set((cfg.cgroups or {}).values())):
         # Joining a v1 memory cgroup waits for an RCU grace period (~6 ms here): done while
         # the slot is idle, not while a job waits. Children inherit the group.
         _write(f"{folder}/{uid}/cgroup.procs", 0)
@@ -114,12 +116,11 @@ def _job_waiting() -> bool:
 def _confine(cfg: ChildConfig, uid: int, limits: dict[str, Any]) -> float:
     """Identity, per-job rlimits, then seccomp, last. Returns the CPU the spare used so far."""
     mb = 1024 * 1024
-    for controller, folder in (cfg.cgroups or {}).items():
-        # Still root here: set this job's cap on the slot's group (joined as a spare).
-        if controller == "memory":
-            _write(f"{folder}/{uid}/memory.limit_in_bytes", limits["memory_mb"] * mb)
-        elif controller == "pids":
-            _write(f"{folder}/{uid}/pids.max", limits["processes"])
+    if cfg.cgroups:
+        # Still root here: set this job's caps on the slot's group (joined as a spare).
+        apply_limits(
+            cfg.cgroup_version, cfg.cgroups, uid, limits["memory_mb"] * mb, limits["processes"]
+        )
     if cfg.drop_uid:
         os.setgroups([])
         os.setresgid(uid, uid, uid)
@@ -175,7 +176,13 @@ def _describe(exc: BaseException, cell: int | str) -> dict[str, Any]:
 
 def _exec_cell(source: str, filename: str, namespace: dict[str, Any]) -> None:
     _register_source(filename, source)
-    code = compile(source, filename, "exec", dont_inherit=True)
+    try:
+        code = compile(source, filename, "exec", dont_inherit=True)
+    except (MemoryError, RecursionError):
+        # CPython's parser gives up on pathological nesting (``"not " * 20000``) this way;
+        # it is the code's fault, not a memory limit.
+        message = f"code too deeply nested (or too large) to compile ({filename})"
+        raise SyntaxError(message) from None
     exec(code, namespace)  # noqa: S102 - running untrusted code is this module's purpose
 
 
@@ -267,7 +274,9 @@ def run_job(job: dict[str, Any], cfg: ChildConfig, fds: list[int]) -> None:
     except SystemExit as exc:
         code = exc.code
         if code not in (None, 0):
-            outcome = {"status": "error", "exit_code": code if isinstance(code, int) else 1}
+            # The supervisor takes exit codes as 32-bit ints (sys.exit(True) is 1).
+            fits = isinstance(code, int) and -(2**31) <= code < 2**31
+            outcome = {"status": "error", "exit_code": int(code) if fits else 1}
             outcome["error"] = {"type": "SystemExit", "message": str(code), "cell": "main"}
             if not isinstance(code, int):
                 print(code, file=sys.stderr)
@@ -282,7 +291,8 @@ def run_job(job: dict[str, Any], cfg: ChildConfig, fds: list[int]) -> None:
     try:
         me = resource.getrusage(resource.RUSAGE_SELF)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        outcome["cpu_s"] = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime - cpu_before
+        used = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime - cpu_before
+        outcome["cpu_s"] = max(0.0, used)
         outcome["maxrss_kb"] = max(me.ru_maxrss, kids.ru_maxrss)
     except Exception:  # noqa: S110
         pass

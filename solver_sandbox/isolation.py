@@ -6,7 +6,6 @@ bwrap is started once per zygote (per import profile), not per job: wrapping eac
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -18,12 +17,17 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from . import seccomp, userns
+from .cgroups import SlotCgroups
+from .policy import Policy
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 UID_BASE = 3_000_000  # far above login uids and the usual /etc/subuid ranges
 UID_BLOCK = 64
 UID_BLOCKS = 512
 SANDBOX_WORKROOT = "/tmp/jobs"  # noqa: S108 - inside bwrap /tmp is a private tmpfs
 TMPFS_BYTES = 1 << 30  # the job-writable tmpfs: bounded, so files cannot fill host memory
+SHM_BYTES = 256 << 20
 
 # bwrap keeps only what the zygote needs to create a work dir, change identity, kill its jobs
 # and clean up after them; every other capability, including CAP_SYS_ADMIN, is gone.
@@ -50,6 +54,9 @@ class Launch:
     protections: list[str] = field(default_factory=list)
     workroot: str = SANDBOX_WORKROOT
     mode: str = "bwrap"
+    handshake: userns.Handshake | None = None  # set when bwrap waits for its user namespace map
+    mapping: userns.Mapping | None = None
+    pass_fds: list[int] = field(default_factory=list)
 
 
 def _python_roots() -> list[str]:
@@ -92,15 +99,29 @@ def _base_env() -> dict[str, str]:
     }
 
 
-def bwrap_argv(python: str, cgroups: dict[str, str] | None = None) -> list[str]:
-    """The bubblewrap prefix: read-only system, hidden project, private /tmp, no network."""
+def bwrap_argv(
+    python: str,
+    binds: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    cgroup_ns: bool = True,
+    userns_args: list[str] | None = None,
+) -> list[str]:
+    """The bubblewrap prefix: read-only system, hidden project, private /tmp, no network.
+
+    ``--die-with-parent``: if the supervisor dies, the kernel kills bwrap and with it the
+    zygote and every job (bwrap is started from the pool's long-lived launcher thread, since
+    the parent-death signal follows the thread that forked it). ``cgroup_ns`` is off for cgroup
+    v2, where a cgroup namespace rooted at the zygote's group would forbid moving jobs into
+    the slot groups beside it.
+    """
     argv = [
         "bwrap",
+        *(userns_args or []),
+        "--die-with-parent",
         "--unshare-net",
         "--unshare-pid",
         "--unshare-ipc",
         "--unshare-uts",
-        "--unshare-cgroup-try",
+        *(["--unshare-cgroup-try"] if cgroup_ns else []),
         "--hostname",
         "sandbox",
         "--new-session",
@@ -118,6 +139,10 @@ def bwrap_argv(python: str, cgroups: dict[str, str] | None = None) -> list[str]:
     for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime", "/etc/alternatives"):
         argv += ["--ro-bind-try", etc, etc]
     argv += ["--proc", "/proc", "--dev", "/dev"]
+    # POSIX shared memory and semaphores live in /dev/shm: a private, size-capped tmpfs that
+    # jobs can create in but not list (1733), emptied of a slot's files after each of its
+    # jobs (SysV IPC and message queues are denied by seccomp).
+    argv += ["--perms", "1733", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]  # noqa: S108
     argv += ["--perms", "0755", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]  # noqa: S108
     roots = _python_roots()
     if any(r == "/root" or r.startswith("/root/") for r in roots):
@@ -133,10 +158,10 @@ def bwrap_argv(python: str, cgroups: dict[str, str] | None = None) -> list[str]:
                 made.add(str(parent))
                 argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind", root, root]
-    for controller, group in (cgroups or {}).items():
-        argv += ["--bind", group, f"{CGROUP_MOUNT}/{controller}"]
+    for host, inside in binds:
+        argv += ["--bind", host, inside]
     argv += ["--remount-ro", "/"]
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 or userns_args:
         argv += ["--cap-drop", "ALL"]
         for cap in _CAPS:
             argv += ["--cap-add", cap]
@@ -169,23 +194,39 @@ def make_launch(
     isolation: str,
     fallback_workroot: str,
     slot_uids: list[int],
-    cgroups: dict[str, str],
+    cgroups: SlotCgroups,
+    mapping: userns.Mapping | None = None,
 ) -> Launch:
-    """Pick bwrap or the fallback. ``isolation``: "auto", "bwrap" (required) or "fallback"."""
+    """Pick bwrap or the fallback. ``isolation``: "auto", "bwrap" (required) or "fallback".
+
+    With ``mapping`` (not root), bwrap makes a user namespace that the supervisor maps to the
+    user's subordinate uids (``Launch.handshake``), and the zygote is uid 0 inside it.
+    """
     python = sys.executable
     if isolation in ("auto", "bwrap"):
         problem = bwrap_problem()
         if problem is None:
+            handshake = userns.Handshake() if mapping is not None else None
             flags = {
                 "workroot": SANDBOX_WORKROOT,
                 "netns_from_bwrap": True,
                 "slot_uids": slot_uids,
-                "cgroups": {c: f"{CGROUP_MOUNT}/{c}" for c in cgroups},
+                "cgroups": cgroups.inside_bwrap(),
+                "cgroup_version": cgroups.version,
             }
+            prefix = bwrap_argv(
+                python,
+                cgroups.bwrap_binds(),
+                cgroup_ns=cgroups.version != 2,
+                userns_args=handshake.bwrap_args() if handshake else None,
+            )
             return Launch(
-                argv=bwrap_argv(python, cgroups) + _zygote_argv(python, profile, control_fd, flags),
+                argv=prefix + _zygote_argv(python, profile, control_fd, flags),
                 env=_base_env(),
-                protections=list(BWRAP_PROTECTIONS),
+                protections=list(BWRAP_PROTECTIONS) + (["user_namespace"] if handshake else []),
+                handshake=handshake,
+                mapping=mapping,
+                pass_fds=[control_fd, *(handshake.child_fds if handshake else [])],
             )
         if isolation == "bwrap":
             raise RuntimeError(f"bubblewrap is required but unusable: {problem}")
@@ -193,7 +234,8 @@ def make_launch(
         "workroot": fallback_workroot,
         "netns_from_bwrap": False,
         "slot_uids": slot_uids,
-        "cgroups": cgroups,
+        "cgroups": dict(cgroups.dirs),
+        "cgroup_version": cgroups.version,
     }
     return Launch(
         argv=_zygote_argv(python, profile, control_fd, flags),
@@ -201,86 +243,121 @@ def make_launch(
         protections=[],
         workroot=fallback_workroot,
         mode="fallback",
+        pass_fds=[control_fd],
     )
 
 
 class UidBlock:
-    """A block of uids held for this pool's lifetime, one per slot, distinct across pools.
+    """Uids held for this pool's lifetime, one per slot, distinct across pools.
 
     Two pools on one host (say, two Celery worker processes) must never share a slot uid: the
-    post-job kill(-1) sweep as that uid would reach the other pool's job. An flock per block
-    is released by the kernel when the holder dies, so a crash frees the block.
+    post-job kill(-1) sweep as that uid would reach the other pool's job. uids come in flock'ed
+    blocks of UID_BLOCK; a pool with more slots holds several blocks. The kernel releases the
+    locks when the holder dies, so a crash frees them.
     """
 
-    def __init__(self, slots: int) -> None:
-        if slots > UID_BLOCK:
-            raise ValueError(f"at most {UID_BLOCK} slots per pool")
-        lockdir = Path(tempfile.gettempdir()) / "calm-solver-sandbox-uids"
+    def __init__(self, slots: int, *, userns_blocks: int | None = None) -> None:
+        """``userns_blocks``: not root, so uids are in-namespace ones, mapped onto the first
+        that many blocks of this user's subordinate range (locked per user)."""
+        available = UID_BLOCKS if userns_blocks is None else min(UID_BLOCKS, userns_blocks)
+        if not 1 <= slots <= UID_BLOCK * available:
+            raise ValueError(f"a pool has 1 to {UID_BLOCK * available} slots here, not {slots}")
+        name = "calm-solver-sandbox-uids"
+        if userns_blocks is not None:
+            name += f"-{os.getuid()}"
+        lockdir = Path(tempfile.gettempdir()) / name
         lockdir.mkdir(mode=0o755, exist_ok=True)
-        for block in range(UID_BLOCKS):
-            fd = os.open(lockdir / f"{block}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._fds: list[int] = []
+        self.blocks: list[int] = []
+        self.uids: list[int] = []
+        for block in range(available):
+            if len(self.uids) >= slots:
+                break
+            try:
+                flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+                fd = os.open(lockdir / f"{block}.lock", flags, 0o600)
+            except PermissionError:  # another user's lock file: that block is theirs
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
                 continue
-            self._fd: int | None = fd
-            self.block = block
-            self.uids = [UID_BASE + block * UID_BLOCK + i for i in range(slots)]
-            return
-        raise RuntimeError("no free uid block for the sandbox pool")
+            self._fds.append(fd)
+            self.blocks.append(block)
+            first = UID_BASE + block * UID_BLOCK
+            self.uids += range(first, first + min(UID_BLOCK, slots - len(self.uids)))
+        if len(self.uids) < slots:
+            self.release()
+            raise RuntimeError(f"no {slots} free sandbox uids (uid blocks all held)")
+        self.block = self.blocks[0]
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
 
 
-CGROUP_CONTROLLERS = ("memory", "pids")
-CGROUP_MOUNT = "/run/cgroups"  # where the slot cgroups appear inside bwrap
+def _unreadable_roots() -> list[str]:
+    """Interpreter and package paths this uid cannot use (a venv under /root, say)."""
+    bad = []
+    exe = os.path.realpath(sys.executable)
+    if not os.access(exe, os.X_OK):
+        bad.append(exe)
+    for root in _python_roots():
+        if not os.access(root, os.R_OK | os.X_OK):
+            bad.append(root)
+    return bad
 
 
-class SlotCgroups:
-    """A cgroup v1 ``memory`` and ``pids`` group per slot, nested under this process's own.
+def userns_mode(isolation: str) -> int | None:
+    """How many uid blocks a non-root pool can map in a user namespace; None: not this way."""
+    if os.geteuid() == 0 or isolation == "fallback" or bwrap_problem() is not None:
+        return None
+    if userns.problem(UID_BLOCK) is not None:
+        return None
+    return userns.max_blocks(UID_BLOCK)
 
-    RLIMIT_AS and RLIMIT_NPROC are per process / per uid; the slot's cgroups cap the job as a
-    whole (forked children and files on tmpfs included). Only with root and the v1 controllers
-    mounted (as on this machine kind); otherwise ``dirs`` is empty and the pool says so.
-    """
 
-    def __init__(self, block: int, uids: list[int]) -> None:
-        self.dirs: dict[str, str] = {}
-        self._uids = uids
-        if os.geteuid() != 0:
-            return
-        own = {}
-        try:
-            for line in Path("/proc/self/cgroup").read_text().splitlines():
-                _id, controllers, path = line.split(":", 2)
-                for controller in controllers.split(","):
-                    own[controller] = path
-        except OSError:
-            return
-        for controller in CGROUP_CONTROLLERS:
-            base = Path("/sys/fs/cgroup") / controller
-            if controller not in own or not (base / "cgroup.procs").exists():
-                continue
-            group = base / own[controller].lstrip("/") / f"calm-sandbox-{block}"
-            try:
-                group.mkdir(exist_ok=True)
-                for uid in uids:
-                    (group / str(uid)).mkdir(exist_ok=True)
-            except OSError:
-                continue
-            self.dirs[controller] = str(group)
-
-    def close(self) -> None:
-        for group in self.dirs.values():
-            # A process still exiting keeps its group busy: an empty cgroup left behind is
-            # harmless and reused by the next pool on this uid block.
-            for uid in self._uids:
-                with contextlib.suppress(OSError):
-                    os.rmdir(Path(group) / str(uid))
-            with contextlib.suppress(OSError):
-                os.rmdir(group)
-        self.dirs = {}
+def preflight(isolation: str, policy: Policy) -> list[str]:
+    """Why this host cannot give ``policy.minimum`` (empty: go ahead). Fail-closed, before any
+    process starts; each line says what is missing and how to provide it or give it up."""
+    need = policy.minimum
+    problems = []
+    bad = _unreadable_roots()
+    if bad:
+        problems.append(
+            f"uid {os.geteuid()} cannot read or execute {', '.join(bad)}: install the "
+            "interpreter and virtualenv where the service user can read them (not under /root)"
+        )
+    root = os.geteuid() == 0
+    bwrap_broken = bwrap_problem() if isolation != "fallback" else "isolation='fallback'"
+    if not root and need & {"uid_per_slot", "rlimit_nproc"} and userns_mode(isolation) is None:
+        why = bwrap_broken or userns.problem(UID_BLOCK)
+        problems.append(
+            f"not root (uid {os.geteuid()}) and no user namespace with subordinate uids ({why})"
+            ": jobs would share this uid and could signal the pool, read each other's pipes "
+            "and its memory; run the sandbox worker as root, or give this user subordinate "
+            "uids (apt-get install uidmap; usermod --add-subuids/--add-subgids) for a user "
+            "namespace with a uid per slot, or accept shared uids with "
+            "SANDBOX_GIVE_UP=uid_separation"
+        )
+    bwrap_needed = need & {"bubblewrap", "readonly_filesystem", "project_files_hidden"}
+    if bwrap_needed and bwrap_broken:
+        problems.append(
+            f"no bubblewrap ({bwrap_broken}): jobs would see the host's filesystem, /tmp and "
+            "processes; install it (apt-get install bubblewrap; as a non-root user the kernel "
+            "must allow user namespaces: sysctl kernel.unprivileged_userns_clone=1), or accept "
+            "that with SANDBOX_GIVE_UP=filesystem_isolation"
+        )
+    if "network_namespace" in need and bwrap_broken and not root:
+        problems.append(
+            "no network namespace without bubblewrap or root (only seccomp would block "
+            "sockets): provide either, or SANDBOX_GIVE_UP=network_namespace"
+        )
+    if "seccomp" in need and not seccomp.available():
+        problems.append(
+            "libseccomp is not installed (no syscall filter): apt-get install libseccomp2, or "
+            "SANDBOX_GIVE_UP=syscall_filter"
+        )
+    return problems

@@ -11,8 +11,8 @@ import ast
 import contextlib
 import os
 import queue
+import re
 import secrets
-import select
 import shutil
 import signal
 import socket
@@ -25,25 +25,39 @@ from itertools import count
 from typing import Any
 
 from . import isolation as _iso
-from .capture import HeadTail
-from .harness import HARNESS_EXIT
+from . import userns
+from .cgroups import SlotCgroups
+from .jobio import JobIO
 from .limits import Limits
-from .objective import decide, parse_printed_objective
-from .protocol import FrameError, parse_frames, recv_message, send_message
+from .policy import Policy, SandboxUnavailableError, check_slots, default_slots
+from .protocol import recv_message, send_message
 from .result import SandboxResult, Status
+from .threads import Launcher, Pending, Reclaimer
 
 _SCIPY_ROOTS = {"scipy", "pulp"}
-_MAX_CHANNEL = 8 * 1024 * 1024  # result-channel bytes kept; more is tampering
-_KILL_GRACE_S = 5.0  # how long the zygote may take to confirm a kill before we give up on it
 _READY_TIMEOUT_S = 120.0
 
 
+_SCIPY_TEXT = re.compile(r"^[ \t]*(?:import|from)[ \t]+(?:scipy|pulp)\b", re.MULTILINE)
+_MAX_PARSE = 1 << 20  # characters; longer sources are routed by a text scan
+
+
 def route(code: str, prior_cells: Sequence[str] = ()) -> str:
-    """Pick the import profile: SciPy/PuLP code goes to the fatter zygote, the rest to Pyomo's."""
+    """Pick the import profile: SciPy/PuLP code goes to the fatter zygote, the rest to Pyomo's.
+
+    Never raises: a source the parser cannot take (too deep, too long, not valid) is routed by
+    a plain text scan, and the job reports the compile error itself.
+    """
     for source in (*prior_cells, code):
+        if not isinstance(source, str):
+            continue
         try:
+            if len(source) > _MAX_PARSE:
+                raise ValueError("too long to parse here")
             tree = ast.parse(source)
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            if _SCIPY_TEXT.search(source):
+                return "scipy"
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -66,24 +80,34 @@ class _ZygoteHandle:
         isolation_mode: str,
         workroot: str,
         slot_uids: list[int],
-        cgroups: dict[str, str],
+        cgroups: SlotCgroups,
+        launcher: Launcher,
+        mapping: userns.Mapping | None,
     ) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.profile = profile
         self.sock = ours
         self.lock = threading.Lock()
-        self.launch = _iso.make_launch(
-            profile, theirs.fileno(), isolation_mode, workroot, slot_uids, cgroups
-        )
-        self.proc = subprocess.Popen(
-            self.launch.argv,
-            env=self.launch.env,
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        theirs.close()
+        launch = None
+        try:
+            launch = _iso.make_launch(
+                profile, theirs.fileno(), isolation_mode, workroot, slot_uids, cgroups, mapping
+            )
+            self.launch = launch
+            self.proc = launcher.popen(launch.argv, launch.env, launch.pass_fds)
+        except BaseException:
+            ours.close()
+            if launch is not None and launch.handshake is not None:
+                launch.handshake.abandon()
+            raise
+        finally:
+            theirs.close()
+        if launch.handshake is not None:
+            try:  # bwrap waits until its user namespace is mapped to our subordinate uids
+                launch.handshake.complete(launch.mapping)
+            except (OSError, RuntimeError, ValueError) as exc:
+                self.close()
+                raise RuntimeError(f"sandbox zygote {profile!r}: user namespace: {exc}") from exc
         self.sock.settimeout(_READY_TIMEOUT_S)
         try:
             got = recv_message(self.sock)
@@ -123,9 +147,11 @@ class _ZygoteHandle:
 class SandboxPool:
     """A warm pool of sandboxed Python processes for model-written solver code.
 
-    ``slots`` jobs run at once (default: one per CPU core); each job gets a fresh forked child
-    of a warm zygote, its own uid, and is never reused. Thread-safe; use as a context manager
-    or call ``close()``.
+    ``slots`` jobs run at once (default ``SANDBOX_POOL_SLOTS``, else one per core up to 32);
+    each job gets a fresh forked child of a warm zygote, its own uid, and is never reused.
+    ``policy`` (default: from ``SANDBOX_GIVE_UP`` / ``SANDBOX_REQUIRE``) is the minimum the
+    pool must provide: below it, the constructor raises ``SandboxUnavailableError`` saying
+    what is missing. Thread-safe; use as a context manager or call ``close()``.
     """
 
     def __init__(
@@ -135,12 +161,27 @@ class SandboxPool:
         profiles: Sequence[str] = ("pyomo", "scipy"),
         isolation: str = "auto",
         limits: Limits | None = None,
+        policy: Policy | None = None,
     ) -> None:
-        self.slots = slots or os.cpu_count() or 1
+        self.slots = check_slots(slots) if slots else default_slots()
         self.limits = limits or Limits()
         self.isolation = isolation
-        self._uids = _iso.UidBlock(self.slots)
-        self._cgroups = _iso.SlotCgroups(self._uids.block, self._uids.uids)
+        self.policy = policy if policy is not None else Policy.from_env()
+        self._closed = True  # until everything below is up
+        problems = _iso.preflight(isolation, self.policy)
+        if problems:
+            raise SandboxUnavailableError(
+                "the solver sandbox refuses to start: " + "; ".join(problems)
+            )
+        blocks = _iso.userns_mode(isolation)  # not root: a mapped user namespace, if possible
+        self._uids = _iso.UidBlock(self.slots, userns_blocks=blocks)
+        self._mapping = (
+            userns.Mapping(_iso.UID_BASE, _iso.UID_BLOCK, self._uids.blocks)
+            if blocks is not None
+            else None
+        )
+        self._cgroups = SlotCgroups(self._uids.block, self._uids.uids)
+        self._launcher = Launcher()
         self._free: queue.SimpleQueue[int] = queue.SimpleQueue()
         for uid in self._uids.uids:
             self._free.put(uid)
@@ -151,9 +192,10 @@ class SandboxPool:
         self._profiles = tuple(profiles)
         self._ids = count()
         self._closed = False
-        self._reclaimer = _Reclaimer(self._free)
+        self._reclaimer = Reclaimer(self._free)
+        self._zygote_error = ""
         # Boot the profiles side by side: each costs ~1 s of imports and warm-up.
-        threads = [threading.Thread(target=self._zygote, args=(p,)) for p in self._profiles]
+        threads = [threading.Thread(target=self._boot, args=(p,)) for p in self._profiles]
         for t in threads:
             t.start()
         for t in threads:
@@ -161,18 +203,47 @@ class SandboxPool:
         for p in self._profiles:
             if p not in self._zygotes:
                 self.close()
-                raise RuntimeError(f"sandbox profile {p!r} failed to start")
+                raise RuntimeError(f"sandbox profile {p!r} failed to start: {self._zygote_error}")
+        missing = self.policy.missing(self.protections)
+        if missing:
+            self.close()
+            why = f" ({self._cgroups.problem})" if self._cgroups.problem else ""
+            raise SandboxUnavailableError(
+                "the solver sandbox refuses to start: its jobs would lack "
+                f"{', '.join(missing)}{why}; provide them, or give them up explicitly with "
+                "SANDBOX_GIVE_UP (see solver_sandbox/README.md)"
+            )
+
+    def _boot(self, profile: str) -> None:
+        try:
+            self._zygote(profile)
+        except Exception as exc:  # reported by __init__
+            self._zygote_error = str(exc)
 
     # ------------------------------------------------------------------ public API
 
     @property
     def slot_uids(self) -> list[int]:
+        """The slots' uids as the host sees them (subordinate uids in a user namespace)."""
+        if self._mapping is not None:
+            return [self._mapping.host_uid(u) for u in self._uids.uids]
         return list(self._uids.uids)
 
     @property
     def protections(self) -> list[str]:
         """What confines a Pyomo-profile job in this pool."""
         return list(self._zygote(self._profiles[0]).protections)
+
+    def report(self) -> dict[str, Any]:
+        """What this pool gives its jobs, for /healthz and logs."""
+        return {
+            "slots": self.slots,
+            "protections": self.protections,
+            "minimum": sorted(self.policy.minimum),
+            "given_up": sorted(self.policy.give_up),
+            "cgroup_version": self._cgroups.version or None,
+            "cgroup_problem": self._cgroups.problem,
+        }
 
     @property
     def runs_as_slot_uids(self) -> bool:
@@ -206,7 +277,11 @@ class SandboxPool:
         uid = self._free.get()
         handed_off = False
         try:
-            result, pending = self._run(code, list(prior_cells), limits, profile, uid)
+            try:
+                result, pending = self._run(code, list(prior_cells), limits, profile, uid)
+            except Exception as exc:  # run() answers, whatever happened
+                detail = f"sandbox failure: {type(exc).__name__}: {exc}"[:2000]
+                return SandboxResult(status=Status.HARNESS_ERROR, detail=detail, profile=profile)
             if pending is not None:
                 # The answer is complete, but the job's process may still be exiting: the slot
                 # returns to the free list only once the zygote reports it swept and clean.
@@ -225,6 +300,7 @@ class SandboxPool:
             zygotes, self._zygotes = list(self._zygotes.values()), {}
         for z in zygotes:
             z.close()
+        self._launcher.stop()
         self._cgroups.close()
         self._uids.release()
         shutil.rmtree(self._workroot, ignore_errors=True)
@@ -244,7 +320,13 @@ class SandboxPool:
                 return z
         # Start (or restart) outside the lock so other profiles keep serving meanwhile.
         fresh = _ZygoteHandle(
-            profile, self.isolation, self._workroot, self._uids.uids, self._cgroups.dirs
+            profile,
+            self.isolation,
+            self._workroot,
+            self._uids.uids,
+            self._cgroups,
+            self._launcher,
+            self._mapping,
         )
         with self._lock:
             old = self._zygotes.get(profile)
@@ -258,7 +340,7 @@ class SandboxPool:
 
     def _run(
         self, code: str, prior: list[str], limits: Limits, profile: str, uid: int
-    ) -> tuple[SandboxResult, _Pending | None]:
+    ) -> tuple[SandboxResult, Pending | None]:
         zygote = self._zygote(profile)
         job_id = f"j{os.getpid()}-{next(self._ids)}"
         nonce = secrets.token_hex(16)
@@ -290,7 +372,7 @@ class SandboxPool:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             status_theirs.close()
-        io = _JobIO(
+        io = JobIO(
             zygote, limits, nonce.encode(), out_r, err_r, res_r, status_ours, started, profile
         )
         try:
@@ -299,7 +381,7 @@ class SandboxPool:
             for fd in (out_r, err_r, res_r):
                 os.close(fd)
         if io.exit is None and not zygote.broken:
-            return result, _Pending(status_ours, zygote)
+            return result, Pending(status_ours, zygote)
         status_ours.close()
         return result, None
 
@@ -311,334 +393,3 @@ class SandboxPool:
             profile=profile,
             protections=zygote.protections,
         )
-
-
-class _JobIO:
-    """One job's pipes, deadline and caps, from submission to the zygote's exit report."""
-
-    def __init__(
-        self,
-        zygote: _ZygoteHandle,
-        limits: Limits,
-        nonce: bytes,
-        out_r: int,
-        err_r: int,
-        res_r: int,
-        status: socket.socket,
-        started: float,
-        profile: str,
-    ) -> None:
-        self.zygote = zygote
-        self.limits = limits
-        self.nonce = nonce
-        self.started = started
-        self.profile = profile
-        self.status = status
-        self.out = HeadTail(limits.keep_head_bytes, limits.keep_tail_bytes)
-        self.err = HeadTail(limits.keep_head_bytes, limits.keep_tail_bytes)
-        self.channel = bytearray()
-        self.channel_overflow = False
-        self.streams = {out_r: self.out, err_r: self.err, res_r: None}
-        self.kill_reason: Status | None = None
-        self.kill_sent_at: float | None = None
-        self.exit: dict[str, Any] | None = None
-
-    def _kill(self, reason: Status) -> None:
-        if self.kill_reason is None:
-            self.kill_reason = reason
-            self.kill_sent_at = time.monotonic()
-            with contextlib.suppress(OSError):
-                self.status.send(b"K")
-
-    def drive(self) -> SandboxResult:
-        poller = select.poll()
-        for fd in self.streams:
-            poller.register(fd, select.POLLIN)
-        poller.register(self.status.fileno(), select.POLLIN)
-        open_fds = set(self.streams)
-        deadline = self.started + self.limits.timeout_s
-        drain_until: float | None = None
-        while True:
-            now = time.monotonic()
-            if not open_fds and self.exit is None and self._reported():
-                break  # the harness reported and closed its pipes: the process is exiting
-            if self.exit is not None:
-                if not open_fds or now >= (drain_until or now):
-                    break
-                wait = drain_until - now
-            elif self.kill_sent_at is not None:
-                if now - self.kill_sent_at > _KILL_GRACE_S:
-                    self.zygote.broken = True  # restart it on the next job
-                    return self._result(harness_detail="the zygote did not confirm a kill")
-                wait = self.kill_sent_at + _KILL_GRACE_S - now
-            else:
-                if now >= deadline:
-                    self._kill(Status.TIMEOUT)
-                    continue
-                wait = deadline - now
-            for fd, _events in poller.poll(max(0, wait) * 1000 + 1):
-                if fd == self.status.fileno():
-                    self._read_status(poller)
-                    if self.exit is not None:
-                        # All of the job's processes are dead; what is left in the pipes is
-                        # buffered data, normally read within a millisecond.
-                        drain_until = time.monotonic() + 0.5
-                    continue
-                try:
-                    data = os.read(fd, 1 << 16)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
-                    continue
-                sink = self.streams[fd]
-                if sink is None:
-                    if len(self.channel) + len(data) > _MAX_CHANNEL:
-                        self.channel_overflow = True
-                    else:
-                        self.channel += data
-                    continue
-                sink.feed(data)
-                if self.out.total + self.err.total > self.limits.output_limit_bytes:
-                    self._kill(Status.OUTPUT_LIMIT)
-        return self._result()
-
-    def _reported(self) -> bool:
-        """True when the result channel holds exactly our frames, ending in a final report."""
-        try:
-            frames = parse_frames(bytes(self.channel), self.nonce)
-        except FrameError:
-            return False
-        return bool(frames) and frames[-1][0] == b"R" and not self.channel_overflow
-
-    def _read_status(self, poller: select.poll) -> None:
-        try:
-            got = recv_message(self.status)
-        except (OSError, EOFError, ValueError):
-            got = None
-        if got is None:
-            poller.unregister(self.status.fileno())
-            if self.exit is None:
-                self.exit = {"lost": True}
-            return
-        message, fds = got
-        for fd in fds:
-            os.close(fd)
-        if message.get("event") == "exit":
-            self.exit = message
-            poller.unregister(self.status.fileno())
-
-    # ------------------------------------------------------------------ verdict
-
-    def _result(self, harness_detail: str = "") -> SandboxResult:
-        exit_info = self.exit or {}
-        wall_ms = (time.monotonic() - self.started) * 1000
-        result = SandboxResult(
-            status=Status.OK,
-            stdout=self.out.text(),
-            stderr=self.err.text(),
-            truncated_bytes=self.out.dropped + self.err.dropped,
-            stdout_bytes=self.out.total,
-            stderr_bytes=self.err.total,
-            wall_ms=round(wall_ms, 3),
-            cpu_ms=round((exit_info.get("utime", 0) + exit_info.get("stime", 0)) * 1000, 3),
-            max_rss_mb=round(exit_info.get("maxrss_kb", 0) / 1024, 1),
-            profile=self.profile,
-            protections=self.zygote.protections,
-        )
-        frames: list[tuple[bytes, dict[str, Any]]] = []
-        tampered = ""
-        try:
-            frames = parse_frames(bytes(self.channel), self.nonce)
-        except FrameError as exc:
-            tampered = str(exc)
-        if self.channel_overflow:
-            tampered = "the result channel overflowed"
-        solves = [m for kind, m in frames if kind == b"S"]
-        finals = [m for kind, m in frames if kind == b"R"]
-        if len(finals) > 1:
-            tampered = "more than one final report"
-        final = finals[0] if finals else None
-        if final is not None and frames[-1][0] != b"R":
-            tampered = "solve records after the final report"
-
-        result.solve_count = len(solves)
-        result.solves = solves[:1000]
-        head, tail = self.out.raw()
-        result.printed_objective = parse_printed_objective(tail or head)
-        if self.out.dropped == 0 and tail:
-            result.printed_objective = parse_printed_objective(head + tail)
-        objective, solver_status, verdict = decide(solves, result.printed_objective)
-        result.objective, result.solver_status, result.objective_verdict = (
-            objective,
-            solver_status,
-            verdict,
-        )
-
-        status_word = exit_info.get("status")
-        signum = None
-        if status_word is not None:
-            if os.WIFSIGNALED(status_word):
-                signum = os.WTERMSIG(status_word)
-                result.signal = signal.Signals(signum).name
-            elif os.WIFEXITED(status_word):
-                result.exit_code = os.WEXITSTATUS(status_word)
-        if final is not None and not exit_info:
-            # Answered before the zygote reaped the process: the harness's own accounting.
-            result.cpu_ms = round(float(final.get("cpu_s") or 0) * 1000, 3)
-            result.max_rss_mb = round(float(final.get("maxrss_kb") or 0) / 1024, 1)
-        if final is not None:
-            result.prior_cell_errors = list(final.get("prior_cell_errors") or [])
-            result.error = final.get("error")
-            if "exit_code" in final and isinstance(final["exit_code"], int):
-                result.exit_code = final["exit_code"]
-
-        cpu_limit_ms = self.limits.cpu_budget_s * 1000
-        if harness_detail:
-            result.status, result.detail = Status.HARNESS_ERROR, harness_detail
-        elif self.kill_reason is not None:
-            result.status = self.kill_reason
-            result.detail = {
-                Status.TIMEOUT: f"wall-clock limit of {self.limits.timeout_s:g} s reached",
-                Status.OUTPUT_LIMIT: f"output passed {self.limits.output_limit_bytes} bytes",
-            }.get(self.kill_reason, "")
-        elif exit_info.get("lost"):
-            self.zygote.broken = True
-            result.status, result.detail = Status.HARNESS_ERROR, "lost contact with the zygote"
-        elif tampered:
-            result.status = Status.HARNESS_ERROR
-            result.detail = f"result channel tampered with: {tampered}"
-            result.objective, result.solver_status = None, None
-        elif signum is not None:
-            if signum == signal.SIGKILL and exit_info.get("oom_killed"):
-                result.status = Status.MEMORY_LIMIT
-                result.detail = f"the slot's memory cgroup limit ({self.limits.memory_mb} MB)"
-            elif signum == signal.SIGXCPU or (
-                signum == signal.SIGKILL and result.cpu_ms >= cpu_limit_ms - 50
-            ):
-                result.status = Status.CPU_LIMIT
-                result.detail = f"CPU limit of {self.limits.cpu_budget_s:g} s reached"
-            elif signum == signal.SIGKILL:
-                result.status, result.detail = Status.KILLED, "killed by SIGKILL"
-            else:
-                result.status = Status.ERROR
-                result.detail = f"terminated by {result.signal}"
-                result.error = {"type": result.signal, "message": result.detail, "cell": "main"}
-        elif final is None:
-            if result.exit_code == HARNESS_EXIT:
-                result.status, result.detail = Status.HARNESS_ERROR, "job set-up failed"
-            elif result.exit_code:
-                result.status = Status.ERROR
-                result.detail = f"exited with code {result.exit_code} before reporting"
-            else:
-                result.status = Status.HARNESS_ERROR
-                result.detail = "the program ended without a report (os._exit or a closed channel)"
-        else:
-            result.status = Status(final.get("status", "harness_error"))
-            result.detail = final.get("detail", "")
-            if final.get("memory_error"):
-                result.status = Status.MEMORY_LIMIT
-                result.detail = f"memory limit of {self.limits.memory_mb} MB reached"
-        return result
-
-
-class _Pending:
-    __slots__ = ("sock", "zygote")
-
-    def __init__(self, sock: socket.socket, zygote: _ZygoteHandle) -> None:
-        self.sock = sock
-        self.zygote = zygote
-
-
-class _Reclaimer:
-    """Returns a slot to the free list when the zygote reports its last job reaped and swept.
-
-    Callers get their answer as soon as the job has reported and closed its pipes (~2 ms before
-    the kernel has torn the process down); this thread waits for the rest. A job that somehow
-    keeps running is killed at its deadline, and a zygote that does not confirm is replaced.
-    """
-
-    def __init__(self, free: queue.SimpleQueue[int]) -> None:
-        self._free = free
-        self._lock = threading.Lock()
-        self._new: list[tuple[_Pending, int, float]] = []
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._thread: threading.Thread | None = None
-        self._stopped = False
-
-    def watch(self, pending: _Pending, uid: int, deadline: float) -> None:
-        with self._lock:
-            self._new.append((pending, uid, deadline))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._loop, name="sandbox-reclaimer", daemon=True
-                )
-                self._thread.start()
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wake_w, b"x")
-
-    def stop(self) -> None:
-        self._stopped = True
-        with contextlib.suppress(BlockingIOError, OSError):
-            os.write(self._wake_w, b"x")
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        poller = select.poll()
-        poller.register(self._wake_r, select.POLLIN)
-        # fd -> [pending, uid, deadline, kill_sent]
-        watched: dict[int, list[Any]] = {}
-        while not self._stopped:
-            with self._lock:
-                new, self._new = self._new, []
-            for pending, uid, deadline in new:
-                fd = pending.sock.fileno()
-                watched[fd] = [pending, uid, deadline, False]
-                poller.register(fd, select.POLLIN)
-            now = time.monotonic()
-            for fd, entry in list(watched.items()):
-                if now < entry[2]:
-                    continue
-                if not entry[3]:
-                    entry[3] = True
-                    entry[2] = now + _KILL_GRACE_S
-                    with contextlib.suppress(OSError):
-                        entry[0].sock.send(b"K")
-                else:
-                    entry[0].zygote.broken = True  # replaced on the next job
-                    self._release(poller, watched, fd)
-            timeout = min((e[2] for e in watched.values()), default=now + 60) - now
-            for fd, _events in poller.poll(max(0.0, timeout) * 1000 + 1):
-                if fd == self._wake_r:
-                    try:
-                        while os.read(self._wake_r, 512):
-                            pass
-                    except BlockingIOError:
-                        pass
-                    continue
-                entry = watched.get(fd)
-                if entry is None:
-                    continue
-                try:
-                    got = recv_message(entry[0].sock)
-                except (OSError, EOFError, ValueError):
-                    got = None
-                if got is None:
-                    entry[0].zygote.broken = True
-                    self._release(poller, watched, fd)
-                    continue
-                message, fds = got
-                for extra in fds:
-                    os.close(extra)
-                if message.get("event") == "exit":
-                    self._release(poller, watched, fd)
-        for fd in list(watched):
-            self._release(poller, watched, fd)
-
-    def _release(self, poller: select.poll, watched: dict[int, list[Any]], fd: int) -> None:
-        entry = watched.pop(fd)
-        poller.unregister(fd)
-        entry[0].sock.close()
-        self._free.put(entry[1])

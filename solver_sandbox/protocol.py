@@ -79,7 +79,7 @@ def parse_frames(data: bytes, nonce: bytes) -> list[tuple[bytes, dict[str, Any]]
             raise FrameError("truncated frame")
         try:
             message = json.loads(body)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
             raise FrameError("frame is not JSON") from exc
         if not isinstance(message, dict):
             raise FrameError("frame is not an object")

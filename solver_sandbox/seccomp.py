@@ -70,6 +70,26 @@ DENIED = (
     "io_uring_register",
     "fanotify_init",
     "personality",
+    # SysV and POSIX-mqueue IPC: objects outlive the job and would be a channel between jobs
+    # (and memory charged to the slot); POSIX shm is files in the per-pool /dev/shm instead.
+    "ipc",
+    "shmget",
+    "shmat",
+    "shmctl",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semctl",
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
 )
 # clone() with any namespace flag: a job must not build a user namespace of its own.
 _CLONE_NS_FLAGS = (
@@ -110,6 +130,15 @@ class SeccompFilter:
         rc = self._libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(self._prog), 0, 0)
         if rc != 0:
             raise OSError(ctypes.get_errno(), "PR_SET_SECCOMP failed")
+
+
+def available() -> bool:
+    """True when libseccomp can be loaded here."""
+    try:
+        ctypes.CDLL(ctypes.util.find_library("seccomp") or "libseccomp.so.2")
+    except OSError:
+        return False
+    return True
 
 
 def build() -> SeccompFilter | None:

@@ -254,7 +254,13 @@ class Zygote:
             workroot=self.workroot,
             warm=_warm_spare,
             cgroups=self._usable_cgroups(flags.get("cgroups") or {}, flags.get("slot_uids", [])),
+            cgroup_version=int(flags.get("cgroup_version") or 0),
         )
+        if seccomp_filter is not None:
+            self.protections.append("sysv_ipc_denied")
+        # POSIX shm / semaphores: the job's files in /dev/shm go with the job (only a slot
+        # uid's files can be told apart from everyone else's).
+        self.shm_sweep = drop_uid
         for controller in self.child_config.cgroups or {}:
             self.protections.append(f"cgroup_{controller}")
         self.oom_seen = {uid: self._oom_kills(uid) for uid in flags.get("slot_uids", [])}
@@ -287,17 +293,32 @@ class Zygote:
         return usable
 
     def _oom_kills(self, uid: int) -> int:
+        from .cgroups import oom_kills
+
         folder = (self.child_config.cgroups or {}).get("memory")
         if folder is None:
             return 0
+        return oom_kills(self.child_config.cgroup_version, folder, uid)
+
+    @staticmethod
+    def _sweep_shm(uid: int) -> int:
+        """Remove the POSIX shm segments and semaphores (/dev/shm files) a slot uid left."""
+        removed = 0
         try:
-            with open(f"{folder}/{uid}/memory.oom_control") as fh:
-                for line in fh:
-                    if line.startswith("oom_kill "):
-                        return int(line.split()[1])
-        except (OSError, ValueError):
-            pass
-        return 0
+            entries = list(os.scandir("/dev/shm"))  # noqa: S108 - cleaning it, not using it
+        except OSError:
+            return 0
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid == uid:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
 
     # ------------------------------------------------------------------ main loop
 
@@ -459,6 +480,8 @@ class Zygote:
         with contextlib.suppress(OSError):
             os.kill(-job.pid, signal.SIGKILL)
         swept = self._sweep(job.uid) if self.child_config.drop_uid else 0
+        if self.shm_sweep:
+            self._sweep_shm(job.uid)
         oom = self._oom_kills(job.uid)
         oom_killed = oom > self.oom_seen.get(job.uid, 0)
         self.oom_seen[job.uid] = oom

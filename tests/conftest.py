@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -132,6 +135,7 @@ def start_worker(db_url: str, **env_overrides: str):
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    _STARTED_WORKERS.append(proc)
     hostname = name.replace("%h", os.uname().nodename)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -139,17 +143,35 @@ def start_worker(db_url: str, **env_overrides: str):
             raise RuntimeError(f"the test worker exited; see {log_path}")
         if app.control.ping(destination=[hostname], timeout=0.5):
             return proc, hostname
-    proc.kill()
+    stop_worker(proc)
     raise RuntimeError(f"the test worker did not answer within 90 s; see {log_path}")
 
 
 def stop_worker(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """Stop a worker and its whole session (its pool children and their sandboxes)."""
+    if proc.poll() is None:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever of its session is left
+    proc.wait()
+    if proc in _STARTED_WORKERS:
+        _STARTED_WORKERS.remove(proc)
+
+
+# Every worker a test starts is stopped when that test ends, passed or failed (a failing test
+# once left a second worker running, which then took tasks from a running app); and at exit.
+_STARTED_WORKERS: list[subprocess.Popen] = []
+atexit.register(lambda: [stop_worker(p) for p in list(_STARTED_WORKERS)])
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test():
+    before = list(_STARTED_WORKERS)  # session workers (live_worker) are set up before this
+    yield
+    for proc in [p for p in _STARTED_WORKERS if p not in before]:
+        stop_worker(proc)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -56,21 +57,46 @@ def private_redis(tmp_path):
 
 
 @pytest.mark.worker
-def test_it_is_healthy_with_a_worker_on_every_queue(client, live_worker):
-    response = client.get(reverse("healthz"))  # no login: monitors call it
+def test_it_is_healthy_with_a_worker_on_every_queue(client_for, admin_user, live_worker):
+    response = client_for(admin_user).get(reverse("healthz"))
     body = response.json()
     assert response.status_code == 200, body
     assert body["checks"]["database"]["ok"] and body["checks"]["redis"]["ok"]
     for queue in ("default", "sandbox", "gpu"):
         assert live_worker.worker_hostname in body["checks"]["workers"]["queues"][queue]["workers"]
+    # The protections the worker's sandbox really has, for admins (probed once it is ready).
+    deadline = time.monotonic() + 60
+    while body["sandbox"][live_worker.worker_hostname]["ok"] is None:
+        assert time.monotonic() < deadline, body["sandbox"]
+        time.sleep(0.5)
+        body = client_for(admin_user).get(reverse("healthz")).json()
+    sandbox = body["sandbox"][live_worker.worker_hostname]
+    assert sandbox["ok"] is True
+    assert {"seccomp", "sysv_ipc_denied", "wall_deadline"} <= set(sandbox["protections"])
+    assert set(sandbox["minimum"]) <= set(sandbox["protections"])
 
 
-def test_it_reports_redis_down_with_a_503(client, settings, private_redis):
+@pytest.mark.worker
+def test_it_tells_anonymous_callers_up_or_down_and_no_names(client, live_worker):
+    response = client.get(reverse("healthz"))  # no login: monitors call it
+    body = response.json()
+    assert response.status_code == 200, body
+    assert body["checks"]["workers"]["queues"]["sandbox"] == {"ok": True, "workers": 1}
+    text = response.content.decode()
+    assert live_worker.worker_hostname not in text and os.uname().nodename not in text
+    assert "sandbox" not in body and "vendor" not in body["checks"]["database"]
+
+
+def test_it_reports_redis_down_with_a_503(client, client_for, admin_user, settings, private_redis):
     url, proc = private_redis
     settings.REDIS_URL = url
     proc.kill()
     proc.wait()
-    response = client.get(reverse("healthz"))
+    anonymous = client.get(reverse("healthz"))
+    assert anonymous.status_code == 503
+    assert anonymous.json()["checks"]["redis"] == {"ok": False}  # no exception text
+    assert "Connection" not in anonymous.content.decode()
+    response = client_for(admin_user).get(reverse("healthz"))
     body = response.json()
     assert response.status_code == 503
     assert body["checks"]["redis"]["ok"] is False
@@ -85,7 +111,7 @@ def test_it_reports_a_queue_without_workers(client, settings, private_redis):
     body = response.json()
     assert response.status_code == 503
     assert body["checks"]["redis"]["ok"] is True
-    assert body["checks"]["workers"]["queues"]["gpu"] == {"ok": False, "workers": []}
+    assert body["checks"]["workers"]["queues"]["gpu"] == {"ok": False, "workers": 0}
 
 
 def test_the_header_badge_shows_the_same_at_a_glance(client_for, reviewer, settings, private_redis):

@@ -8,14 +8,24 @@ from collections.abc import Iterator
 
 import pytest
 
-from solver_sandbox import Limits, SandboxPool, Status
+from solver_sandbox import Limits, Policy, SandboxPool, SandboxUnavailableError, Status
 from tests.solver_sandbox.sandbox_helpers import assert_pool_healthy, slot_processes
 
 
 @pytest.fixture(scope="module")
 def bare_pool() -> Iterator[SandboxPool]:
-    with SandboxPool(slots=1, profiles=("pyomo",), isolation="fallback") as p:
+    weaker = Policy(give_up=frozenset({"filesystem_isolation"}))
+    with SandboxPool(slots=1, profiles=("pyomo",), isolation="fallback", policy=weaker) as p:
         yield p
+
+
+def test_it_refuses_to_run_without_bwrap_unless_that_is_given_up_explicitly():
+    with pytest.raises(SandboxUnavailableError) as refused:
+        SandboxPool(slots=1, profiles=("pyomo",), isolation="fallback")
+    message = str(refused.value)
+    assert "no bubblewrap" in message
+    assert "apt-get install bubblewrap" in message
+    assert "SANDBOX_GIVE_UP=filesystem_isolation" in message
 
 
 def test_it_reports_which_protections_are_active_without_bwrap(bare_pool):

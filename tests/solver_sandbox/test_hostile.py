@@ -227,6 +227,8 @@ def test_it_refuses_writes_outside_the_work_directory(pool):
 def secret_key_file():
     """The settings' secret key file; created for the test when the project has none yet."""
     path = REPO / "var" / "secret_key"
+    if path.exists() and not os.access(path, os.R_OK):
+        pytest.skip("the project's secret key is unreadable to this user, so to its jobs too")
     created_dir = not path.parent.exists()
     created = not path.exists()
     if created:

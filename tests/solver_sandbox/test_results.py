@@ -143,6 +143,8 @@ def test_it_reports_an_exception_with_a_traceback_of_the_users_code(pool):
         ("import sys\nsys.exit(0)", Status.OK, 0),
         ("import sys\nsys.exit(3)", Status.ERROR, 3),
         ("raise SystemExit('bad input')", Status.ERROR, 1),
+        ("import sys\nsys.exit(True)", Status.ERROR, 1),
+        ("import sys\nsys.exit(2**40)", Status.ERROR, 1),  # no 32-bit code: 1, not tampering
     ],
 )
 def test_it_treats_sys_exit_like_a_script_would(pool, code, status, exit_code):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.solver_sandbox.sandbox_helpers import NORMAL_JOB, NORMAL_OBJECTIVE
@@ -41,3 +43,49 @@ def test_it_runs_code_on_the_sandbox_queue(live_worker):
     assert result["objective_verdict"] == "consistent"
     assert result["stdout"] == f"OBJECTIVE_VALUE: {NORMAL_OBJECTIVE}\n"
     assert "seccomp" in result["protections"]
+
+
+def test_it_answers_harness_error_when_the_worker_s_sandbox_refuses(monkeypatch):
+    from solver_sandbox import tasks
+
+    # A simulated host without bubblewrap.
+    monkeypatch.setattr("solver_sandbox.isolation.bwrap_problem", lambda: "bwrap not installed")
+    monkeypatch.setattr(tasks, "_refusal", None)
+    tasks._close_pool()
+    try:
+        result = tasks.run_code(code=NORMAL_JOB)
+        assert result["status"] == "harness_error"
+        assert "refuses to start" in result["detail"] and "no bubblewrap" in result["detail"]
+        again = tasks.run_code(code=NORMAL_JOB)  # the refusal is remembered, not retried
+        assert again["detail"] == result["detail"]
+    finally:
+        tasks._close_pool()
+        tasks._refusal = None
+
+
+@pytest.mark.worker
+@pytest.mark.django_db
+def test_a_worker_below_the_minimum_protections_takes_no_sandbox_work(
+    live_worker, test_database_url, client_for, admin_user
+):
+    from django.urls import reverse
+
+    from calm_studio.worker_presence import live_workers, redis_client
+    from tests.conftest import start_worker, stop_worker
+
+    proc, hostname = start_worker(test_database_url, PATH="/nonexistent-calm-path")  # no bwrap
+    try:
+        deadline = time.monotonic() + 30
+        while hostname not in live_workers(redis_client()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        payload = live_workers(redis_client())[hostname]
+        assert "sandbox" not in payload["queues"] and "default" in payload["queues"]
+        assert payload["sandbox"]["ok"] is False
+        assert "no bubblewrap" in payload["sandbox"]["refused"]
+        assert "SANDBOX_GIVE_UP=filesystem_isolation" in payload["sandbox"]["refused"]
+        body = client_for(admin_user).get(reverse("healthz")).json()
+        assert body["sandbox"][hostname]["ok"] is False
+        assert hostname not in body["checks"]["workers"]["queues"]["sandbox"]["workers"]
+        assert body["sandbox"][live_worker.worker_hostname]["ok"] is True
+    finally:
+        stop_worker(proc)
