@@ -226,6 +226,8 @@ def parse_verdict(text: str, *, n_steps: int, flaw_codes: Sequence[str]) -> Verd
     hint = data.get("hint")
     if not isinstance(hint, str) or not hint.strip():
         raise ValueError('"hint" must be a non-empty string when the trajectory is flawed')
+    if re.search(r"oxed\s*\{", hint):  # also "\x08oxed{": a JSON-decoded "\boxed{"
+        raise ValueError('"hint" must not state the final answer (no \\boxed{} in a hint)')
     return Verdict(
         flawless=False, step=step, flaw_type=flaw, hint=hint.strip(), rationale=rationale,
         raw=text,
@@ -237,6 +239,12 @@ def _one_line(text: str) -> str:
 
 
 _INVALID_ESCAPE = re.compile(r'\\(?![\\"/bfnrtu])')
+# LaTeX commands that begin with a valid JSON escape letter: in a model's JSON, "\boxed" is
+# LaTeX, not a backspace followed by "oxed".
+_LATEX_ESCAPE = re.compile(
+    r"(?<!\\)\\(?=(?:boxed|frac|text|textbf|times|theta|tau|right|rightarrow|rho|neq|nabla|nu|"
+    r"beta|bar|bf|forall|top|ne)\b)"
+)
 
 
 def _extract_json(text: str) -> Any:
@@ -244,6 +252,8 @@ def _extract_json(text: str) -> Any:
     text = re.sub(r"<think>.*?</think>", "", text, flags=re.DOTALL).strip()
     fenced = re.findall(r"```(?:json)?\s*\n(.*?)```", text, flags=re.DOTALL)
     candidates = [*fenced, text]
+    # Models write LaTeX inside JSON strings: keep "\boxed", "\frac", "\text" as written.
+    candidates = [_LATEX_ESCAPE.sub(r"\\\\", c) for c in candidates] + candidates
     # Models write LaTeX inside JSON strings ("\(70x\)"): invalid escapes. A second pass
     # doubles every backslash that does not start a valid JSON escape.
     candidates += [_INVALID_ESCAPE.sub(r"\\\\", c) for c in candidates]

@@ -25,3 +25,33 @@ def test_it_still_reads_valid_escapes_as_json_does():
     )
     verdict = parse_verdict(reply, n_steps=2, flaw_codes=CODES)
     assert verdict.flawless and verdict.rationale == "a\nb"
+
+
+def test_latex_commands_that_look_like_json_escapes_stay_latex():
+    # Seen in the loop bench: "\text{Total Time}" came back as a tab and "ext{...}".
+    reply = (
+        '{"flawless": false, "step": 0, "flaw_type": "incorrect_formulation", '
+        '"hint": "Wait, the time is \\(\\text{Total} = 20b \\times 2\\), \\frac{1}{2} of it.", '
+        '"rationale": "x\\ny"}'
+    )
+    verdict = parse_verdict(reply, n_steps=2, flaw_codes=CODES)
+    assert (
+        verdict.hint == "Wait, the time is \\(\\text{Total} = 20b \\times 2\\), \\frac{1}{2} of it."
+    )
+    assert verdict.rationale == "x\ny"
+
+
+def test_a_hint_that_gives_the_answer_away_is_refused():
+    import pytest
+
+    for hint in ("The maximum value is \\\\boxed{150}.", "The maximum value is \\boxed{150}."):
+        reply = json_reply(hint)
+        with pytest.raises(ValueError, match="must not state the final answer"):
+            parse_verdict(reply, n_steps=2, flaw_codes=CODES)
+
+
+def json_reply(hint: str) -> str:
+    return (
+        '{"flawless": false, "step": 0, "flaw_type": "incorrect_formulation", '
+        f'"hint": "{hint}", "rationale": "r"}}'
+    )
