@@ -179,6 +179,11 @@ WORKER_HEARTBEAT_S = env_float("WORKER_HEARTBEAT_S", 5.0)
 CALM_ANSWER_RULE = env_str("CALM_ANSWER_RULE", "relative")
 CALM_ANSWER_TOLERANCE = env_float("CALM_ANSWER_TOLERANCE", 1e-6)
 REVIEW_LOCK_MINUTES = env_int("REVIEW_LOCK_MINUTES", 30)
+# Independent approvals (distinct people, never the hint's author) that make a trajectory
+# golden, unless its batch sets its own number.
+REVIEW_REQUIRED_APPROVALS = env_int("REVIEW_REQUIRED_APPROVALS", 1)
+# While the reviewer is active on a trajectory page, the page renews its lock this often.
+REVIEW_LOCK_RENEW_S = env_int("REVIEW_LOCK_RENEW_S", 60)
 # Rollout defaults (CoRT's inference settings); an endpoint's sampling and a job's config
 # override them field by field.
 CALM_ROLLOUT_DEFAULTS = {
