@@ -7,6 +7,7 @@ on a laptop; production sets ``DATABASE_URL=postgresql://...``, ``REDIS_URL``, `
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from .env import (
@@ -40,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django_htmx",
     "template_partials",
+    "axes",
     "curation",
     "training",
 ]
@@ -51,11 +53,17 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # An htmx request whose session expired gets a full-page login (HX-Redirect), not a
+    # login form swapped into a fragment.
+    "curation.middleware.HtmxLoginRedirectMiddleware",
     # Every page requires login unless its view opts out with @login_not_required (Django 5.1+).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Login throttling; last, as django-axes asks.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "calm_studio.urls"
@@ -86,6 +94,38 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failures for one username from one
+# address, that pair is locked out for LOGIN_LOCKOUT_MINUTES; a success resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True  # failures are what throttling needs; no row per success
+
+# Content Security Policy (django-csp): scripts only from this site, never inline (the
+# templates have none; htmx's eval features are off). Inline style attributes stay allowed
+# (tree indentation, SVG charts, htmx's indicator style); they cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "curation-problem-list"
 LOGOUT_REDIRECT_URL = "login"
@@ -211,4 +251,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # django-axes logs every login at INFO; lockouts are WARNING.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
