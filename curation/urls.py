@@ -5,6 +5,7 @@ from django.urls import path
 from .views import (
     agreement,
     batches,
+    comments,
     compare,
     datasets,
     imports,
@@ -78,6 +79,12 @@ urlpatterns = [
         name="curation-dataset-download",
     ),
     path("agreement/", agreement.agreement_page, name="curation-agreement"),
+    path("trajectories/<int:pk>/comments", comments.comment_create, name="curation-comment-create"),
+    path(
+        "trajectories/<int:pk>/comments/<int:comment>/resolve",
+        comments.comment_resolve_view,
+        name="curation-comment-resolve",
+    ),
     path("review/", review.review_queue_page, name="curation-review-queue"),
     path("review/next", review.review_next_view, name="curation-review-next"),
     path("review/assign", review.review_assign_view, name="curation-review-assign"),

@@ -15,6 +15,7 @@ from ..models import Diagnosis, FlawType, Job, ReviewDecision, Trajectory
 from ..review_selectors import current_decisions, review_state_of
 from ..roles import Role, role_required
 from ..selectors import current_labels, label_history, trajectory_tree
+from ..services.comments import comments_by_step
 from ..services.generation import GenerationError, diagnosis_request, hint_insert
 from ..services.labels import LabelError, flaw_label_set
 from ..services.reviews import (
@@ -34,15 +35,25 @@ def _get_trajectory(pk: int) -> Trajectory:
     )
 
 
+def _steps(trajectory: Trajectory) -> tuple[list, dict]:
+    """The step cards (labels and comment threads attached) and the comment threads."""
+    threads = comments_by_step(trajectory)
+    views = step_views(trajectory.steps, current_labels(trajectory))
+    for view in views:
+        view.comments = threads.get(view.index, [])
+    return views, threads
+
+
 def _page_context(request: HttpRequest, trajectory: Trajectory) -> dict:
-    labels = current_labels(trajectory)
+    steps, threads = _steps(trajectory)
     diagnoses = list(
         trajectory.diagnoses.select_related("flaw_type", "endpoint").order_by("-created_at")[:5]
     )
     return {
         "t": trajectory,
         "problem": trajectory.problem,
-        "steps": step_views(trajectory.steps, labels),
+        "steps": steps,
+        "trajectory_comments": threads.get(None, []),
         "flaw_options": flaw_options(FlawType.objects.filter(active=True)),
         "focus": request.GET.get("step", ""),
         "review": review_state_of(trajectory),
@@ -126,7 +137,7 @@ def step_label(request: HttpRequest, pk: int, step: int) -> HttpResponse:
         if form.errors:
             messages.error(request, form.errors.as_text())
         return redirect(f"{trajectory.get_absolute_url()}?step={step}#step-{step}")
-    view = step_views(trajectory.steps, current_labels(trajectory))
+    view, _ = _steps(trajectory)
     if not 0 <= step < len(view):
         return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
     options = flaw_options(FlawType.objects.filter(active=True))
@@ -140,7 +151,12 @@ def step_label(request: HttpRequest, pk: int, step: int) -> HttpResponse:
 @role_required(Role.REVIEWER)
 def step_history(request: HttpRequest, pk: int, step: int) -> HttpResponse:
     trajectory = _get_trajectory(pk)
-    context = {"t": trajectory, "step": step, "history": label_history(trajectory, step)}
+    context = {
+        "t": trajectory,
+        "step": step,
+        "history": label_history(trajectory, step),
+        "comments": comments_by_step(trajectory).get(step, []),
+    }
     template = "curation/step_history.html"
     if request.htmx:
         template += "#history"
