@@ -96,18 +96,16 @@ def review_state_of(trajectory: Trajectory) -> Trajectory:
     return with_review_state(Trajectory.objects.filter(pk=trajectory.pk)).get()
 
 
-def review_queue(
+def trajectories_filtered(
     *,
     benchmark: str = "",
     correctness: str = "",
     flaws: str = "",
     source: str = "",
     candidates: str = "",
-    reviewer=None,
 ) -> QuerySet[Trajectory]:
-    """Trajectories still open for review (no outcome yet), filtered. With ``reviewer``, what
-    a lead assigned to that reviewer comes first. ``candidates="yes"``: only the golden
-    candidates of CALM batches."""
+    """Trajectories matching the review filters, whatever their review state.
+    ``candidates="yes"``: only the golden candidates of CALM batches."""
     flawed = FlawLabel.objects.filter(trajectory=OuterRef("pk"), flaw_type__isnull=False)
     queue = (
         Trajectory.objects.defer("prompt_tokens", "completion_tokens", "text")
@@ -130,13 +128,31 @@ def review_queue(
         queue = queue.filter(
             pk__in=Trajectory.objects.filter(batch_items__outcome="candidate").values("pk")
         )
-    queue = with_review_state(queue).filter(review_state=OPEN)
+    return queue
+
+
+def review_queue(*, reviewer=None, **filters) -> QuerySet[Trajectory]:
+    """Trajectories still open for review (no outcome yet), filtered (``trajectories_filtered``).
+    With ``reviewer``, what a lead assigned to that reviewer comes first."""
+    queue = with_review_state(trajectories_filtered(**filters)).filter(review_state=OPEN)
     if reviewer is None:
         return queue.order_by("created_at", "pk")
     mine = ReviewAssignment.objects.filter(trajectory=OuterRef("pk"), reviewer=reviewer)
     return queue.annotate(assigned_to_me=Exists(mine)).order_by(
         "-assigned_to_me", "created_at", "pk"
     )
+
+
+def batch_trajectories(batch) -> QuerySet[Trajectory]:
+    """Every trajectory a batch produced: the items' roots and latest, every round's branch."""
+    from .models import BatchItem, BatchRound
+
+    items = BatchItem.objects.filter(batch=batch)
+    ids = set(items.values_list("root", flat=True)) | set(
+        items.values_list("trajectory", flat=True)
+    )
+    ids |= set(BatchRound.objects.filter(item__batch=batch).values_list("after", flat=True))
+    return Trajectory.objects.filter(pk__in=ids - {None})
 
 
 def disputed_trajectories() -> QuerySet[Trajectory]:

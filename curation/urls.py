@@ -87,6 +87,7 @@ urlpatterns = [
     ),
     path("review/", review.review_queue_page, name="curation-review-queue"),
     path("review/next", review.review_next_view, name="curation-review-next"),
+    path("review/export", review.review_export_view, name="curation-review-export"),
     path("review/assign", review.review_assign_view, name="curation-review-assign"),
     path(
         "review/batches/<int:pk>/approvals",

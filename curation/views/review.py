@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -17,7 +17,14 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from ..models import Batch, Benchmark, LockTakeover, Trajectory
-from ..review_selectors import current_decisions, disputed_trajectories, review_queue
+from ..review_export import as_csv, as_jsonl, review_rows
+from ..review_selectors import (
+    batch_trajectories,
+    current_decisions,
+    disputed_trajectories,
+    review_queue,
+    trajectories_filtered,
+)
 from ..roles import Role, role_required
 from ..services.reviews import (
     ReviewError,
@@ -181,3 +188,31 @@ def batch_review_policy_view(request: HttpRequest, pk: int) -> HttpResponse:
     except ReviewError as exc:
         messages.error(request, str(exc))
     return redirect("curation-batch-detail", pk=batch.pk)
+
+
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+
+
+@require_GET
+@role_required(Role.LEAD)
+def review_export_view(request: HttpRequest) -> HttpResponse:
+    """Labels, comments and decisions of a batch (``batch``) or of a queue filter, with
+    provenance, as CSV or JSON Lines (streamed: a large batch is not built in memory)."""
+    fmt = request.GET.get("format", "csv")
+    if fmt not in EXPORT_TYPES:
+        return HttpResponseBadRequest("format must be csv or jsonl", content_type="text/plain")
+    batch = request.GET.get("batch", "")
+    if batch:
+        if not batch.isdigit():
+            return HttpResponseBadRequest("batch must be a batch id", content_type="text/plain")
+        trajectories = batch_trajectories(get_object_or_404(Batch, pk=int(batch)))
+        scope = f"batch-{batch}"
+    else:
+        trajectories = trajectories_filtered(**_filters(request.GET))
+        scope = "filter"
+    rows = review_rows(trajectories)
+    response = StreamingHttpResponse(
+        as_csv(rows) if fmt == "csv" else as_jsonl(rows), content_type=EXPORT_TYPES[fmt]
+    )
+    response["Content-Disposition"] = f'attachment; filename="review-{scope}.{fmt}"'
+    return response

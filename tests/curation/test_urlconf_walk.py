@@ -44,7 +44,7 @@ MINIMUM = {
     "curation-review-queue": R, "curation-review-next": R, "curation-review-assign": L,
     "curation-batch-review-policy": L, "curation-review-adjudication": L,
     "curation-lock-renew": R, "curation-lock-take-over": L, "curation-lock-release": R,
-    "curation-comment-create": R, "curation-comment-resolve": R,
+    "curation-comment-create": R, "curation-comment-resolve": R, "curation-review-export": L,
     "training-run-list": L, "training-run-new": A, "training-run-detail": L,
     "training-run-control": A, "training-evaluations": L, "training-evaluation-samples": L,
 }  # fmt: skip
