@@ -79,6 +79,7 @@ urlpatterns = [
         name="curation-dataset-download",
     ),
     path("agreement/", agreement.agreement_page, name="curation-agreement"),
+    path("agreement/cell", agreement.agreement_cell, name="curation-agreement-cell"),
     path("trajectories/<int:pk>/comments", comments.comment_create, name="curation-comment-create"),
     path(
         "trajectories/<int:pk>/comments/<int:comment>/resolve",

@@ -40,7 +40,7 @@ MINIMUM = {
     "curation-batch-control": L,
     "curation-dataset-list": R, "curation-dataset-freeze": L, "curation-dataset-detail": R,
     "curation-dataset-download": R,
-    "curation-agreement": R,
+    "curation-agreement": R, "curation-agreement-cell": R,
     "curation-review-queue": R, "curation-review-next": R, "curation-review-assign": L,
     "curation-batch-review-policy": L, "curation-review-adjudication": L,
     "curation-lock-renew": R, "curation-lock-take-over": L, "curation-lock-release": R,
