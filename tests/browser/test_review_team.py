@@ -181,3 +181,29 @@ def test_a_label_error_is_visible_and_an_expired_session_goes_to_the_full_login_
         page.click("button[type=submit]")
     assert f"/trajectories/{t.pk}/" in page.url  # and back
     assert violations == []
+
+
+def test_the_page_renews_the_lock_while_the_reviewer_is_active(
+    live_server, watch_csp, settings, reviewer, make_trajectory
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.REVIEW_LOCK_RENEW_S = 1
+    new_page, violations = watch_csp
+    t = make_trajectory()
+    page = new_page()
+    login(page, live_server, "rita-reviewer")
+    page.goto(f"{live_server.url}/trajectories/{t.pk}/?from=queue")
+    assert "You hold the lock" in page.inner_text("#lock-holder")
+    soon = timezone.now() + timedelta(minutes=1)
+    ReviewLock.objects.filter(trajectory=t).update(locked_until=soon)
+    page.wait_for_timeout(1500)  # idle: nothing renews
+    assert ReviewLock.objects.get(trajectory=t).locked_until == soon
+    page.keyboard.press("j")  # active again
+    page.wait_for_timeout(2500)
+    renewed = ReviewLock.objects.get(trajectory=t).locked_until
+    assert renewed > timezone.now() + timedelta(minutes=settings.REVIEW_LOCK_MINUTES - 1)
+    assert "You hold the lock" in page.inner_text("#lock-holder")
+    assert violations == []
