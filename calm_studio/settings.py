@@ -8,6 +8,7 @@ on a laptop; production sets ``DATABASE_URL=postgresql://...``, ``REDIS_URL``, `
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "django_htmx",
     "template_partials",
+    "axes",
     "curation",
     "training",
 ]
@@ -54,11 +56,17 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # An htmx request whose session expired gets a full-page login (HX-Redirect), not a
+    # login form swapped into a fragment.
+    "curation.middleware.HtmxLoginRedirectMiddleware",
     # Every page requires login unless its view opts out with @login_not_required (Django 5.1+).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Login throttling; last, as django-axes asks.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "calm_studio.urls"
@@ -89,6 +97,38 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT failures for one username from one
+# address, that pair is locked out for LOGIN_LOCKOUT_MINUTES; a success resets the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True  # failures are what throttling needs; no row per success
+
+# Content Security Policy (django-csp): scripts only from this site, never inline (the
+# templates have none; htmx's eval features are off). Inline style attributes stay allowed
+# (tree indentation, SVG charts, htmx's indicator style); they cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "curation-problem-list"
 LOGOUT_REDIRECT_URL = "login"
@@ -211,6 +251,11 @@ WORKER_HEARTBEAT_S = env_float("WORKER_HEARTBEAT_S", 5.0)
 CALM_ANSWER_RULE = env_str("CALM_ANSWER_RULE", "relative")
 CALM_ANSWER_TOLERANCE = env_float("CALM_ANSWER_TOLERANCE", 1e-6)
 REVIEW_LOCK_MINUTES = env_int("REVIEW_LOCK_MINUTES", 30)
+# Independent approvals (distinct people, never the hint's author) that make a trajectory
+# golden, unless its batch sets its own number.
+REVIEW_REQUIRED_APPROVALS = env_int("REVIEW_REQUIRED_APPROVALS", 1)
+# While the reviewer is active on a trajectory page, the page renews its lock this often.
+REVIEW_LOCK_RENEW_S = env_int("REVIEW_LOCK_RENEW_S", 60)
 # Rollout defaults (CoRT's inference settings); an endpoint's sampling and a job's config
 # override them field by field.
 CALM_ROLLOUT_DEFAULTS = {
@@ -246,4 +291,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # django-axes logs every login at INFO; lockouts are WARNING.
+    "loggers": {"axes": {"level": "WARNING"}},
 }

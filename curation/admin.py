@@ -7,8 +7,10 @@ from .models import (
     AnswerVersion,
     Batch,
     BatchItem,
+    BatchReviewPolicy,
     BatchRound,
     Benchmark,
+    Comment,
     DatasetEntry,
     DatasetVersion,
     Diagnosis,
@@ -17,8 +19,10 @@ from .models import (
     FlawType,
     Hint,
     Job,
+    LockTakeover,
     ModelEndpoint,
     Problem,
+    ReviewAssignment,
     ReviewDecision,
     ReviewLock,
     Trajectory,
@@ -125,14 +129,37 @@ class BatchRoundAdmin(admin.ModelAdmin):
 
 @admin.register(ReviewDecision)
 class ReviewDecisionAdmin(admin.ModelAdmin):
-    list_display = ["trajectory", "decision", "author", "created_at"]
-    list_filter = ["decision"]
+    list_display = ["trajectory", "decision", "author", "by_lead", "superseded", "created_at"]
+    list_filter = ["decision", "by_lead", "superseded"]
     raw_id_fields = ["trajectory"]
 
 
 @admin.register(ReviewLock)
 class ReviewLockAdmin(admin.ModelAdmin):
     list_display = ["trajectory", "reviewer", "locked_until"]
+    raw_id_fields = ["trajectory"]
+
+
+@admin.register(LockTakeover)
+class LockTakeoverAdmin(admin.ModelAdmin):
+    list_display = ["trajectory", "taken_by", "taken_from", "created_at"]
+    raw_id_fields = ["trajectory"]
+
+
+@admin.register(ReviewAssignment)
+class ReviewAssignmentAdmin(admin.ModelAdmin):
+    list_display = ["trajectory", "reviewer", "assigned_by", "created_at"]
+    raw_id_fields = ["trajectory"]
+
+
+@admin.register(BatchReviewPolicy)
+class BatchReviewPolicyAdmin(admin.ModelAdmin):
+    list_display = ["batch", "required_approvals"]
+
+
+@admin.register(Comment)
+class CommentAdmin(admin.ModelAdmin):
+    list_display = ["trajectory", "step_index", "author", "created_at", "resolved_at"]
     raw_id_fields = ["trajectory"]
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest
 
 from .roles import Role, user_role
@@ -12,4 +13,5 @@ def roles(request: HttpRequest) -> dict:
         "user_role": role,
         "is_lead": role is not None and role >= Role.LEAD,
         "is_admin": role is not None and role >= Role.ADMIN,
+        "default_required_approvals": settings.REVIEW_REQUIRED_APPROVALS,
     }

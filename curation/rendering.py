@@ -1,13 +1,25 @@
-"""Rendering untrusted model output: Markdown through an allow-list sanitizer, code through
-Pygments (which escapes). Nothing a model writes reaches a page unsanitized."""
+"""Rendering untrusted model output: Markdown (with maths left alone) through an allow-list
+sanitizer, code through Pygments (which escapes). Nothing a model writes reaches a page
+unsanitized.
+
+Maths: markdown-it-py with mdit-py-plugins parses ``$…$``, ``$$…$$``, ``\\(…\\)`` and
+``\\[…\\]`` before emphasis and backslash escapes can touch them, so ``x_1`` and ``\\leq``
+survive. Each formula leaves here as escaped TeX text in ``<span class="math-inline">`` or
+``<div class="math-display">``; the vendored KaTeX (``static/js/maths.js``) typesets it in the
+browser from the element's text, with ``trust`` off, so a formula can never become markup.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-import markdown as md
 import nh3
 from django.utils.safestring import SafeString, mark_safe
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.rules_inline import StateInline
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.texmath import texmath_plugin
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
@@ -15,15 +27,66 @@ from pygments.lexers import PythonLexer
 ALLOWED_TAGS = {
     "p", "br", "hr", "em", "strong", "b", "i", "code", "pre", "blockquote", "ul", "ol", "li",
     "h1", "h2", "h3", "h4", "h5", "h6", "table", "thead", "tbody", "tr", "th", "td", "a",
-    "span", "sup", "sub", "del",
+    "span", "sup", "sub", "del", "s", "div",
 }  # fmt: skip
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "td": {"align"}, "th": {"align"}}
+# Table cells keep markdown-it's alignment (style limited to text-align below).
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "td": {"style"}, "th": {"style"}}
+# Only the maths markers may carry a class (ammonia wants it here, not in the attributes).
+ALLOWED_CLASSES = {"span": {"math-inline", "math-display"}, "div": {"math-display"}}
 _FORMATTER = HtmlFormatter(nowrap=True)
 _LEXER = PythonLexer()
 
 
+def _inline_display_brackets(state: StateInline, silent: bool) -> bool:
+    """``\\[ … \\]`` inside a paragraph (models write display maths mid-sentence); the
+    texmath plugin only takes it as a block of its own."""
+    if not state.src.startswith("\\[", state.pos):
+        return False
+    end = state.src.find("\\]", state.pos + 2)
+    if end < 0:
+        return False
+    if not silent:
+        token = state.push("math_inline_double", "math", 0)
+        token.content = state.src[state.pos + 2 : end]
+        token.markup = "\\["
+    state.pos = end + 2
+    return True
+
+
+def _math(kind: str):
+    """Inline, display inside a paragraph (a span, so the paragraph stays valid), or block."""
+
+    def render(self, tokens, idx, options, env) -> str:
+        tex = escapeHtml(tokens[idx].content.strip())
+        if kind == "block":
+            return f'<div class="math-display">{tex}</div>\n'
+        return f'<span class="math-{kind}">{tex}</span>'
+
+    return render
+
+
+def _parser() -> MarkdownIt:
+    # html=False: raw HTML a model writes is shown as text, never parsed as markup.
+    md = (
+        MarkdownIt("commonmark", {"html": False})
+        .enable(["table", "strikethrough"])
+        .use(texmath_plugin, delimiters="brackets")
+        .use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True)
+    )
+    md.inline.ruler.before("escape", "inline_display_brackets", _inline_display_brackets)
+    md.add_render_rule("math_inline", _math("inline"))
+    md.add_render_rule("math_inline_double", _math("display"))
+    for name in ("math_block", "math_block_label", "math_block_eqno"):
+        md.add_render_rule(name, _math("block"))
+    return md
+
+
+_MD = _parser()
+
+
 def render_markdown(text: str) -> SafeString:
-    """Markdown → HTML with only harmless tags and attributes, http(s)/mailto links only."""
+    """Markdown → HTML with only harmless tags and attributes, http(s)/mailto links only,
+    maths marked for KaTeX."""
     return mark_safe(_markdown_html(text or ""))  # noqa: S308 - sanitized in _markdown_html
 
 
@@ -31,15 +94,16 @@ def render_markdown(text: str) -> SafeString:
 # relabel re-renders one card), so a process-wide cache keyed by the text pays off.
 @lru_cache(maxsize=8192)
 def _markdown_html(text: str) -> str:
-    html = md.markdown(text, extensions=["fenced_code", "tables", "sane_lists"])
-    clean = nh3.clean(
+    html = _MD.render(text)
+    return nh3.clean(
         html,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
+        allowed_classes=ALLOWED_CLASSES,
+        filter_style_properties={"text-align"},
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
-    return clean
 
 
 def render_code(code: str) -> SafeString:

@@ -115,44 +115,11 @@ def trajectory_tree(problem) -> list[dict]:
     return ordered
 
 
-def review_queue(
-    *,
-    benchmark: str = "",
-    correctness: str = "",
-    flaws: str = "",
-    source: str = "",
-    candidates: str = "",
-):
-    """Trajectories awaiting a decision (none yet, or the last one said "needs work").
-    ``candidates="yes"``: only the golden candidates of CALM batches."""
-    from django.db.models import Exists, OuterRef, Subquery
+def review_queue(**filters):
+    """The open review queue (see ``review_selectors``, where the review rule lives)."""
+    from .review_selectors import review_queue as queue
 
-    from .models import FlawLabel, ReviewDecision, Trajectory
-
-    latest = ReviewDecision.objects.filter(trajectory=OuterRef("pk")).order_by("-created_at", "-pk")
-    flawed = FlawLabel.objects.filter(trajectory=OuterRef("pk"), flaw_type__isnull=False)
-    queue = (
-        Trajectory.objects.defer("prompt_tokens", "completion_tokens", "text")
-        .select_related("problem__benchmark", "endpoint", "review_lock__reviewer")
-        .annotate(last_decision=Subquery(latest.values("decision")[:1]), has_flaws=Exists(flawed))
-        .filter(Q(last_decision__isnull=True) | Q(last_decision="needs_work"))
-        .order_by("created_at", "pk")
-    )
-    if benchmark:
-        queue = queue.filter(problem__benchmark__slug=benchmark)
-    if correctness in ("correct", "incorrect"):
-        queue = queue.filter(is_correct=correctness == "correct")
-    elif correctness == "unknown":
-        queue = queue.filter(is_correct__isnull=True)
-    if flaws in ("yes", "no"):
-        queue = queue.filter(has_flaws=flaws == "yes")
-    if source:
-        queue = queue.filter(source=source)
-    else:
-        queue = queue.exclude(source=Trajectory.Source.EVALUATED)
-    if candidates == "yes":
-        queue = queue.filter(batch_items__outcome="candidate").distinct()
-    return queue
+    return queue(**filters)
 
 
 def latest_decision(trajectory):
@@ -160,24 +127,21 @@ def latest_decision(trajectory):
 
 
 def golden_trajectories(*, benchmarks: list[str] | None = None):
-    """Golden: the answer is correct, the Intervener's latest verdict is "flawless", and a
-    person's latest decision is "approved" (CALM's rule plus the human gate)."""
+    """Golden: the answer is correct, the Intervener's latest verdict is "flawless", and it
+    passed the human gate (enough approvals, or a lead's; see ``review_selectors``)."""
     from django.db.models import OuterRef, Subquery
 
-    from .models import Diagnosis, ReviewDecision, Trajectory
+    from .models import Diagnosis, Trajectory
+    from .review_selectors import golden_gate
 
-    decision = ReviewDecision.objects.filter(trajectory=OuterRef("pk")).order_by(
-        "-created_at", "-pk"
-    )
     verdict = Diagnosis.objects.filter(trajectory=OuterRef("pk"), status="ok").order_by(
         "-created_at", "-pk"
     )
     golden = (
-        Trajectory.objects.annotate(
-            last_decision=Subquery(decision.values("decision")[:1]),
-            last_flawless=Subquery(verdict.values("flawless")[:1]),
+        golden_gate(
+            Trajectory.objects.annotate(last_flawless=Subquery(verdict.values("flawless")[:1]))
         )
-        .filter(is_correct=True, last_decision="approved", last_flawless=True)
+        .filter(is_correct=True, last_flawless=True)
         .select_related("problem__benchmark", "endpoint")
         .order_by("pk")
     )

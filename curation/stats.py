@@ -374,6 +374,45 @@ def cohen_kappa(pairs: Iterable[tuple[Hashable, Hashable]]) -> float | None:
     return (observed - expected) / (1 - expected)
 
 
+KAPPA_CI_MIN_PAIRS = 10
+
+
+def kappa_interval(
+    pairs: Iterable[tuple[Hashable, Hashable]], z: float = 1.96
+) -> tuple[float, float] | None:
+    """Confidence interval for Cohen's κ (95% with the default ``z``): κ ± z·SE, clipped to
+    [-1, 1], with the large-sample standard error of Fleiss, Cohen & Everitt (1969):
+
+        Var(κ) = [Σ_i p_ii((1−p_e) − (p_i· + p_·i)(1−p_o))² + (1−p_o)² Σ_{i≠j} p_ij(p_·i + p_j·)²
+                  − (p_o·p_e − 2p_e + p_o)²] / (n (1−p_e)⁴)
+
+    None with fewer than ``KAPPA_CI_MIN_PAIRS`` pairs (the large-sample formula then badly
+    understates the uncertainty), or when p_e = 1 (κ is then a convention, see above).
+    """
+    pairs = list(pairs)
+    n = len(pairs)
+    if n < KAPPA_CI_MIN_PAIRS:
+        return None
+    cells = Counter(pairs)
+    row = Counter(a for a, _ in pairs)
+    col = Counter(b for _, b in pairs)
+    categories = set(row) | set(col)
+    p_o = sum(cells[(c, c)] for c in categories) / n
+    p_e = sum(row[c] * col[c] for c in categories) / (n * n)
+    if p_e >= 1:
+        return None
+    kappa = (p_o - p_e) / (1 - p_e)
+    diagonal = sum(
+        cells[(c, c)] / n * ((1 - p_e) - (row[c] + col[c]) / n * (1 - p_o)) ** 2 for c in categories
+    )
+    off = sum(count / n * ((col[a] + row[b]) / n) ** 2 for (a, b), count in cells.items() if a != b)
+    variance = (diagonal + (1 - p_o) ** 2 * off - (p_o * p_e - 2 * p_e + p_o) ** 2) / (
+        n * (1 - p_e) ** 4
+    )
+    half = z * math.sqrt(max(variance, 0.0))
+    return max(-1.0, kappa - half), min(1.0, kappa + half)
+
+
 def confusion_matrix(
     pairs: Iterable[tuple[Hashable, Hashable]], categories: Sequence[Hashable] | None = None
 ) -> dict[str, Any]:
@@ -421,8 +460,10 @@ def _step_pairs(
     left_author: Hashable,
     right_author: Hashable,
     reviewed: Mapping[Hashable, set],
+    units: list | None = None,
 ) -> list[tuple[Hashable, Hashable]]:
-    """Pairs for one author against another over the trajectories both reviewed."""
+    """Pairs for one author against another over the trajectories both reviewed (and, into
+    ``units``, the same pairs with their trajectory, step and authors)."""
     shared = reviewed.get(left_author, set()) & reviewed.get(right_author, set())
     steps = {
         (traj, step)
@@ -439,6 +480,13 @@ def _step_pairs(
                 None if b is None else _get(b, "flaw_type"),
             )
         )
+    if units is not None:  # which steps the pairs are, for opening a confusion-matrix cell
+        ordered = sorted(steps, key=lambda s: (str(s[0]), s[1]))
+        units.extend(
+            {"a": a, "b": b, "trajectory_id": traj, "step_index": step,
+             "left_author": left_author, "right_author": right_author}
+            for (a, b), (traj, step) in zip(pairs, ordered, strict=True)
+        )  # fmt: skip
     return pairs
 
 
@@ -487,7 +535,8 @@ def agreement(
     With several authors on a side (humans vs the model) the pairs of every author pairing are
     pooled. Returns ``{"pairs": n, "rater_pairs": number of author pairings that contributed,
     "observed_agreement": share of equal pairs or None, "kappa": κ or None, "confusion":
-    confusion_matrix(...)}`` with rows = left.
+    confusion_matrix(...), "kappa_ci": kappa_interval(...), "units": the pairs with their
+    trajectory, step and authors}`` with rows = left.
     """
     current = _current_labels(labels)
     reviewed = list(reviewed or ())
@@ -497,14 +546,14 @@ def agreement(
     left_authors = sorted({_get(r, "author") for r in records if left_of(r)}, key=str)
     right_authors = sorted({_get(r, "author") for r in records if right_of(r)}, key=str)
     reviewed_by = _reviewed_by_author(current, reviewed)
-    pairs, rater_pairs = [], 0
+    pairs, rater_pairs, units = [], 0, []
     for a, b in itertools.product(left_authors, right_authors):
         if a == b:
             continue
-        found = _step_pairs(current, a, b, reviewed_by)
+        found = _step_pairs(current, a, b, reviewed_by, units)
         rater_pairs += bool(found)
         pairs.extend(found)
-    return _agreement_result(pairs, rater_pairs, categories)
+    return {**_agreement_result(pairs, rater_pairs, categories), "units": units}
 
 
 def _agreement_result(
@@ -515,6 +564,7 @@ def _agreement_result(
         "rater_pairs": rater_pairs,
         "observed_agreement": _ratio(sum(a == b for a, b in pairs), len(pairs)),
         "kappa": cohen_kappa(pairs),
+        "kappa_ci": kappa_interval(pairs),
         "confusion": confusion_matrix(pairs, categories),
     }
 
@@ -554,6 +604,7 @@ def reviewer_agreement(
                 "shared_steps": len(both),
                 "observed_agreement": _ratio(sum(x == y for x, y in pairs), len(pairs)),
                 "kappa": cohen_kappa(pairs),
+                "kappa_ci": kappa_interval(pairs),
             }
         )
     return rows

@@ -2,7 +2,18 @@ from __future__ import annotations
 
 from django.urls import path
 
-from .views import agreement, batches, datasets, imports, jobs, problems, review, trajectories
+from .views import (
+    agreement,
+    batches,
+    comments,
+    compare,
+    datasets,
+    imports,
+    jobs,
+    problems,
+    review,
+    trajectories,
+)
 
 urlpatterns = [
     path("", problems.problem_list, name="curation-problem-list"),
@@ -54,7 +65,7 @@ urlpatterns = [
     ),
     path(
         "trajectories/<int:left>/compare/<int:right>/",
-        review.trajectory_compare,
+        compare.trajectory_compare,
         name="curation-trajectory-compare",
     ),
     path("batches/", batches.batch_list, name="curation-batch-list"),
@@ -74,6 +85,28 @@ urlpatterns = [
         name="curation-dataset-download",
     ),
     path("agreement/", agreement.agreement_page, name="curation-agreement"),
+    path("agreement/cell", agreement.agreement_cell, name="curation-agreement-cell"),
+    path("trajectories/<int:pk>/comments", comments.comment_create, name="curation-comment-create"),
+    path(
+        "trajectories/<int:pk>/comments/<int:comment>/resolve",
+        comments.comment_resolve_view,
+        name="curation-comment-resolve",
+    ),
     path("review/", review.review_queue_page, name="curation-review-queue"),
     path("review/next", review.review_next_view, name="curation-review-next"),
+    path("review/export", review.review_export_view, name="curation-review-export"),
+    path("review/assign", review.review_assign_view, name="curation-review-assign"),
+    path(
+        "review/batches/<int:pk>/approvals",
+        review.batch_review_policy_view,
+        name="curation-batch-review-policy",
+    ),
+    path("review/adjudication/", review.adjudication_page, name="curation-review-adjudication"),
+    path("trajectories/<int:pk>/lock/renew", review.lock_renew, name="curation-lock-renew"),
+    path(
+        "trajectories/<int:pk>/lock/take-over",
+        review.lock_take_over,
+        name="curation-lock-take-over",
+    ),
+    path("trajectories/<int:pk>/lock/release", review.lock_release, name="curation-lock-release"),
 ]

@@ -7,7 +7,14 @@ from .datasets import DatasetEntry, DatasetVersion
 from .endpoints import ModelEndpoint
 from .jobs import Job
 from .problems import AnswerFlag, AnswerStatus, AnswerVersion, Benchmark, Problem
-from .reviews import ReviewDecision, ReviewLock
+from .reviews import (
+    BatchReviewPolicy,
+    Comment,
+    LockTakeover,
+    ReviewAssignment,
+    ReviewDecision,
+    ReviewLock,
+)
 from .taxonomy import FlawCategory, FlawType
 from .trajectories import Diagnosis, FlawLabel, Hint, Trajectory
 
@@ -17,8 +24,10 @@ __all__ = [
     "AnswerVersion",
     "Batch",
     "BatchItem",
+    "BatchReviewPolicy",
     "BatchRound",
     "Benchmark",
+    "Comment",
     "DatasetEntry",
     "DatasetVersion",
     "Diagnosis",
@@ -27,8 +36,10 @@ __all__ = [
     "FlawType",
     "Hint",
     "Job",
+    "LockTakeover",
     "ModelEndpoint",
     "Problem",
+    "ReviewAssignment",
     "ReviewDecision",
     "ReviewLock",
     "Trajectory",

@@ -130,7 +130,26 @@ def dataset_card(name, note, chosen, counts, summary, content_hash, filters) -> 
     for (bench, repo, commit), licence in sorted(sources.items()):
         origin = f"{repo} @ {commit[:12]}" if repo else "CALM Studio"
         lines.append(f"- {bench}: {origin}; licence: {licence}")
+    lines.extend(_open_comments_lines(chosen))
     return "\n".join(lines) + "\n"
+
+
+def _open_comments_lines(chosen) -> list[str]:
+    """A golden trajectory that still has open review comments is named in the card."""
+    from ..models import Comment
+
+    ids = sorted(
+        set(
+            Comment.objects.filter(
+                trajectory__in=[t.pk for t in chosen], resolved_at=None
+            ).values_list("trajectory_id", flat=True)
+        )
+    )
+    if not ids:
+        return []
+    listed = ", ".join(f"#{i}" for i in ids)
+    return ["", "## Open review comments", "",
+            f"{len(ids)} trajectories still have open comments: {listed}."]  # fmt: skip
 
 
 def dataset_file(version: DatasetVersion, name: str) -> Path:

@@ -165,7 +165,7 @@ class LivePreview:
         self._last = now
         items = [
             {"index": self.offset + p.index, "text": p.text[-self.TAIL_CHARS :], "tokens": p.tokens,
-             "code_calls": p.code_calls, "finished": p.finished}
+             "code_calls": p.code_calls, "finished": p.finished, "chars": len(p.text)}
             for p in progress
         ]  # fmt: skip
         Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING).update(live={"items": items})

@@ -1,15 +1,49 @@
-"""Review workflow: expiring locks, next-in-queue, decisions."""
+"""Review workflow: locks that hold (taken, renewed, taken over by a lead), the next item of a
+reviewer's queue, assignments, decisions and the number of approvals a batch needs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from ..models import ReviewDecision, ReviewLock, Trajectory
+from ..models import (
+    Batch,
+    BatchReviewPolicy,
+    LockTakeover,
+    ReviewAssignment,
+    ReviewDecision,
+    ReviewLock,
+    Trajectory,
+)
+from ..roles import Role, has_role
+
+
+class ReviewError(ValueError):
+    """A review action that is refused; the message is written for the person who tried."""
+
+
+class LockHeld(ReviewError):
+    def __init__(self, lock: ReviewLock) -> None:
+        self.lock = lock
+        super().__init__(
+            f"Trajectory #{lock.trajectory_id} is being reviewed by {lock.reviewer} until "
+            f"{timezone.localtime(lock.locked_until):%H:%M} UTC; nothing was changed. "
+            "A lead can take it over."
+        )
+
+
+def review_lock_holder(*, trajectory: Trajectory) -> ReviewLock | None:
+    """The live (unexpired) lock on the trajectory, or None."""
+    return (
+        ReviewLock.objects.select_related("reviewer")
+        .filter(trajectory=trajectory, locked_until__gte=timezone.now())
+        .first()
+    )
 
 
 def review_lock_acquire(*, trajectory: Trajectory, reviewer) -> bool:
@@ -32,27 +66,136 @@ def review_lock_acquire(*, trajectory: Trajectory, reviewer) -> bool:
         return False  # someone else's live lock exists
 
 
+def review_lock_require(*, trajectory: Trajectory, user) -> None:
+    """Let ``user`` act on the trajectory (label, hint, decide) only as the lock's holder.
+
+    A free trajectory is locked for them on the way; someone else's live lock raises
+    ``LockHeld``, leads included (a lead takes over explicitly, and that is recorded)."""
+    if not review_lock_acquire(trajectory=trajectory, reviewer=user):
+        lock = review_lock_holder(trajectory=trajectory)
+        if lock is None:  # it expired between the two reads: try once more
+            if review_lock_acquire(trajectory=trajectory, reviewer=user):
+                return
+            lock = review_lock_holder(trajectory=trajectory)
+        raise LockHeld(lock)
+
+
+def review_lock_renew(*, trajectory: Trajectory, reviewer) -> ReviewLock | None:
+    """Extend the reviewer's lock while they are active; None if someone else holds it."""
+    if not review_lock_acquire(trajectory=trajectory, reviewer=reviewer):
+        return None
+    return review_lock_holder(trajectory=trajectory)
+
+
 def review_lock_release(*, trajectory: Trajectory, reviewer) -> None:
     ReviewLock.objects.filter(trajectory=trajectory, reviewer=reviewer).delete()
 
 
-def review_next(*, reviewer, queue) -> Trajectory | None:
-    """Lock and return the first trajectory of ``queue`` (a queryset) nobody else holds."""
+def review_lock_take_over(*, trajectory: Trajectory, lead) -> LockTakeover:
+    """A lead takes the trajectory's lock from whoever holds it; the takeover is recorded."""
+    if not has_role(lead, Role.LEAD):
+        raise ReviewError("Only a lead can take over a trajectory someone else is reviewing.")
     now = timezone.now()
-    free = queue.exclude(Q(review_lock__locked_until__gte=now) & ~Q(review_lock__reviewer=reviewer))
+    until = now + timedelta(minutes=settings.REVIEW_LOCK_MINUTES)
+    with transaction.atomic():
+        # Row lock: a reviewer renewing at the same moment waits, then finds the lead's lock.
+        lock = ReviewLock.objects.select_for_update().filter(trajectory=trajectory).first()
+        previous = None
+        if lock is not None and lock.locked_until >= now and lock.reviewer_id != lead.pk:
+            previous = lock.reviewer
+        ReviewLock.objects.update_or_create(
+            trajectory=trajectory, defaults={"reviewer": lead, "locked_until": until}
+        )
+        return LockTakeover.objects.create(
+            trajectory=trajectory, taken_by=lead, taken_from=previous
+        )
+
+
+def review_next(*, reviewer, queue: QuerySet[Trajectory], current: int | None = None):
+    """Lock and return the next trajectory of ``queue`` for this reviewer, or None.
+
+    Skips what anyone holds (the reviewer's own other items included: they are already on
+    their desk), what the reviewer has decided, branches of their own hints (their approval
+    would not count) and ``current``, the item they are leaving."""
+    now = timezone.now()
+    decided = ReviewDecision.objects.filter(
+        trajectory=OuterRef("pk"), author=reviewer, superseded=False
+    )
+    free = (
+        queue.exclude(review_lock__locked_until__gte=now)
+        .exclude(Exists(decided))
+        .exclude(origin_hint__author_user=reviewer)
+    )
+    if current is not None:
+        free = free.exclude(pk=current)
     for trajectory in free[:20]:
+        # Another reviewer may win the race for this one; then try the following.
         if review_lock_acquire(trajectory=trajectory, reviewer=reviewer):
             return trajectory
     return None
 
 
 def review_decide(*, trajectory: Trajectory, decision: str, by, reason: str = "") -> ReviewDecision:
-    """Record a decision (approve as golden, reject, needs work) and release the lock."""
+    """Record a person's decision (approve as golden, reject, needs work), which supersedes
+    their earlier one, and release their lock.
+
+    Refused when someone else holds the lock, and for non-leads when a lead has decided."""
     if decision not in ReviewDecision.Decision.values:
-        raise ValueError(f"unknown decision {decision!r}")
+        raise ReviewError(f"Unknown decision {decision!r}.")
+    is_lead = has_role(by, Role.LEAD)
     with transaction.atomic():
+        # Serialise decisions on one trajectory (PostgreSQL; SQLite locks the whole file).
+        Trajectory.objects.select_for_update().filter(pk=trajectory.pk).values("pk").first()
+        if not is_lead:
+            _refuse_over_a_lead(trajectory)
+        review_lock_require(trajectory=trajectory, user=by)
+        trajectory.decisions.filter(author=by, superseded=False).update(superseded=True)
         made = ReviewDecision.objects.create(
-            trajectory=trajectory, decision=decision, reason=reason.strip(), author=by
+            trajectory=trajectory,
+            decision=decision,
+            reason=reason.strip(),
+            author=by,
+            by_lead=is_lead,
         )
         review_lock_release(trajectory=trajectory, reviewer=by)
     return made
+
+
+def _refuse_over_a_lead(trajectory: Trajectory) -> None:
+    lead_decision = (
+        trajectory.decisions.filter(superseded=False, by_lead=True).select_related("author").first()
+    )
+    if lead_decision is not None:
+        raise ReviewError(
+            f"{lead_decision.author} (a lead) decided "
+            f"“{lead_decision.get_decision_display()}”; only a lead can change it."
+        )
+
+
+def review_assign(*, trajectories: Iterable[int], reviewer, by) -> int:
+    """Put trajectories (ids) on a named reviewer's queue; returns how many were new."""
+    if not has_role(by, Role.LEAD):
+        raise ReviewError("Only a lead can assign reviews.")
+    if not has_role(reviewer, Role.REVIEWER):
+        raise ReviewError(f"{reviewer} is not a reviewer.")
+    ids = set(trajectories)
+    with transaction.atomic():
+        before = ReviewAssignment.objects.filter(reviewer=reviewer, trajectory_id__in=ids).count()
+        ReviewAssignment.objects.bulk_create(
+            [ReviewAssignment(trajectory_id=i, reviewer=reviewer, assigned_by=by) for i in ids],
+            ignore_conflicts=True,  # already assigned to them: nothing to add
+        )
+        after = ReviewAssignment.objects.filter(reviewer=reviewer, trajectory_id__in=ids).count()
+    return after - before
+
+
+def batch_review_policy_set(*, batch: Batch, required_approvals: int, by) -> BatchReviewPolicy:
+    """Set how many independent approvals make a trajectory of the batch golden."""
+    if not has_role(by, Role.LEAD):
+        raise ReviewError("Only a lead can change how many approvals a batch needs.")
+    if not 1 <= required_approvals <= 10:
+        raise ReviewError("The number of approvals must be between 1 and 10.")
+    policy, _ = BatchReviewPolicy.objects.update_or_create(
+        batch=batch, defaults={"required_approvals": required_approvals}
+    )
+    return policy

@@ -3,12 +3,13 @@ types), and between reviewers who labelled the same steps."""
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from .. import plots, stats
-from ..models import Diagnosis, FlawLabel, FlawType, ReviewDecision
+from ..models import Diagnosis, FlawLabel, FlawType, ModelEndpoint, ReviewDecision
 from ..roles import Role, role_required
 
 
@@ -45,18 +46,36 @@ def _reviewed() -> list[dict]:
     ]
 
 
+def _human_model(labels: list[dict], reviewed: list[dict]) -> dict:
+    order = list(FlawType.objects.values_list("name", flat=True))
+    return stats.agreement(
+        labels, left={"source": "human"}, right={"source": "model"}, reviewed=reviewed,
+        categories=[*order, None],
+    )  # fmt: skip
+
+
+def _label(value) -> str:
+    return stats.NO_FLAW_LABEL if value is None else str(value)
+
+
 @require_GET
 @role_required(Role.REVIEWER)
 def agreement_page(request: HttpRequest) -> HttpResponse:
     labels, reviewed = _labels(), _reviewed()
-    order = list(FlawType.objects.values_list("name", flat=True))
-    human_model = stats.agreement(
-        labels, left={"source": "human"}, right={"source": "model"}, reviewed=reviewed,
-        categories=[*order, None],
-    )  # fmt: skip
+    human_model = _human_model(labels, reviewed)
     confusion = human_model["confusion"]
+    rows = [
+        {
+            "label": label,
+            "cells": [
+                {"col": col, "n": n} for col, n in zip(confusion["labels"], row, strict=True)
+            ],
+        }
+        for label, row in zip(confusion["labels"], confusion["matrix"], strict=True)
+    ]
     context = {
         "human_model": human_model,
+        "confusion_rows": rows,
         "heatmap": plots.heatmap(
             confusion["matrix"], confusion["labels"], confusion["labels"],
             title="Human label (rows) against the Intervener's (columns)",
@@ -65,3 +84,28 @@ def agreement_page(request: HttpRequest) -> HttpResponse:
         "reviewers": stats.reviewer_agreement(labels, reviewed=reviewed),
     }  # fmt: skip
     return render(request, "curation/agreement.html", context)
+
+
+@require_GET
+@role_required(Role.REVIEWER)
+def agreement_cell(request: HttpRequest) -> HttpResponse:
+    """The steps behind one cell of the human × Intervener confusion matrix."""
+    row, col = request.GET.get("row", ""), request.GET.get("col", "")
+    units = [
+        u
+        for u in _human_model(_labels(), _reviewed())["units"]
+        if _label(u["a"]) == row and _label(u["b"]) == col
+    ]
+    users = dict(get_user_model().objects.values_list("pk", "username"))
+    endpoints = dict(ModelEndpoint.objects.values_list("pk", "name"))
+
+    def name(author: str) -> str:
+        kind, _, pk = author.partition(":")
+        names = users if kind == "user" else endpoints
+        return names.get(int(pk), author) if pk.isdigit() else author
+
+    steps = [
+        {**u, "human": name(u["left_author"]), "model": name(u["right_author"])} for u in units
+    ]
+    context = {"row": row, "col": col, "steps": steps}
+    return render(request, "curation/agreement_cell.html", context)

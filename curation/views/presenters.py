@@ -18,6 +18,7 @@ class StepView:
     result: dict
     has_hint: bool
     labels: list = field(default_factory=list)
+    comments: list = field(default_factory=list)
 
     @property
     def number(self) -> int:

@@ -1,40 +1,86 @@
-"""Review queue, next-in-queue, and side-by-side comparison of branches."""
+"""The review queue (page links, assignment by leads), next-in-queue, the lock of a
+trajectory (renew, take over, release) and the leads' adjudication list."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from ..models import Benchmark, Trajectory
+from ..models import Batch, Benchmark, LockTakeover, Trajectory
+from ..review_export import as_csv, as_jsonl, review_rows
+from ..review_selectors import (
+    batch_trajectories,
+    current_decisions,
+    disputed_trajectories,
+    review_queue,
+    trajectories_filtered,
+)
 from ..roles import Role, role_required
-from ..selectors import review_queue
-from ..services.reviews import review_next
-from .presenters import step_views
+from ..services.reviews import (
+    ReviewError,
+    batch_review_policy_set,
+    review_assign,
+    review_lock_holder,
+    review_lock_release,
+    review_lock_renew,
+    review_lock_take_over,
+    review_next,
+)
 
 FILTERS = ("benchmark", "correctness", "flaws", "source", "candidates")
+SESSION_FILTERS = "review_filters"
 
 
-def _filters(request: HttpRequest) -> dict:
-    return {name: request.GET.get(name, "")[:50] for name in FILTERS}
+def _filters(data) -> dict:
+    return {name: data.get(name, "")[:50] for name in FILTERS}
+
+
+def queue_filters(request: HttpRequest) -> dict:
+    """The filters the reviewer last chose on the queue (kept in their session), so ``n``
+    on a trajectory page stays inside them."""
+    return {**dict.fromkeys(FILTERS, ""), **request.session.get(SESSION_FILTERS, {})}
+
+
+def next_in_queue(request: HttpRequest, *, current: int | None = None) -> HttpResponse:
+    """Lock the reviewer's next item within their filters and open it (or go to the queue)."""
+    queue = review_queue(**queue_filters(request), reviewer=request.user)
+    trajectory = review_next(reviewer=request.user, queue=queue, current=current)
+    if trajectory is None:
+        messages.info(request, "Nothing else awaits you in the review queue (with your filters).")
+        return redirect("curation-review-queue")
+    return redirect(f"{trajectory.get_absolute_url()}?from=queue")
 
 
 @require_GET
 @vary_on_headers("HX-Request")
 @role_required(Role.REVIEWER)
 def review_queue_page(request: HttpRequest) -> HttpResponse:
-    filters = _filters(request)
-    page = Paginator(review_queue(**filters), 50).get_page(request.GET.get("page"))
+    filters = _filters(request.GET)
+    request.session[SESSION_FILTERS] = filters
+    queue = review_queue(**filters, reviewer=request.user)
+    page = Paginator(queue, 50).get_page(request.GET.get("page"))
+    query = urlencode({k: v for k, v in filters.items() if v})
     context = {
         "page": page,
         "filters": filters,
+        "query": query,
         "benchmarks": Benchmark.objects.all(),
         "sources": Trajectory.Source.choices,
         "now": timezone.now(),
+        "reviewers": get_user_model()
+        .objects.filter(groups__name__in=["reviewer", "lead"])
+        .distinct()
+        .order_by("username"),
     }
     template = "curation/review_queue.html"
     if request.htmx:
@@ -45,45 +91,128 @@ def review_queue_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 @role_required(Role.REVIEWER)
 def review_next_view(request: HttpRequest) -> HttpResponse:
-    """Lock the next trajectory nobody else is reviewing and open it."""
-    filters = {name: request.POST.get(name, "")[:50] for name in FILTERS}
-    trajectory = review_next(reviewer=request.user, queue=review_queue(**filters))
-    if trajectory is None:
-        messages.info(request, "The review queue is empty.")
-        return redirect("curation-review-queue")
-    return redirect(f"{trajectory.get_absolute_url()}?from=queue")
+    """Lock the next trajectory of the reviewer's queue and open it. From the queue page
+    the form carries the filters; from a trajectory page, the session's and ``current``."""
+    if "benchmark" in request.POST:
+        request.session[SESSION_FILTERS] = _filters(request.POST)
+    current = request.POST.get("current", "")
+    return next_in_queue(request, current=int(current) if current.isdigit() else None)
+
+
+@require_POST
+@role_required(Role.LEAD)
+def review_assign_view(request: HttpRequest) -> HttpResponse:
+    """Assign the ticked trajectories, or the whole filtered queue, to a named reviewer."""
+    reviewer = get_user_model().objects.filter(pk=request.POST.get("reviewer") or 0).first()
+    filters = _filters(request.POST)
+    if request.POST.get("scope") == "filter":
+        ids = list(review_queue(**filters).values_list("pk", flat=True))
+    else:
+        ids = [int(i) for i in request.POST.getlist("trajectory") if i.isdigit()]
+    if reviewer is None or not ids:
+        messages.error(request, "Choose a reviewer and at least one trajectory to assign.")
+    else:
+        try:
+            added = review_assign(trajectories=ids, reviewer=reviewer, by=request.user)
+            messages.success(request, f"Assigned {added} trajectories to {reviewer}.")
+        except ReviewError as exc:
+            messages.error(request, str(exc))
+    query = urlencode({k: v for k, v in filters.items() if v})
+    return redirect(f"{reverse('curation-review-queue')}?{query}")
+
+
+def lock_context(trajectory: Trajectory) -> dict:
+    """What the lock badge shows: the holder and until when, and the recorded takeovers."""
+    return {
+        "t": trajectory,
+        "lock": review_lock_holder(trajectory=trajectory),
+        "takeovers": LockTakeover.objects.filter(trajectory=trajectory).select_related(
+            "taken_by", "taken_from"
+        )[:5],
+        "renew_every_s": settings.REVIEW_LOCK_RENEW_S,
+    }
+
+
+@require_POST
+@role_required(Role.REVIEWER)
+def lock_renew(request: HttpRequest, pk: int) -> HttpResponse:
+    """The page calls this while the reviewer is active: extend their lock, or take a free
+    one; show who holds it either way."""
+    trajectory = get_object_or_404(Trajectory, pk=pk)
+    review_lock_renew(trajectory=trajectory, reviewer=request.user)
+    if not request.htmx:
+        return redirect(trajectory)
+    return render(request, "curation/_lock_status.html", lock_context(trajectory))
+
+
+@require_POST
+@role_required(Role.LEAD)
+def lock_take_over(request: HttpRequest, pk: int) -> HttpResponse:
+    trajectory = get_object_or_404(Trajectory, pk=pk)
+    takeover = review_lock_take_over(trajectory=trajectory, lead=request.user)
+    who = takeover.taken_from or "nobody"
+    messages.success(request, f"You took trajectory #{pk} over from {who}.")
+    return redirect(trajectory)
+
+
+@require_POST
+@role_required(Role.REVIEWER)
+def lock_release(request: HttpRequest, pk: int) -> HttpResponse:
+    trajectory = get_object_or_404(Trajectory, pk=pk)
+    review_lock_release(trajectory=trajectory, reviewer=request.user)
+    messages.info(request, f"You released trajectory #{pk}.")
+    return redirect("curation-review-queue")
 
 
 @require_GET
-@role_required(Role.REVIEWER)
-def trajectory_compare(request: HttpRequest, left: int, right: int) -> HttpResponse:
-    a = get_object_or_404(Trajectory.objects.select_related("problem__benchmark"), pk=left)
-    b = get_object_or_404(Trajectory.objects.select_related("problem__benchmark"), pk=right)
-    if a.problem_id != b.problem_id:
-        messages.error(request, "Only branches of the same problem can be compared.")
-        return redirect(a.get_absolute_url())
-    branch_at = b.branch_step if b.parent_id == a.pk else None
-    if branch_at is None and a.parent_id == b.pk:
-        branch_at = a.branch_step
-    hint = getattr(b, "origin_hint", None) if b.parent_id == a.pk else None
-    lefts, rights = step_views(a.steps), step_views(b.steps)
-    rows = []
-    for i in range(max(len(lefts), len(rights))):
-        left_step = lefts[i] if i < len(lefts) else None
-        right_step = rights[i] if i < len(rights) else None
-        same = (
-            left_step is not None
-            and right_step is not None
-            and (left_step.reasoning, left_step.code) == (right_step.reasoning, right_step.code)
+@role_required(Role.LEAD)
+def adjudication_page(request: HttpRequest) -> HttpResponse:
+    """Approve against reject: both sides with their reasons, for a lead to settle."""
+    rows = [
+        {"t": t, "decisions": list(current_decisions(t))} for t in disputed_trajectories()[:200]
+    ]
+    return render(request, "curation/review_adjudication.html", {"rows": rows})
+
+
+@require_POST
+@role_required(Role.LEAD)
+def batch_review_policy_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set how many independent approvals make a trajectory of this batch golden."""
+    batch = get_object_or_404(Batch, pk=pk)
+    raw = request.POST.get("required_approvals", "")
+    try:
+        policy = batch_review_policy_set(
+            batch=batch, required_approvals=int(raw) if raw.isdigit() else 0, by=request.user
         )
-        rows.append(
-            {
-                "index": i,
-                "left": left_step,
-                "right": right_step,
-                "same": same,
-                "is_branch": i == branch_at,
-            }
-        )
-    context = {"a": a, "b": b, "rows": rows, "branch_at": branch_at, "hint": hint}
-    return render(request, "curation/trajectory_compare.html", context)
+        messages.success(request, f"{batch}: {policy.required_approvals} approval(s) make golden.")
+    except ReviewError as exc:
+        messages.error(request, str(exc))
+    return redirect("curation-batch-detail", pk=batch.pk)
+
+
+EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+
+
+@require_GET
+@role_required(Role.LEAD)
+def review_export_view(request: HttpRequest) -> HttpResponse:
+    """Labels, comments and decisions of a batch (``batch``) or of a queue filter, with
+    provenance, as CSV or JSON Lines (streamed: a large batch is not built in memory)."""
+    fmt = request.GET.get("format", "csv")
+    if fmt not in EXPORT_TYPES:
+        return HttpResponseBadRequest("format must be csv or jsonl", content_type="text/plain")
+    batch = request.GET.get("batch", "")
+    if batch:
+        if not batch.isdigit():
+            return HttpResponseBadRequest("batch must be a batch id", content_type="text/plain")
+        trajectories = batch_trajectories(get_object_or_404(Batch, pk=int(batch)))
+        scope = f"batch-{batch}"
+    else:
+        trajectories = trajectories_filtered(**_filters(request.GET))
+        scope = "filter"
+    rows = review_rows(trajectories)
+    response = StreamingHttpResponse(
+        as_csv(rows) if fmt == "csv" else as_jsonl(rows), content_type=EXPORT_TYPES[fmt]
+    )
+    response["Content-Disposition"] = f'attachment; filename="review-{scope}.{fmt}"'
+    return response

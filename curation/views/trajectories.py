@@ -11,19 +11,22 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from ..forms_review import DecisionForm, FlawLabelForm, HintForm
-from ..models import Diagnosis, FlawType, Job, Trajectory
+from ..models import Diagnosis, FlawType, Job, ReviewDecision, Trajectory
+from ..review_selectors import current_decisions, review_state_of
 from ..roles import Role, role_required
-from ..selectors import (
-    current_labels,
-    label_history,
-    latest_decision,
-    review_queue,
-    trajectory_tree,
-)
+from ..selectors import current_labels, label_history, trajectory_tree
+from ..services.comments import comments_by_step
 from ..services.generation import GenerationError, diagnosis_request, hint_insert
 from ..services.labels import LabelError, flaw_label_set
-from ..services.reviews import review_decide, review_next
+from ..services.reviews import (
+    LockHeld,
+    ReviewError,
+    review_decide,
+    review_lock_acquire,
+    review_lock_require,
+)
 from .presenters import flaw_options, step_views
+from .review import lock_context, next_in_queue
 
 
 def _get_trajectory(pk: int) -> Trajectory:
@@ -32,18 +35,30 @@ def _get_trajectory(pk: int) -> Trajectory:
     )
 
 
+def _steps(trajectory: Trajectory) -> tuple[list, dict]:
+    """The step cards (labels and comment threads attached) and the comment threads."""
+    threads = comments_by_step(trajectory)
+    views = step_views(trajectory.steps, current_labels(trajectory))
+    for view in views:
+        view.comments = threads.get(view.index, [])
+    return views, threads
+
+
 def _page_context(request: HttpRequest, trajectory: Trajectory) -> dict:
-    labels = current_labels(trajectory)
+    steps, threads = _steps(trajectory)
     diagnoses = list(
         trajectory.diagnoses.select_related("flaw_type", "endpoint").order_by("-created_at")[:5]
     )
     return {
         "t": trajectory,
         "problem": trajectory.problem,
-        "steps": step_views(trajectory.steps, labels),
+        "steps": steps,
+        "trajectory_comments": threads.get(None, []),
         "flaw_options": flaw_options(FlawType.objects.filter(active=True)),
         "focus": request.GET.get("step", ""),
-        "decision": latest_decision(trajectory),
+        "review": review_state_of(trajectory),
+        "decisions": list(current_decisions(trajectory)),
+        **lock_context(trajectory),
         "diagnoses": diagnoses,
         "suggestion": next((d for d in diagnoses if _is_open_suggestion(d)), None),
         "active_jobs": _active_jobs(trajectory),
@@ -80,7 +95,20 @@ def _is_open_suggestion(diagnosis: Diagnosis) -> bool:
 @role_required(Role.REVIEWER)
 def trajectory_detail(request: HttpRequest, pk: int) -> HttpResponse:
     trajectory = _get_trajectory(pk)
+    if request.GET.get("from") == "queue" and not review_lock_acquire(
+        trajectory=trajectory, reviewer=request.user
+    ):
+        messages.warning(request, "Someone else is reviewing this trajectory (see its lock).")
     return render(request, "curation/trajectory_detail.html", _page_context(request, trajectory))
+
+
+def _refused(request: HttpRequest, trajectory: Trajectory) -> str | None:
+    """Why the user may not change this trajectory now (someone else holds its lock)."""
+    try:
+        review_lock_require(trajectory=trajectory, user=request.user)
+    except LockHeld as exc:
+        return str(exc)
+    return None
 
 
 @require_POST
@@ -88,7 +116,12 @@ def trajectory_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def step_label(request: HttpRequest, pk: int, step: int) -> HttpResponse:
     trajectory = _get_trajectory(pk)
     form = FlawLabelForm(request.POST)
-    if form.is_valid():
+    refusal = _refused(request, trajectory)
+    status = 409 if refusal else 400
+    if refusal:
+        form.is_valid()
+        form.add_error(None, refusal)
+    elif form.is_valid():
         try:
             flaw_label_set(
                 trajectory=trajectory,
@@ -104,19 +137,26 @@ def step_label(request: HttpRequest, pk: int, step: int) -> HttpResponse:
         if form.errors:
             messages.error(request, form.errors.as_text())
         return redirect(f"{trajectory.get_absolute_url()}?step={step}#step-{step}")
-    view = step_views(trajectory.steps, current_labels(trajectory))
+    view, _ = _steps(trajectory)
     if not 0 <= step < len(view):
-        return HttpResponse(form.errors.as_text(), status=400)
+        return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
     options = flaw_options(FlawType.objects.filter(active=True))
-    context = {"t": trajectory, "s": view[step], "flaw_options": options}
-    return render(request, "curation/_step_card.html", context, status=400 if form.errors else 200)
+    context = {"t": trajectory, "s": view[step], "flaw_options": options, "form": form}
+    return render(
+        request, "curation/_step_card.html", context, status=status if form.errors else 200
+    )
 
 
 @require_GET
 @role_required(Role.REVIEWER)
 def step_history(request: HttpRequest, pk: int, step: int) -> HttpResponse:
     trajectory = _get_trajectory(pk)
-    context = {"t": trajectory, "step": step, "history": label_history(trajectory, step)}
+    context = {
+        "t": trajectory,
+        "step": step,
+        "history": label_history(trajectory, step),
+        "comments": comments_by_step(trajectory).get(step, []),
+    }
     template = "curation/step_history.html"
     if request.htmx:
         template += "#history"
@@ -127,6 +167,10 @@ def step_history(request: HttpRequest, pk: int, step: int) -> HttpResponse:
 @role_required(Role.REVIEWER)
 def hint_create(request: HttpRequest, pk: int) -> HttpResponse:
     trajectory = _get_trajectory(pk)
+    refusal = _refused(request, trajectory)
+    if refusal:
+        messages.error(request, f"The hint was not inserted: {refusal}")
+        return redirect(trajectory.get_absolute_url())
     form = HintForm(request.POST)
     if not form.is_valid():
         messages.error(request, "The hint was not inserted: " + form.errors.as_text())
@@ -175,20 +219,22 @@ def suggestion_dismiss(request: HttpRequest, pk: int, diagnosis: int) -> HttpRes
 def trajectory_decide(request: HttpRequest, pk: int) -> HttpResponse:
     trajectory = _get_trajectory(pk)
     form = DecisionForm(request.POST)
+    decided = False
     if form.is_valid():
-        review_decide(
-            trajectory=trajectory,
-            decision=form.cleaned_data["decision"],
-            reason=form.cleaned_data["reason"],
-            by=request.user,
-        )
-        messages.success(request, f"Trajectory #{trajectory.pk}: {form.cleaned_data['decision']}.")
+        try:
+            review_decide(
+                trajectory=trajectory,
+                decision=form.cleaned_data["decision"],
+                reason=form.cleaned_data["reason"],
+                by=request.user,
+            )
+            decided = True
+            label = dict(ReviewDecision.Decision.choices)[form.cleaned_data["decision"]]
+            messages.success(request, f"Trajectory #{trajectory.pk}: {label}.")
+        except ReviewError as exc:
+            messages.error(request, f"Nothing was decided: {exc}")
     else:
         messages.error(request, form.errors.as_text())
-    if request.POST.get("next") == "queue":
-        upcoming = review_next(reviewer=request.user, queue=review_queue())
-        if upcoming is None:
-            messages.info(request, "The review queue is empty.")
-            return redirect("curation-review-queue")
-        return redirect(f"{upcoming.get_absolute_url()}?from=queue")
+    if decided and request.POST.get("next") == "queue":
+        return next_in_queue(request, current=trajectory.pk)
     return redirect(trajectory.get_absolute_url())

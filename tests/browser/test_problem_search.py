@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
+from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -22,7 +23,9 @@ def test_a_reviewer_logs_in_and_searches_the_problem_list(live_server, page, scr
 
     # Typing searches as you type (htmx), and the URL keeps the query for links and back.
     page.fill("#search-q", "grain")
-    page.wait_for_function("document.querySelector('#result-count').innerText === '1'")
+    # A web-first assertion, not wait_for_function: the page's CSP forbids eval, which
+    # Playwright's string predicates need.
+    expect(page.locator("#result-count")).to_have_text("1")
     assert "demo-10-trucks" in page.inner_text("#problem-results")
     assert "q=grain" in page.url
     screenshot("search")

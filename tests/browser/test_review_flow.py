@@ -101,8 +101,9 @@ def test_a_reviewer_hints_a_step_watches_the_branch_and_approves_with_the_keyboa
         page.keyboard.press("n")
     page.wait_for_selector("#pinned")
     first_id = int(page.url.split("/trajectories/")[1].split("/")[0])
+    page.keyboard.press("a")  # asks first; Enter confirms
     with page.expect_navigation():
-        page.keyboard.press("a")
+        page.keyboard.press("Enter")
     decision = ReviewDecision.objects.get(trajectory_id=first_id)
     assert (decision.decision, decision.author) == ("approved", reviewer)
     # Approving from the queue moved on to the next trajectory awaiting review.

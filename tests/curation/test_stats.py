@@ -386,6 +386,7 @@ def test_it_computes_pairwise_reviewer_agreement():
             "observed_agreement": 0.5,
             # a: {manual 1, domain 1}, b: {manual 1, None 1}: p_e = 1/4, κ = (1/2 − 1/4) / (3/4)
             "kappa": pytest.approx(1 / 3),
+            "kappa_ci": None,  # too few pairs for an interval
         }
     ]
     assert stats.reviewer_agreement([]) == []

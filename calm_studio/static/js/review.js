@@ -87,15 +87,40 @@
     });
   }
 
+  // a and r change what becomes training data: they ask first (Enter confirms, Esc cancels).
+  function confirmDecision(buttonId, what) {
+    const dialog = document.getElementById("confirm-decision");
+    const button = document.getElementById(buttonId);
+    if (!dialog || !button) return;
+    document.getElementById("confirm-what").textContent = what;
+    dialog.returnValue = "";
+    dialog.onclose = () => { if (dialog.returnValue === "yes") button.click(); };
+    dialog.showModal();
+    document.getElementById("confirm-yes").focus();
+  }
+
+  // Renew the lock while the reviewer is active: any key, click or scroll since the last
+  // renewal counts; an idle page lets the lock expire for others.
+  let active = false;
+  ["keydown", "click", "scroll", "mousemove"].forEach((name) =>
+    document.addEventListener(name, () => (active = true), { passive: true }));
+  function renewLock() {
+    const box = document.getElementById("lock-status");
+    if (!box || !active || box.dataset.mine !== "1" || !window.htmx) return;
+    active = false;
+    htmx.ajax("POST", box.dataset.renewUrl, { target: "#lock-status", swap: "outerHTML" });
+  }
+
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey || typing(event.target)) return;
+    if (document.querySelector("dialog[open]")) return; // the dialog has the keyboard
     const key = event.key;
     if (key === "j") focusStep(current() + 1, true);
     else if (key === "k") focusStep(current() - 1, true);
     else if (key === "h") { event.preventDefault(); openHint(); }
     else if (/^[0-9]$/.test(key)) labelFocused(key);
-    else if (key === "a") document.getElementById("approve")?.click();
-    else if (key === "r") document.getElementById("reject")?.click();
+    else if (key === "a") confirmDecision("approve", "approve as golden");
+    else if (key === "r") confirmDecision("reject", "reject");
     else if (key === "n") document.getElementById("next-form")?.submit();
     else if (key === "e") toggleAll();
     else if (key === "?") document.getElementById("cheatsheet")?.showModal();
@@ -109,6 +134,8 @@
     rememberToggles();
     wireHintForms(document);
     document.getElementById("expand-all")?.addEventListener("click", toggleAll);
+    const box = document.getElementById("lock-status");
+    if (box) setInterval(renewLock, Math.max(1, Number(box.dataset.renewEvery || 60)) * 1000);
     const param = new URL(window.location).searchParams.get("step");
     if (param !== null && param !== "") focusStep(Number(param), false);
   });

@@ -30,7 +30,7 @@ def remove_flaw_type(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("curation", "0008_problem_answer_versions_and_flags")]
+    dependencies = [("curation", "0009_problem_answer_versions_and_flags")]
 
     operations = [
         migrations.AddField(

@@ -19,7 +19,7 @@ def first_versions(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("curation", "0007_alter_job_kind_alter_trajectory_source"),
+        ("curation", "0008_review_team"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
