@@ -18,7 +18,7 @@ from .backends import (
 )
 from .branching import BranchPoint, branch_point
 from .format import Step, cut_offset, split_steps, truncate_output
-from .intervener import DEFAULT_TAXONOMY, HINT_TEMPLATES, Facts, Verdict, diagnose
+from .intervener import DEFAULT_TAXONOMY, HINT_TEMPLATES, Facts, Verdict, diagnose, quote_offset
 from .prompts import Prompts, think_prefix_for
 from .rollout import (
     DEFAULT_SYSTEM_PROMPT,
@@ -64,6 +64,7 @@ __all__ = [
     "extract_final_answer",
     "judge",
     "load_backend",
+    "quote_offset",
     "rollout",
     "rollout_many",
     "run_in_sandbox",

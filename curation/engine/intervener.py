@@ -73,6 +73,9 @@ class Verdict:
     raw: str = ""
     error: str | None = None
     attempts: int = 1
+    # The first wrong sentence of the flawed step, as the Intervener quoted it: the automated
+    # hint cuts there, keeping the correct part of the step (``quote_offset``).
+    quote: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -190,6 +193,8 @@ def build_prompt(
         "0).\n"
         "- hint: one or two short sentences inserted at that step, written in the solver's own "
         "first-person voice, that say what to fix. Do not give away the final answer.\n"
+        "- quote: optional, the first wrong sentence of that step copied exactly (the hint then "
+        "goes just before it, keeping the correct part of the step), or null.\n"
         "- rationale: why, briefly, for a human reviewer.\n"
         f"Two example answers:\n{EXAMPLE_VERDICTS}\n\n"
         f"## Problem\n{problem.strip()}\n\n"
@@ -228,10 +233,35 @@ def parse_verdict(text: str, *, n_steps: int, flaw_codes: Sequence[str]) -> Verd
         raise ValueError('"hint" must be a non-empty string when the trajectory is flawed')
     if re.search(r"oxed\s*\{", hint):  # also "\x08oxed{": a JSON-decoded "\boxed{"
         raise ValueError('"hint" must not state the final answer (no \\boxed{} in a hint)')
+    quote = data.get("quote")
+    if quote is not None and not isinstance(quote, str):
+        raise ValueError('"quote" must be a string or null')
     return Verdict(
         flawless=False, step=step, flaw_type=flaw, hint=hint.strip(), rationale=rationale,
-        raw=text,
+        raw=text, quote=(quote or "").strip()[:500] or None,
     )  # fmt: skip
+
+
+def quote_offset(reasoning: str, quote: str | None) -> int | None:
+    """Where a quoted sentence starts in a step's reasoning (exact, else ignoring case and
+    spacing), or None when it is not there."""
+    if not quote:
+        return None
+    at = reasoning.find(quote)
+    if at >= 0:
+        return at
+    # Map a whitespace-collapsed, case-folded search back onto the original characters.
+    chars, index = [], []
+    for i, ch in enumerate(reasoning):
+        if ch.isspace():
+            if chars and chars[-1] == " ":
+                continue
+            ch = " "
+        chars.append(ch.lower())
+        index.append(i)
+    wanted = " ".join(quote.split()).lower()
+    at = "".join(chars).find(wanted)
+    return index[at] if at >= 0 else None
 
 
 def _one_line(text: str) -> str:

@@ -1,5 +1,6 @@
-"""Per-endpoint prompt overrides, the trajectory's route warnings and sandbox objective, and the
-"repeated failing code" flaw type (the finish reason ``repetition`` names it)."""
+"""Per-endpoint prompt overrides, the trajectory's route warnings and sandbox objective, the
+Intervener's quote and a hint's cut note, and the "repeated failing code" flaw type (the finish
+reason ``repetition`` names it)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,16 @@ class Migration(migrations.Migration):
             model_name="trajectory",
             name="warnings",
             field=models.JSONField(blank=True, default=list),
+        ),
+        migrations.AddField(
+            model_name="diagnosis",
+            name="quote",
+            field=models.TextField(blank=True),
+        ),
+        migrations.AddField(
+            model_name="hint",
+            name="cut_note",
+            field=models.CharField(blank=True, max_length=300),
         ),
         migrations.RunPython(add_flaw_type, remove_flaw_type),
     ]

@@ -103,6 +103,9 @@ class Hint(models.Model):
     char_offset = models.IntegerField(null=True, blank=True)
     token_offset = models.IntegerField(null=True, blank=True)
     text = models.TextField()
+    # How the cut was chosen when it was not plain (e.g. an Intervener's quote that is not in
+    # the step: then the hint goes before the step, and this says so).
+    cut_note = models.CharField(max_length=300, blank=True)
     flaw_type = models.ForeignKey(FlawType, null=True, blank=True, on_delete=models.SET_NULL)
     author_user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -183,6 +186,8 @@ class Diagnosis(models.Model):
     step_index = models.IntegerField(null=True, blank=True)
     flaw_type = models.ForeignKey(FlawType, null=True, blank=True, on_delete=models.SET_NULL)
     hint = models.TextField(blank=True)
+    # The first wrong sentence of the flawed step, quoted by the Intervener (may be empty).
+    quote = models.TextField(blank=True)
     rationale = models.TextField(blank=True)
     raw = models.TextField(blank=True)
     error = models.TextField(blank=True)

@@ -353,16 +353,18 @@ def _intervene(batch: Batch, items: list[BatchItem]) -> None:
 
     def branch(item: BatchItem):
         parent, diagnosis = item.trajectory, item.pending_diagnosis
+        char_offset, note = quote_cut(parent, diagnosis)
         rollout, point = engine.branch_rollout(
             backend, **branch_source(parent), step_index=diagnosis.step_index,
-            hint_text=diagnosis.hint, config=config, problem=item.problem.question,
+            char_offset=char_offset, hint_text=diagnosis.hint, config=config,
+            problem=item.problem.question,
         )  # fmt: skip
-        return rollout, point.offset
+        return rollout, point.offset, char_offset, note
 
     workers = 1 if batch.reasoner.backend == "transformers" else batch.concurrency
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(branch, items))
-    for item, (rollout, offset) in zip(items, results, strict=True):
+    for item, (rollout, offset, char_offset, note) in zip(items, results, strict=True):
         if rollout.error:
             _fail([item], engine.BackendError(rollout.error), final=False)
             continue
@@ -376,8 +378,9 @@ def _intervene(batch: Batch, items: list[BatchItem]) -> None:
             child.save()
             Hint.objects.create(
                 trajectory=parent, step_index=diagnosis.step_index, token_offset=offset,
-                text=diagnosis.hint, flaw_type=diagnosis.flaw_type,
-                author_endpoint=batch.intervener, diagnosis=diagnosis, branch=child,
+                char_offset=char_offset, cut_note=note, text=diagnosis.hint,
+                flaw_type=diagnosis.flaw_type, author_endpoint=batch.intervener,
+                diagnosis=diagnosis, branch=child,
             )  # fmt: skip
             BatchRound.objects.create(
                 item=item, number=item.rounds + 1, diagnosis=diagnosis, before=parent,
@@ -387,6 +390,22 @@ def _intervene(batch: Batch, items: list[BatchItem]) -> None:
                 trajectory=child, rounds=item.rounds + 1, pending_diagnosis=None,
                 phase=BatchItem.Phase.DIAGNOSE, state=BatchItem.State.WAITING,
             )  # fmt: skip
+
+
+def quote_cut(parent: Trajectory, diagnosis) -> tuple[int | None, str]:
+    """Where an automated hint goes inside its step: just before the sentence the Intervener
+    quoted (keeping the correct part of the step), or, when the quote is not in the step, at
+    the step's start, with a note saying so."""
+    if not diagnosis.quote:
+        return None, ""
+    reasoning = parent.steps[diagnosis.step_index].get("reasoning", "")
+    at = engine.quote_offset(reasoning, diagnosis.quote)
+    if at is None:
+        return None, (
+            f"the Intervener's quote is not in step {diagnosis.step_index}: the hint goes "
+            "before the step"
+        )[:300]
+    return at, ""
 
 
 def batches_tick() -> int:

@@ -498,7 +498,7 @@ def diagnosis_record(
         status=Diagnosis.Status.ERROR if verdict.error else Diagnosis.Status.OK,
         flawless=None if verdict.error else verdict.flawless, step_index=verdict.step,
         flaw_type=flaw_type, hint=verdict.hint or "", rationale=verdict.rationale or "",
-        raw=verdict.raw or "", error=verdict.error or "", job=job,
+        raw=verdict.raw or "", error=verdict.error or "", job=job, quote=verdict.quote or "",
     )  # fmt: skip
     if diagnosis.status == Diagnosis.Status.OK and not verdict.flawless:
         flaw_label_set(
