@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     loop.add_argument("--concurrency", type=int, default=4, help="items advanced per round")
     loop.add_argument("--out", help="where the run is kept (default var/bench/loop-<time>)")
     loop.add_argument("--json", action="store_true")
+    loop.add_argument(
+        "--report", metavar="DIR", help="print the figures of a kept run (also one cut short)"
+    )
     args = parser.parse_args(argv)
 
     # A throwaway var dir and database: a benchmark never writes into the real one. The loop
@@ -54,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     out = None
     if args.which == "loop":
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        out = Path(
-            args.out or Path(__file__).resolve().parents[2] / "var" / "bench" / f"loop-{stamp}"
-        )
+        default = Path(__file__).resolve().parents[2] / "var" / "bench" / f"loop-{stamp}"
+        out = Path(args.report or args.out or default)
+        if args.report and not (out / "loop.sqlite3").is_file():
+            parser.error(f"--report {out}: no loop.sqlite3 there")
         out.mkdir(parents=True, exist_ok=True)
         database_url = f"sqlite:///{out / 'loop.sqlite3'}"
     os.environ["DATABASE_URL"] = database_url or f"sqlite:///{var_dir}/bench.sqlite3"
@@ -73,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return run(args)
     if args.which == "loop":
-        from .loop import run
+        from .loop import report, run
 
-        return run(args, out)
+        return report(args, out) if args.report else run(args, out)
     return 2
 
 

@@ -4,6 +4,7 @@ hint → regenerate) over a problem set, the embedded model by default.
     python -m curation.bench loop                       # the 12 demo problems, embedded 1.5B
     python -m curation.bench loop --limit 2 --max-interventions 1
     python -m curation.bench loop --benchmark nl4opt --limit 20 --json
+    python -m curation.bench loop --report var/bench/loop-<time>   # a kept run, again
     python -m curation.bench loop --problems my_set.jsonl \\
         --reasoner http://gpu-host:8000/v1#Qwen/Qwen3-4B-Thinking-2507 --tokenizer /models/qwen3
 
@@ -226,6 +227,38 @@ def _print(rows: list[dict], summary: dict, args, out: Path) -> None:
         print(f"{label:<34}{value:>16}{target:>22}   {paper}")
     print(f"flaw types found: {json.dumps(s['flaw_types'])}")
     print(f"\nKept: {out}/loop.sqlite3, trajectories.jsonl, summary.json")
+
+
+def report(args, out: Path) -> int:
+    """The figures of a kept run from its database, also of one that was cut short (its
+    unfinished problems show their state)."""
+    from django.core.management import call_command
+    from django.db.models import Max
+
+    from curation.models import Batch, BatchItem, Diagnosis, Trajectory
+
+    call_command("migrate", verbosity=0)  # a run kept by an older version reads too
+    batch = Batch.objects.select_related("reasoner", "intervener").order_by("-pk").first()
+    if batch is None:
+        raise SystemExit(f"no batch in {out / 'loop.sqlite3'}")
+    # The last write of the run: a trajectory or a verdict (``update()`` leaves updated_at).
+    times = [
+        Trajectory.objects.filter(endpoint=batch.reasoner).aggregate(at=Max("created_at"))["at"],
+        Diagnosis.objects.filter(endpoint=batch.intervener).aggregate(at=Max("created_at"))["at"],
+    ]
+    last = max((t for t in times if t), default=None)
+    minutes = (last - batch.created_at).total_seconds() / 60 if last else 0.0
+    rows = _rows(batch)
+    summary = _summary(rows, minutes)
+    summary["finished"] = BatchItem.objects.filter(batch=batch, finished_at__isnull=False).count()
+    args.reasoner, args.intervener = batch.reasoner.name, batch.intervener.name
+    args.max_interventions = batch.max_interventions
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print(rows, summary, args, out)
+        print(f"finished problems: {summary['finished']} of {summary['problems']}")
+    return 0
 
 
 def run(args, out: Path) -> int:

@@ -43,3 +43,13 @@ def test_the_loop_bench_runs_the_product_s_batch_and_keeps_every_trajectory(
     assert [p["problem"] for p in saved["problems"]] == ["lp-1", "lp-2"]
     assert (out / "loop.sqlite3").stat().st_size > 0
     assert "CALM loop" in proc.stderr  # the progress bar
+    again = subprocess.run(
+        [sys.executable, "-m", "curation.bench", "loop", "--report", str(out), "--json"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    reported = json.loads(again.stdout.strip().splitlines()[-1])
+    assert reported["finished"] == 2
+    assert {k: reported[k] for k in summary if k != "minutes"} == {
+        k: v for k, v in summary.items() if k != "minutes"
+    }
