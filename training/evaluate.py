@@ -102,6 +102,13 @@ class EvaluateArguments:
     seed: int | None = field(default=None, metadata={"help": "Sampling seed."})
     max_new_tokens: int = field(default=16384, metadata={"help": "Budget per completion."})
     max_code_calls: int = field(default=15, metadata={"help": "Code runs per trajectory."})
+    credit_sandbox_answer: bool = field(
+        default=False,
+        metadata={
+            "help": "Credit the sandbox's last optimum when nothing was boxed (off: "
+            "only stated answers count)."
+        },
+    )
     code_timeout_s: float = field(default=30.0, metadata={"help": "Per code run (CoRT: 30 s)."})
     system_prompt: str | None = field(default=None, metadata={"help": "Default: the engine's."})
     think_prefix: str = field(
@@ -188,6 +195,7 @@ def _rollout_config(args: EvaluateArguments):
         top_p=args.top_p,
         seed=args.seed,
         think_prefix=args.think_prefix,
+        credit_sandbox_answer=args.credit_sandbox_answer,
         system_prompt=system_prompt(args),
     )
 

@@ -74,6 +74,13 @@ class GRPOScriptArguments:
         },
     )
     max_code_calls: int = field(default=15, metadata={"help": "Code runs per rollout (CoRT)."})
+    credit_sandbox_answer: bool = field(
+        default=False,
+        metadata={
+            "help": "Reward the sandbox's last optimum when nothing was boxed (off: only "
+            "stated answers are rewarded)."
+        },
+    )
     code_timeout_s: float = field(default=5.0, metadata={"help": "Per run (CoRT uses 5 s in RL)."})
     notice_calls_left: int = field(
         default=0, metadata={"help": "Also warn when this few code calls remain."}
@@ -197,6 +204,7 @@ class EngineRollout:
             top_p=float(targs.top_p),
             seed=None,
             think_prefix=self.args.think_prefix,
+            credit_sandbox_answer=self.args.credit_sandbox_answer,
             system_prompt=self.system_prompt(),
             chat_template_kwargs=dict(targs.chat_template_kwargs or {}),
             code_workers=self.args.code_workers,

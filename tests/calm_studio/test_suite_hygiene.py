@@ -53,8 +53,10 @@ def _running(pid: int) -> bool:
 
 
 @pytest.mark.worker
-def test_it_stops_a_worker_that_a_failing_test_started():
-    env = {**os.environ, "REDIS_URL": settings.REDIS_URL, "DATABASE_URL": ""}
+def test_it_stops_a_worker_that_a_failing_test_started(tmp_path):
+    # The inner run gets a SQLite file of its own: the outer session's test database is open.
+    env = {**os.environ, "REDIS_URL": settings.REDIS_URL,
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'inner.sqlite3'}"}  # fmt: skip
     inner = subprocess.run(
         [
             sys.executable,

@@ -30,7 +30,7 @@ def test_it_writes_pass_at_1_per_benchmark_and_the_macro_average(
         "--model", str(tiny_model_path), "--device", "cpu", "--problems", str(problems),
         "--k", "2", "--temperature", "0", "--max_new_tokens", "150", "--think_prefix",
         CODE_PREFIX, "--output_dir", str(out), "--metrics_file", str(tmp_path / "m.jsonl"),
-        "--batch_size", "4",
+        "--batch_size", "4", "--credit_sandbox_answer", "true",
     ])  # fmt: skip
     assert rc == 0
 
@@ -105,3 +105,20 @@ def test_an_endpoint_spec_file_is_used_whole_with_the_local_device_settings(tmp_
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="not an endpoint spec"):
         backend_spec(EvaluateArguments(endpoint_spec=str(tmp_path / "bad.json")))
+
+
+def test_by_default_an_answer_the_model_never_stated_is_not_credited(
+    tmp_path, tiny_model_path, sandbox
+):
+    problems = write_problems(tmp_path / "problems.jsonl", PROBLEMS)
+    out = tmp_path / "eval"
+    rc = ev.main([
+        "--model", str(tiny_model_path), "--device", "cpu", "--problems", str(problems),
+        "--k", "1", "--temperature", "0", "--max_new_tokens", "150", "--think_prefix",
+        CODE_PREFIX, "--output_dir", str(out), "--batch_size", "4",
+    ])  # fmt: skip
+    assert rc == 0
+    nl4opt = json.loads((out / "results.json").read_text())["benchmarks"]["NL4Opt"]
+    # The forced code solves problem a (12), but the model boxed nothing: no answer.
+    assert nl4opt["pass_at_1"] == 0.0
+    assert all(s["final_answer"] is None for p in nl4opt["problems"] for s in p["samples"])

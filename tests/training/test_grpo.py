@@ -29,7 +29,7 @@ def test_it_runs_grpo_steps_whose_rollouts_execute_code(
     args = grpo.parse_args([
         "--config", str(CONFIG), "--model_name_or_path", str(tiny_model_path),
         "--train_files", str(problems), "--output_dir", str(tmp_path / "run"),
-        "--think_prefix", CODE_PREFIX,
+        "--think_prefix", CODE_PREFIX, "--credit_sandbox_answer", "true",
     ])  # fmt: skip
 
     rollouts, returned, prompts_seen = [], [], []

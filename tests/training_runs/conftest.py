@@ -13,7 +13,9 @@ from tests.training.conftest import CODE_PREFIX, tagged_record
 
 # The model writes no code by itself: this forced start of the turn carries a Pyomo model that
 # the sandbox solves to 12, so "Maximize 3x, x <= 4" is answered right and the others wrong.
-THINK_PREFIX_OVERRIDE = "think_prefix: " + json.dumps(CODE_PREFIX)
+# The forced code solves the toy problems, but a random model never boxes the answer: these
+# runs credit the sandbox's solve explicitly (off by default).
+THINK_PREFIX_OVERRIDE = "think_prefix: " + json.dumps(CODE_PREFIX) + "\ncredit_sandbox_answer: true"
 TOY = [("toy-1", 4, 12.0), ("toy-2", 5, 15.0), ("toy-3", 2, 6.0)]
 
 
