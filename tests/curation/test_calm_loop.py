@@ -56,6 +56,16 @@ def endpoints(tiny_model_path, taxonomy):
     return reasoner, intervener
 
 
+@pytest.fixture(autouse=True)
+def sent(monkeypatch):
+    """The batches whose driver task was queued. Nothing reaches Redis: these tests drive the
+    batch themselves, and a session's live worker (tests/conftest.py) would otherwise take the
+    task and race them for the items."""
+    queued: list[int] = []
+    monkeypatch.setattr("curation.services.calm.batch_send", lambda batch: queued.append(batch.pk))
+    return queued
+
+
 def run_to_the_end(batch: Batch, limit: int = 30) -> None:
     for _ in range(limit):
         if not batch_advance(batch_id=batch.pk):
@@ -141,7 +151,7 @@ def test_a_selection_samples_problems_reproducibly(problem):
 
 
 def test_the_batch_pages_show_progress_and_figures_and_leads_steer_them(
-    problem, endpoints, client_for, lead, reviewer
+    problem, endpoints, client_for, lead, reviewer, sent
 ):
     from django.urls import reverse
 
@@ -159,6 +169,7 @@ def test_the_batch_pages_show_progress_and_figures_and_leads_steer_them(
     batch = Batch.objects.get()
     assert response["Location"] == batch.get_absolute_url()
     assert batch.selection["benchmarks"] == ["calm-demo"] and batch.config["concurrency"] == 4
+    assert sent == [batch.pk]  # the form started the batch's driver
     run_to_the_end(batch)
     client.force_login(reviewer)
     page = client.get(batch.get_absolute_url()).content.decode()
