@@ -14,6 +14,9 @@ export PY
 # The app launches training runs too: the training stack (torch CPU, transformers, TRL) is
 # installed with the rest, as for the tests.
 run: setup-test
+	@# The solver sandbox refuses to start without bubblewrap (it fails closed, never runs model
+	@# code unjailed): installed with apt when missing, as for the tests.
+	@scripts/ensure-system-packages.sh --runtime || echo "Without bubblewrap every code call is refused (see solver_sandbox/README.md)."
 	@scripts/ensure-redis.sh
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
