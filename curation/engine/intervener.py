@@ -152,6 +152,19 @@ EXAMPLE_VERDICTS = (
 )
 
 
+EXAMPLE_HINT = json.loads(EXAMPLE_VERDICTS.splitlines()[1])["hint"]
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9<>=]+", text.lower()))
+
+
+def copies_the_example(hint: str) -> bool:
+    """True when a hint repeats the prompt's example hint (seen from Qwen2.5-Coder-1.5B in the
+    loop bench: the store-demand hint, word for word, on a furniture problem)."""
+    return _words(EXAMPLE_HINT) in _words(hint)
+
+
 def build_prompt(
     problem: str,
     steps: Sequence[Step],
@@ -233,6 +246,10 @@ def parse_verdict(text: str, *, n_steps: int, flaw_codes: Sequence[str]) -> Verd
         raise ValueError('"hint" must be a non-empty string when the trajectory is flawed')
     if re.search(r"oxed\s*\{", hint):  # also "\x08oxed{": a JSON-decoded "\boxed{"
         raise ValueError('"hint" must not state the final answer (no \\boxed{} in a hint)')
+    if copies_the_example(hint):
+        raise ValueError(
+            '"hint" copies the example answer; write a hint about this trajectory\'s own flaw'
+        )
     quote = data.get("quote")
     if quote is not None and not isinstance(quote, str):
         raise ValueError('"quote" must be a string or null')

@@ -55,3 +55,16 @@ def json_reply(hint: str) -> str:
         '{"flawless": false, "step": 0, "flaw_type": "incorrect_formulation", '
         f'"hint": "{hint}", "rationale": "r"}}'
     )
+
+
+def test_a_hint_that_copies_the_prompts_example_is_refused():
+    # Seen in the loop bench: the example's store-demand hint, word for word, on demo-01.
+    import pytest
+
+    from curation.engine.intervener import EXAMPLE_HINT
+
+    for hint in (EXAMPLE_HINT, EXAMPLE_HINT.upper() + " The correct constraint follows."):
+        with pytest.raises(ValueError, match="copies the example answer"):
+            parse_verdict(json_reply(hint), n_steps=2, flaw_codes=CODES)
+    own = "Wait, each chair needs 3 hours of carpentry, not 2; let me fix that constraint."
+    assert parse_verdict(json_reply(own), n_steps=2, flaw_codes=CODES).hint == own
