@@ -11,6 +11,7 @@ browser from the element's text, with ``trust`` off, so a formula can never beco
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import nh3
@@ -95,14 +96,37 @@ def render_markdown(text: str) -> SafeString:
 @lru_cache(maxsize=8192)
 def _markdown_html(text: str) -> str:
     html = _MD.render(text)
-    return nh3.clean(
-        html,
-        tags=ALLOWED_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        allowed_classes=ALLOWED_CLASSES,
-        filter_style_properties={"text-align"},
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer nofollow",
+    return _chat_markers(
+        nh3.clean(
+            html,
+            tags=ALLOWED_TAGS,
+            attributes=ALLOWED_ATTRIBUTES,
+            allowed_classes=ALLOWED_CLASSES,
+            filter_style_properties={"text-align"},
+            url_schemes={"http", "https", "mailto"},
+            link_rel="noopener noreferrer nofollow",
+        )
+    )
+
+
+# The chat format's own tokens in a step's text (the forced think prefix, the end-of-turn token a
+# text route stores so SFT teaches the model to stop) show as labelled markers, not raw tags. The
+# sanitized HTML holds them escaped; each exact escaped form becomes one fixed span.
+CHAT_MARKERS = {
+    "&lt;think&gt;": "thinking",
+    "&lt;/think&gt;": "end of thinking",
+    "&lt;|im_end|&gt;": "end of turn",
+    "&lt;|endoftext|&gt;": "end of text",
+    "&lt;|eot_id|&gt;": "end of turn",
+}
+
+
+_MARKER_RE = re.compile("|".join(re.escape(k) for k in CHAT_MARKERS))
+
+
+def _chat_markers(html: str) -> str:
+    return _MARKER_RE.sub(
+        lambda m: f'<span class="chat-marker" title="{m[0]}">{CHAT_MARKERS[m[0]]}</span>', html
     )
 
 

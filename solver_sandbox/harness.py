@@ -162,12 +162,30 @@ def _register_source(filename: str, source: str) -> None:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
+def _library_prefixes() -> list[tuple[str, str]]:
+    """Host directories of Python's libraries, longest first, and what a traceback shows for
+    them: the model (and the training data made from its trajectories) never sees where this
+    host keeps its virtualenv."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    pairs = {paths[k]: "site-packages" for k in ("purelib", "platlib") if paths.get(k)}
+    for k in ("stdlib", "platstdlib"):
+        if paths.get(k):
+            pairs.setdefault(paths[k], f"python{sys.version_info[0]}.{sys.version_info[1]}")
+    return sorted(((p.rstrip("/") + "/", f"{short}/") for p, short in pairs.items()),
+                  key=lambda pair: -len(pair[0]))  # fmt: skip
+
+
 def _user_traceback(exc: BaseException) -> str:
     tb = exc.__traceback__
     # Drop the harness's own frames so the model sees only its code, as in a notebook.
     while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<"):
         tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb))
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    for host, short in _library_prefixes():
+        text = text.replace(f'File "{host}', f'File "{short}')
+    return text
 
 
 def _describe(exc: BaseException, cell: int | str) -> dict[str, Any]:

@@ -90,3 +90,17 @@ def test_script_inside_maths_stays_inert_text(text):
 def test_only_the_maths_markers_keep_a_class():
     html = str(render_markdown("$x$"))
     assert html.count('class="') == 1
+
+
+def test_the_chat_formats_tokens_show_as_labelled_markers():
+    html = str(render_markdown("<think> Let x be tables.\n\nSo \\boxed{4100}.</think><|im_end|>"))
+    assert "<p>&lt;think&gt;" not in html and "&lt;|im_end|&gt;</p>" not in html
+    labels = [text for tag, attrs in _elements(html) if attrs.get("class") == "chat-marker"
+              for text in [attrs.get("title")]]  # fmt: skip
+    assert labels == ["<think>", "</think>", "<|im_end|>"]  # the parser unescapes
+    assert ">thinking<" in html and ">end of thinking<" in html and ">end of turn<" in html
+
+
+def test_a_model_cannot_forge_a_marker():
+    html = str(render_markdown('<span class="chat-marker">thinking</span> &lt;think&gt;'))
+    assert html.count("<span") == 1  # the real marker for the escaped entity text only

@@ -136,6 +136,18 @@ def test_it_reports_an_exception_with_a_traceback_of_the_users_code(pool):
     assert "harness" not in result.stderr
 
 
+def test_a_traceback_through_a_library_names_no_host_directory(pool):
+    # Seen on the embedded model: "File \"/tmp/trial/.venv/lib/python3.11/site-packages/...".
+    import sys
+
+    result = pool.run("import pyomo.environ as pyo\nimport json\npyo.ConcreteModel().solve()\n")
+    assert result.status == Status.ERROR and result.error["type"] == "AttributeError"
+    assert 'File "site-packages/pyomo/core/base/block.py"' in result.stderr
+    assert sys.prefix not in result.stderr and ".venv" not in result.stderr
+    stdlib = pool.run("import json\njson.loads('{')")
+    assert 'File "python3.11/json/' in stdlib.stderr and sys.base_prefix not in stdlib.stderr
+
+
 @pytest.mark.parametrize(
     "code,status,exit_code",
     [
