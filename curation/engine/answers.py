@@ -40,6 +40,16 @@ class FinalAnswer:
     def from_dict(cls, data: dict[str, Any] | None) -> FinalAnswer | None:
         return cls(**data) if data else None
 
+    @classmethod
+    def from_stored(cls, text: str, value: float | None, source: str) -> FinalAnswer | None:
+        """An answer kept as a trajectory row keeps it (text, value, source; no kind)."""
+        if not text and value is None:
+            return None
+        if value is not None:
+            return cls(text=text, value=value, kind="value", source=source)
+        kind = NO_SOLUTION if _NO_SOLUTION_RE.search(text) else "unparsed"
+        return cls(text=text, value=None, kind=kind, source=source)
+
 
 def last_boxed(text: str) -> str | None:
     """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, braces balanced."""

@@ -14,6 +14,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from ..models import AnswerFlag, AnswerStatus, AnswerVersion, Problem
+from .rejudge import Rejudged, trajectories_rejudge
 
 
 class AnswerFlagError(ValueError):
@@ -50,6 +51,7 @@ def answer_version_add(
     problem.answer, problem.answer_status = answer, answer_status
     problem.answer_version = version.number
     problem.save(update_fields=["answer", "answer_status", "answer_version", "updated_at"])
+    version.rejudged = trajectories_rejudge(problem=problem)  # the golden filter follows it
     return version
 
 
@@ -85,7 +87,8 @@ def answer_flag_raise(
 
 
 def answer_flag_decide(*, flag_id: int, by, accept: bool, note: str = "") -> AnswerFlag:
-    """A lead accepts (a new answer version from the proposal) or rejects an open flag."""
+    """A lead accepts (a new answer version from the proposal) or rejects an open flag. An
+    accepted one judges the problem's trajectories again (``flag.rejudged`` counts them)."""
     with transaction.atomic():
         # Lock the flag, then its problem: two leads deciding at once cannot both win, and a
         # correction cannot interleave with another version being added.
@@ -99,9 +102,11 @@ def answer_flag_decide(*, flag_id: int, by, accept: bool, note: str = "") -> Ans
         flag.decided_by, flag.decided_at = by, timezone.now()
         flag.decision_note = (note or "").strip()
         flag.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+        flag.rejudged = Rejudged()
         if accept:
-            answer_version_add(
+            version = answer_version_add(
                 problem=problem, answer=flag.proposed_answer, answer_status=flag.proposed_status,
                 origin=AnswerVersion.Origin.CORRECTION, by=by, note=flag.reason, flag=flag,
             )  # fmt: skip
+            flag.rejudged = version.rejudged
     return flag

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ..models import AnswerVersion, Benchmark, Problem
 from ..problem_import import ProblemRecord
+from .rejudge import problems_rejudge
 
 ProgressFn = Callable[[int, int], None]
 _FIELDS = (
@@ -35,8 +36,11 @@ class ImportSummary:
     unchanged: Counter = field(default_factory=Counter)
     # Updated problems whose reference answer changes: each gets a new answer version.
     new_answers: Counter = field(default_factory=Counter)
+    # Stored trajectories whose correctness changed with those new answers (services/rejudge.py).
+    rejudged: int = 0
 
     def merge(self, other: ImportSummary) -> None:
+        self.rejudged += other.rejudged
         self.created.update(other.created)
         self.updated.update(other.updated)
         self.unchanged.update(other.unchanged)
@@ -67,7 +71,7 @@ class ImportSummary:
         ]
 
     def to_dict(self) -> dict:
-        return {"benchmarks": self.as_rows(), "totals": self.totals()}
+        return {"benchmarks": self.as_rows(), "totals": self.totals(), "rejudged": self.rejudged}
 
 
 def _apply(problem: Problem, record: ProblemRecord) -> None:
@@ -161,6 +165,11 @@ def problems_import(
             if progress:
                 progress(done, total)
         _versions_write(to_create, to_update, source)
+        # The golden filter judges by the current answer: a changed one re-judges trajectories.
+        rejudged = problems_rejudge(
+            problems=[p for p in to_update if getattr(p, "_answer_changed", False)]
+        )
+        summary.rejudged = rejudged.changed
         if progress:
             progress(total, total)
     return summary

@@ -109,12 +109,14 @@ def answer_flag_decide_view(request: HttpRequest, pk: int, flag_id: int) -> Http
     get_object_or_404(AnswerFlag, pk=flag_id, problem=problem)
     accept = request.POST.get("decision") == "accept"
     try:
-        answer_flag_decide(flag_id=flag_id, by=request.user, accept=accept,
-                           note=request.POST.get("note", ""))  # fmt: skip
+        flag = answer_flag_decide(flag_id=flag_id, by=request.user, accept=accept,
+                                  note=request.POST.get("note", ""))  # fmt: skip
     except AnswerFlagError as exc:
         messages.error(request, str(exc))
     else:
         problem.refresh_from_db(fields=["answer_version"])
-        done = f"a new reference answer (version {problem.answer_version})"
+        done = (
+            f"a new reference answer (version {problem.answer_version}); {flag.rejudged.sentence()}"
+        )
         messages.success(request, f"Accepted: {done}." if accept else "Rejected.")
     return redirect(f"{problem.get_absolute_url()}#answer-history")

@@ -141,3 +141,85 @@ def test_importing_sirls_corrected_file_is_a_new_version_that_keeps_the_old_answ
         records=_sirl_file("IndustryOR_fixedV2.json", ["110", "No Best Solution", "7"])
     )
     assert again.totals()["unchanged"] == 3 and AnswerVersion.objects.count() == 4
+
+
+# --- a new answer judges the stored trajectories again ---------------------------------------
+
+
+def _golden(trajectory, lead):
+    from curation.models import Diagnosis, ModelEndpoint
+    from curation.services.reviews import review_decide
+
+    model = ModelEndpoint.objects.get_or_create(name="m", backend="openai", model="m")[0]
+    Diagnosis.objects.create(trajectory=trajectory, endpoint=model, status="ok", flawless=True)
+    review_decide(trajectory=trajectory, decision="approved", by=lead)
+
+
+def test_an_accepted_correction_judges_the_problems_trajectories_again(
+    client_for, reviewer, lead, problem, make_trajectory
+):
+    from curation.selectors import golden_trajectories
+
+    said_100 = make_trajectory(problem=problem, final_answer="100", final_value=100.0)
+    said_110 = make_trajectory(problem=problem, final_answer="110", final_value=110.0,
+                               is_correct=False)  # fmt: skip
+    no_answer = make_trajectory(problem=problem, final_answer="", final_value=None,
+                                is_correct=False)  # fmt: skip
+    sample = make_trajectory(problem=problem, final_answer="100", final_value=100.0,
+                             source="evaluated")  # fmt: skip
+    _golden(said_100, lead)
+    assert list(golden_trajectories()) == [said_100]
+
+    _flag(client_for(reviewer), problem, reason="Demand is 110.", proposed_answer="110",
+          proposed_status="value")  # fmt: skip
+    flag = AnswerFlag.objects.get()
+    lead_client = client_for(lead)
+    response = lead_client.post(f"/problems/{problem.pk}/flags/{flag.pk}",
+                                {"decision": "accept"}, follow=True)  # fmt: skip
+    assert (
+        "3 trajectories judged again: 1 now correct, 1 now incorrect" in response.content.decode()
+    )
+    for t in (said_100, said_110, no_answer, sample):
+        t.refresh_from_db()
+    assert (said_100.is_correct, said_110.is_correct, no_answer.is_correct) == (False, True, False)
+    assert sample.is_correct is True  # an evaluation keeps the answer version it recorded
+    assert not golden_trajectories().exists()  # the golden filter follows the current answer
+
+
+def test_a_batchs_trajectories_are_judged_again_with_the_batchs_own_rule(
+    lead, problem, make_trajectory
+):
+    from curation.models import Batch, BatchItem, ModelEndpoint
+
+    model = ModelEndpoint.objects.create(name="m", backend="openai", model="m", role="both")
+    batch = Batch.objects.create(name="b", reasoner=model, intervener=model,
+                                 config={"answer_rule": "percent5"})  # fmt: skip
+    root = make_trajectory(problem=problem, final_answer="105", final_value=105.0,
+                           is_correct=False)  # fmt: skip
+    branch = make_trajectory(problem=problem, parent=root, final_answer="105", final_value=105.0,
+                             is_correct=False)  # fmt: skip
+    alone = make_trajectory(problem=problem, final_answer="105", final_value=105.0,
+                            is_correct=False)  # fmt: skip
+    BatchItem.objects.create(batch=batch, problem=problem, root=root, trajectory=branch)
+    flag = answer_flag_raise(problem=problem, by=lead, reason="r", proposed_answer=110.0)
+    decided = answer_flag_decide(flag_id=flag.pk, by=lead, accept=True)
+    assert decided.rejudged.now_correct == 2
+    for t in (root, branch, alone):
+        t.refresh_from_db()
+    # 105 is within 5% of 110 (the batch's rule), not within 1e-6 (the settings' default).
+    assert (root.is_correct, branch.is_correct, alone.is_correct) == (True, True, False)
+
+
+def test_an_import_with_a_changed_answer_judges_that_problems_trajectories_again(
+    make_trajectory,
+):
+    problems_import(records=_sirl_file("IndustryOR.json", ["100", "7"]), source="a.json")
+    first, second = Problem.objects.exclude(external_id="7").order_by("source_index")
+    t = make_trajectory(problem=first, final_answer="110", final_value=110.0, is_correct=False)
+    other = make_trajectory(problem=second, final_answer="110", final_value=110.0,
+                            is_correct=False)  # fmt: skip
+    summary = problems_import(records=_sirl_file("IndustryOR_fixedV2.json", ["110", "7"]))
+    assert summary.rejudged == 1 and summary.to_dict()["rejudged"] == 1
+    t.refresh_from_db()
+    other.refresh_from_db()
+    assert (t.is_correct, other.is_correct) == (True, False)
