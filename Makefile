@@ -16,7 +16,7 @@ export PY
 run: setup-test
 	@# The solver sandbox refuses to start without bubblewrap (it fails closed, never runs model
 	@# code unjailed): installed with apt when missing, as for the tests.
-	@scripts/ensure-system-packages.sh --runtime || echo "Without bubblewrap every code call is refused (see solver_sandbox/README.md)."
+	@scripts/ensure-system-packages.sh --runtime || echo "The sandbox's system packages are missing (above): until they are installed, every code call is refused (solver_sandbox/README.md)."
 	@scripts/ensure-redis.sh
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup

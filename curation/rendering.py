@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 from markdown_it.rules_inline import StateInline
+from markdown_it.token import Token
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from mdit_py_plugins.texmath import texmath_plugin
 from pygments import highlight
@@ -32,8 +33,9 @@ ALLOWED_TAGS = {
 }  # fmt: skip
 # Table cells keep markdown-it's alignment (style limited to text-align below).
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "td": {"style"}, "th": {"style"}}
-# Only the maths markers may carry a class (ammonia wants it here, not in the attributes).
-ALLOWED_CLASSES = {"span": {"math-inline", "math-display"}, "div": {"math-display"}}
+# Only the maths and chat markers may carry a class (ammonia wants it here, not in the
+# attributes). Raw HTML from a model is escaped (html=False), so only our renderer emits them.
+ALLOWED_CLASSES = {"span": {"math-inline", "math-display", "chat-marker"}, "div": {"math-display"}}
 _FORMATTER = HtmlFormatter(nowrap=True)
 _LEXER = PythonLexer()
 
@@ -66,6 +68,41 @@ def _math(kind: str):
     return render
 
 
+# The chat format's own tokens in a step's prose (the forced think prefix, the end-of-turn token a
+# text route stores so that SFT teaches the model to stop) show as labelled markers, not as raw
+# tags. Only prose is touched: code spans, fences, maths and link attributes keep them as text.
+CHAT_MARKERS = {
+    "<think>": "thinking",
+    "</think>": "end of thinking",
+    "<|im_end|>": "end of turn",
+    "<|endoftext|>": "end of text",
+    "<|eot_id|>": "end of turn",
+}
+_MARKER_RE = re.compile("(" + "|".join(re.escape(k) for k in CHAT_MARKERS) + ")")
+
+
+def _chat_markers(state) -> None:
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        children = []
+        for token in block.children:
+            if token.type != "text" or not _MARKER_RE.search(token.content):
+                children.append(token)
+                continue
+            for i, piece in enumerate(_MARKER_RE.split(token.content)):
+                if not piece:
+                    continue
+                part = Token("chat_marker" if i % 2 else "text", "", 0)
+                part.content = piece
+                children.append(part)
+        block.children = children
+
+
+def _render_chat_marker(self, tokens, idx, options, env) -> str:
+    return f'<span class="chat-marker">{escapeHtml(CHAT_MARKERS[tokens[idx].content])}</span>'
+
+
 def _parser() -> MarkdownIt:
     # html=False: raw HTML a model writes is shown as text, never parsed as markup.
     md = (
@@ -75,6 +112,8 @@ def _parser() -> MarkdownIt:
         .use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True)
     )
     md.inline.ruler.before("escape", "inline_display_brackets", _inline_display_brackets)
+    md.core.ruler.after("inline", "chat_markers", _chat_markers)
+    md.add_render_rule("chat_marker", _render_chat_marker)
     md.add_render_rule("math_inline", _math("inline"))
     md.add_render_rule("math_inline_double", _math("display"))
     for name in ("math_block", "math_block_label", "math_block_eqno"):
@@ -96,37 +135,14 @@ def render_markdown(text: str) -> SafeString:
 @lru_cache(maxsize=8192)
 def _markdown_html(text: str) -> str:
     html = _MD.render(text)
-    return _chat_markers(
-        nh3.clean(
-            html,
-            tags=ALLOWED_TAGS,
-            attributes=ALLOWED_ATTRIBUTES,
-            allowed_classes=ALLOWED_CLASSES,
-            filter_style_properties={"text-align"},
-            url_schemes={"http", "https", "mailto"},
-            link_rel="noopener noreferrer nofollow",
-        )
-    )
-
-
-# The chat format's own tokens in a step's text (the forced think prefix, the end-of-turn token a
-# text route stores so SFT teaches the model to stop) show as labelled markers, not raw tags. The
-# sanitized HTML holds them escaped; each exact escaped form becomes one fixed span.
-CHAT_MARKERS = {
-    "&lt;think&gt;": "thinking",
-    "&lt;/think&gt;": "end of thinking",
-    "&lt;|im_end|&gt;": "end of turn",
-    "&lt;|endoftext|&gt;": "end of text",
-    "&lt;|eot_id|&gt;": "end of turn",
-}
-
-
-_MARKER_RE = re.compile("|".join(re.escape(k) for k in CHAT_MARKERS))
-
-
-def _chat_markers(html: str) -> str:
-    return _MARKER_RE.sub(
-        lambda m: f'<span class="chat-marker" title="{m[0]}">{CHAT_MARKERS[m[0]]}</span>', html
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        allowed_classes=ALLOWED_CLASSES,
+        filter_style_properties={"text-align"},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
     )
 
 

@@ -169,7 +169,9 @@ def _library_prefixes() -> list[tuple[str, str]]:
     import sysconfig
 
     paths = sysconfig.get_paths()
-    pairs = {paths[k]: "site-packages" for k in ("purelib", "platlib") if paths.get(k)}
+    # The sandbox's own solver wrappers (hooks.py) sit between the model's call and the solver.
+    pairs = {os.path.dirname(os.path.abspath(hooks.__file__)): "solver_sandbox"}
+    pairs.update({paths[k]: "site-packages" for k in ("purelib", "platlib") if paths.get(k)})
     for k in ("stdlib", "platstdlib"):
         if paths.get(k):
             pairs.setdefault(paths[k], f"python{sys.version_info[0]}.{sys.version_info[1]}")
@@ -182,10 +184,21 @@ def _user_traceback(exc: BaseException) -> str:
     # Drop the harness's own frames so the model sees only its code, as in a notebook.
     while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<"):
         tb = tb.tb_next
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    return _shorten("".join(traceback.format_exception(type(exc), exc, tb)))
+
+
+def _shorten(text: str) -> str:
     for host, short in _library_prefixes():
-        text = text.replace(f'File "{host}', f'File "{short}')
+        text = text.replace(f'File "{host}', f'File "{short}').replace(host, short)
     return text
+
+
+def _short_warnings() -> None:
+    """Warnings a library prints name its file too (``…/site-packages/pyomo/…: Deprecated``)."""
+    import warnings
+
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = lambda *args, **kwargs: _shorten(formatwarning(*args, **kwargs))
 
 
 def _describe(exc: BaseException, cell: int | str) -> dict[str, Any]:
@@ -248,6 +261,7 @@ def run_job(job: dict[str, Any], cfg: ChildConfig, fds: list[int]) -> None:
     sys.stdout = _stream(1)
     sys.stderr = _stream(2)
     sys.argv = ["main.py"]
+    _short_warnings()
     limits = job["limits"]
     hooks.begin_job(
         deadline=time.monotonic() + float(limits["timeout_s"]),

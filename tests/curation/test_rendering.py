@@ -94,13 +94,24 @@ def test_only_the_maths_markers_keep_a_class():
 
 def test_the_chat_formats_tokens_show_as_labelled_markers():
     html = str(render_markdown("<think> Let x be tables.\n\nSo \\boxed{4100}.</think><|im_end|>"))
-    assert "<p>&lt;think&gt;" not in html and "&lt;|im_end|&gt;</p>" not in html
-    labels = [text for tag, attrs in _elements(html) if attrs.get("class") == "chat-marker"
-              for text in [attrs.get("title")]]  # fmt: skip
-    assert labels == ["<think>", "</think>", "<|im_end|>"]  # the parser unescapes
+    markers = [attrs for tag, attrs in _elements(html) if attrs.get("class") == "chat-marker"]
+    assert len(markers) == 3 and "&lt;think&gt;" not in html and "im_end" not in html
     assert ">thinking<" in html and ">end of thinking<" in html and ">end of turn<" in html
 
 
-def test_a_model_cannot_forge_a_marker():
-    html = str(render_markdown('<span class="chat-marker">thinking</span> &lt;think&gt;'))
-    assert html.count("<span") == 1  # the real marker for the escaped entity text only
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Run `print('<think>')` first.",
+        "```\n<think>\n```",
+        "$a <think> b$",
+        '[click](https://example.com "<think>")',
+    ],
+)
+def test_chat_markers_leave_code_maths_and_attributes_alone(text):
+    # A marker inside an attribute would break out of it; inside code or maths it would change
+    # what the model wrote.
+    html = str(render_markdown(text))
+    assert "chat-marker" not in html and "&lt;think&gt;" in html
+    if "href" in html:
+        assert 'rel="noopener noreferrer nofollow"' in html

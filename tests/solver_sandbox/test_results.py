@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -144,6 +145,16 @@ def test_a_traceback_through_a_library_names_no_host_directory(pool):
     assert result.status == Status.ERROR and result.error["type"] == "AttributeError"
     assert 'File "site-packages/pyomo/core/base/block.py"' in result.stderr
     assert sys.prefix not in result.stderr and ".venv" not in result.stderr
+    repo = str(Path(__file__).resolve().parents[2])
+    wrapped = pool.run(
+        "import pyomo.environ as pyo\nm = pyo.ConcreteModel()\n"
+        "pyo.SolverFactory('appsi_highs').solve(m, bogus_option=1)\n"
+    )  # through the sandbox's solver wrapper
+    assert wrapped.status == Status.ERROR and 'File "<main>", line 3' in wrapped.stderr
+    assert repo not in wrapped.stderr and sys.prefix not in wrapped.stderr
+    warned = pool.run("import warnings, json.decoder as d\nwarnings.warn_explicit('old', "
+                      "UserWarning, d.__file__, 1)\n")  # fmt: skip
+    assert "python3.11/json/decoder.py:1: UserWarning: old" in warned.stderr
     stdlib = pool.run("import json\njson.loads('{')")
     assert 'File "python3.11/json/' in stdlib.stderr and sys.base_prefix not in stdlib.stderr
 
