@@ -142,17 +142,16 @@ def _failed(step: Step) -> bool:
     return status not in (None, "ok")
 
 
-EXAMPLE_VERDICTS = (
-    '{"flawless": true, "step": null, "flaw_type": null, "hint": null, "rationale": "One '
-    'complete model, the solver answered optimal and the stated answer matches."}\n'
-    '{"flawless": false, "step": 1, "flaw_type": "constraint_error", "hint": "Wait, each store\'s '
-    "demand must be met, so that constraint is >= and not <=; let me fix it and solve the whole "
-    'model again.", "rationale": "Step 1 writes the demand constraint as <=, so shipping nothing '
-    'is optimal."}'
-)
-
-
-EXAMPLE_HINT = json.loads(EXAMPLE_VERDICTS.splitlines()[1])["hint"]
+EXAMPLES = (
+    {"flawless": True, "step": None, "flaw_type": None, "hint": None,
+     "rationale": "One complete model, the solver answered optimal and the stated answer matches."},
+    {"flawless": False, "step": 1, "flaw_type": "constraint_error",
+     "hint": "Wait, each store's demand must be met, so that constraint is >= and not <=; let me "
+             "fix it and solve the whole model again.",
+     "rationale": "Step 1 writes the demand constraint as <=, so shipping nothing is optimal."},
+)  # fmt: skip
+EXAMPLE_VERDICTS = "\n".join(json.dumps(example) for example in EXAMPLES)
+EXAMPLE_HINT = next(example["hint"] for example in EXAMPLES if example["hint"])
 
 
 def _words(text: str) -> str:
@@ -162,7 +161,8 @@ def _words(text: str) -> str:
 def copies_the_example(hint: str) -> bool:
     """True when a hint repeats the prompt's example hint (seen from Qwen2.5-Coder-1.5B in the
     loop bench: the store-demand hint, word for word, on a furniture problem)."""
-    return _words(EXAMPLE_HINT) in _words(hint)
+    example = _words(EXAMPLE_HINT)
+    return bool(example) and example in _words(hint)
 
 
 def build_prompt(

@@ -23,6 +23,7 @@ from .. import engine
 from ..models import Diagnosis, FlawType, Hint, Job, ModelEndpoint, Problem, Trajectory
 from .jobs import job_claim, job_create, job_fail, job_finish, job_heartbeating
 from .labels import flaw_label_set
+from .rejudge import problem_answer_current
 
 log = logging.getLogger(__name__)
 _BACKENDS: OrderedDict[tuple, object] = OrderedDict()
@@ -109,10 +110,20 @@ def intervener_facts(trajectory: Trajectory, *, with_reference: bool | None = No
 
 
 def trajectory_from_rollout(
-    rollout, *, problem: Problem, rule: str | None = None, tolerance: float | None = None, **fields
+    rollout,
+    *,
+    problem: Problem,
+    rule: str | None = None,
+    tolerance: float | None = None,
+    current_answer: bool = True,
+    **fields,
 ) -> Trajectory:
     """An unsaved Trajectory holding everything the engine produced, its answer judged with
-    ``rule``/``tolerance`` (default: the CALM_ANSWER_* settings; a batch passes its own)."""
+    ``rule``/``tolerance`` (default: the CALM_ANSWER_* settings; a batch passes its own) against
+    the problem's current answer, read again here (``current_answer``; an evaluation judges
+    against the answers of its own problems file and passes False)."""
+    if current_answer:
+        problem = problem_answer_current(problem)
     counts = rollout.counts
     answer = rollout.final_answer
     return Trajectory(

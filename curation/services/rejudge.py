@@ -1,12 +1,15 @@
 """Judge stored trajectories again after their problem's reference answer changed.
 
-A trajectory's ``is_correct`` is decided when it is generated, against the answer the problem
-had then. When a correction is accepted or an import brings a new answer, the curation
-trajectories of that problem are judged again against the current answer, with the rule they
-were made under (their batch's, else the CALM_ANSWER_* settings), so the golden filter, which
-reads ``is_correct``, always judges by the current answer. Evaluation samples are left alone:
-an evaluation records which answer version it used, and keeps its figures (re-score one on the
-Evaluations page instead).
+A trajectory's ``is_correct`` is decided when it is saved, against the answer the problem has
+then. When a correction is accepted or an import brings a new answer, the curation trajectories
+of that problem are judged again against the current answer, with the rule they were made under
+(their batch's, else the CALM_ANSWER_* settings), so the golden filter, which reads
+``is_correct``, always judges by the current answer. A trajectory saved while the answer changes
+is judged against the answer read under the same row lock (``problem_answer_current``).
+
+Left alone: evaluation samples (an evaluation records which answer version it used and keeps its
+figures; re-score one on the Evaluations page instead), and a batch's round log
+(``BatchRound.correct_before``/``correct_after``), which stays as the run saw it.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import transaction
 
 from .. import engine
-from ..models import BatchItem, Problem, Trajectory
+from ..models import BatchItem, BatchRound, Problem, Trajectory
 
 
 @dataclass
@@ -39,42 +43,60 @@ class Rejudged:
     def sentence(self) -> str:
         if not self.trajectories:
             return "no trajectories to judge again"
+        noun = "trajectory" if self.trajectories == 1 else "trajectories"
         return (
-            f"{self.trajectories} trajectories judged again: {self.now_correct} now correct, "
+            f"{self.trajectories} {noun} judged again: {self.now_correct} now correct, "
             f"{self.now_incorrect} now incorrect"
         )
 
 
-def _rules_by_root(problem: Problem) -> dict[int, tuple[str, float]]:
-    rules = {}
-    for root_id, config in BatchItem.objects.filter(
-        problem=problem, root__isnull=False
-    ).values_list("root_id", "batch__config"):
-        rules[root_id] = (
-            config.get("answer_rule", "relative"),
-            float(config.get("answer_tolerance", 1e-6)),
-        )
+def problem_answer_current(problem: Problem) -> Problem:
+    """Refresh ``problem``'s reference answer from the database, locking its row when called
+    inside a transaction: a trajectory saved in that transaction is judged against the answer
+    a correction (which takes the same lock, then re-judges) has or has not yet committed, never
+    against one read minutes earlier when its rollout started."""
+    rows = Problem.objects.filter(pk=problem.pk)
+    if transaction.get_connection().in_atomic_block:
+        rows = rows.select_for_update()
+    fresh = rows.values("answer", "answer_status", "answer_version").first()
+    if fresh:
+        problem.answer, problem.answer_status = fresh["answer"], fresh["answer_status"]
+        problem.answer_version = fresh["answer_version"]
+    return problem
+
+
+def _batch_rules(problem: Problem) -> dict[int, tuple[str, float]]:
+    """The rule of each trajectory a batch made (its roots and the branches of its rounds);
+    a person's branch from a batch trajectory was judged with the settings' rule."""
+    rules: dict[int, tuple[str, float]] = {}
+
+    def rule(config: dict) -> tuple[str, float]:
+        return config.get("answer_rule", "relative"), float(config.get("answer_tolerance", 1e-6))
+
+    items = BatchItem.objects.filter(problem=problem, root__isnull=False)
+    for root_id, config in items.values_list("root_id", "batch__config"):
+        rules[root_id] = rule(config)
+    rounds = BatchRound.objects.filter(item__problem=problem, after__isnull=False)
+    for after_id, config in rounds.values_list("after_id", "item__batch__config"):
+        rules[after_id] = rule(config)
     return rules
 
 
 def trajectories_rejudge(*, problem: Problem) -> Rejudged:
     """Judge the problem's curation trajectories against its current answer; returns counts.
-    Runs inside the caller's transaction (the one that changed the answer)."""
+    Runs inside the caller's transaction (the one that changed the answer), and moves a finished
+    batch item between "golden candidate" and "judged flawless but wrong" with its trajectory."""
     trajectories = list(
         Trajectory.objects.filter(problem=problem)
         .exclude(source=Trajectory.Source.EVALUATED)
-        .only("pk", "parent_id", "final_answer", "final_value", "answer_source", "is_correct")
+        .only("pk", "final_answer", "final_value", "answer_source", "is_correct")
     )
-    by_id = {t.pk: t for t in trajectories}
-    rules = _rules_by_root(problem)
+    rules = _batch_rules(problem)
     default = (settings.CALM_ANSWER_RULE, settings.CALM_ANSWER_TOLERANCE)
     counts = Rejudged(trajectories=len(trajectories))
     changed = []
     for t in trajectories:
-        root = t
-        while root.parent_id in by_id:
-            root = by_id[root.parent_id]
-        rule, tolerance = rules.get(root.pk, default)
+        rule, tolerance = rules.get(t.pk, default)
         answer = engine.FinalAnswer.from_stored(t.final_answer, t.final_value, t.answer_source)
         correct = engine.judge(
             answer, problem.answer, answer_status=problem.answer_status, rule=rule,
@@ -88,6 +110,12 @@ def trajectories_rejudge(*, problem: Problem) -> Rejudged:
             else:
                 counts.now_incorrect += 1
     Trajectory.objects.bulk_update(changed, ["is_correct"], batch_size=500)
+    flawless = [BatchItem.Outcome.CANDIDATE, BatchItem.Outcome.WRONG_FLAWLESS]
+    for is_correct, outcome in ((True, flawless[0]), (False, flawless[1])):
+        ids = [t.pk for t in changed if t.is_correct is is_correct]
+        BatchItem.objects.filter(trajectory_id__in=ids, outcome__in=flawless).update(
+            outcome=outcome
+        )
     return counts
 
 

@@ -189,25 +189,28 @@ def test_an_accepted_correction_judges_the_problems_trajectories_again(
 def test_a_batchs_trajectories_are_judged_again_with_the_batchs_own_rule(
     lead, problem, make_trajectory
 ):
-    from curation.models import Batch, BatchItem, ModelEndpoint
+    from curation.models import Batch, BatchItem, BatchRound, ModelEndpoint
 
     model = ModelEndpoint.objects.create(name="m", backend="openai", model="m", role="both")
     batch = Batch.objects.create(name="b", reasoner=model, intervener=model,
                                  config={"answer_rule": "percent5"})  # fmt: skip
-    root = make_trajectory(problem=problem, final_answer="105", final_value=105.0,
-                           is_correct=False)  # fmt: skip
-    branch = make_trajectory(problem=problem, parent=root, final_answer="105", final_value=105.0,
-                             is_correct=False)  # fmt: skip
-    alone = make_trajectory(problem=problem, final_answer="105", final_value=105.0,
-                            is_correct=False)  # fmt: skip
-    BatchItem.objects.create(batch=batch, problem=problem, root=root, trajectory=branch)
+    said = {"final_answer": "105", "final_value": 105.0, "is_correct": False}
+    root = make_trajectory(problem=problem, **said)
+    branch = make_trajectory(problem=problem, parent=root, **said)  # the batch's round 1
+    by_hand = make_trajectory(problem=problem, parent=root, **said)  # a reviewer's hint
+    alone = make_trajectory(problem=problem, **said)
+    item = BatchItem.objects.create(batch=batch, problem=problem, root=root, trajectory=branch,
+                                    state="done", outcome="wrong_flawless")  # fmt: skip
+    BatchRound.objects.create(item=item, number=1, before=root, after=branch)
     flag = answer_flag_raise(problem=problem, by=lead, reason="r", proposed_answer=110.0)
     decided = answer_flag_decide(flag_id=flag.pk, by=lead, accept=True)
     assert decided.rejudged.now_correct == 2
-    for t in (root, branch, alone):
+    for t in (root, branch, by_hand, alone, item):
         t.refresh_from_db()
-    # 105 is within 5% of 110 (the batch's rule), not within 1e-6 (the settings' default).
-    assert (root.is_correct, branch.is_correct, alone.is_correct) == (True, True, False)
+    # 105 is within 5% of 110 (the batch's rule), not within 1e-6 (the settings' default, which
+    # judged the reviewer's branch and the lone trajectory when they were made).
+    assert [t.is_correct for t in (root, branch, by_hand, alone)] == [True, True, False, False]
+    assert item.outcome == "candidate"  # judged flawless, and now correct
 
 
 def test_an_import_with_a_changed_answer_judges_that_problems_trajectories_again(

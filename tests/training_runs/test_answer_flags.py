@@ -68,3 +68,20 @@ def test_the_samples_page_shows_the_reference_an_evaluation_used_and_the_current
     page = client_for(lead).get(f"/training/evaluations/{finished_eval.pk}/Toy/").content.decode()
     assert '15 <small class="muted">v1</small>' in page and "now v2: 15.3" in page
     assert "judged under <strong>sirl</strong>" in page
+
+
+def test_a_trajectory_saved_after_a_correction_is_judged_against_the_new_answer(
+    toy_problems, reviewer, lead, tiny_model_path
+):
+    from django.db import transaction
+
+    # A rollout starts with the problem as it was (reference 15), and takes minutes; meanwhile a
+    # lead accepts 15.3. Saving it judges against the answer under the row lock, not the old one.
+    stale = Problem.objects.get(pk=toy_problems[1].pk)
+    flag = answer_flag_raise(problem=stale, by=reviewer, reason="r", proposed_answer=15.3)
+    answer_flag_decide(flag_id=flag.pk, by=lead, accept=True)
+    assert stale.answer == 15
+    with transaction.atomic():
+        saved = trajectory_from_rollout(_answered(tiny_model_path, "15.3"), problem=stale,
+                                        rule="sirl")  # fmt: skip
+    assert saved.is_correct is True

@@ -74,7 +74,8 @@ def _trajectories_import(run: TrainingRun, path: Path, results: dict) -> int:
         rows.append(
             trajectory_from_rollout(
                 rollout, problem=problem, rule=results.get("rule"),
-                tolerance=results.get("tolerance"), source=Trajectory.Source.EVALUATED,
+                tolerance=results.get("tolerance"), current_answer=False,
+                source=Trajectory.Source.EVALUATED,
                 endpoint=run.model, job=run.job, job_index=index,
                 config={"evaluation_run": run.pk, "sample": record.get("sample", 0)},
             )
