@@ -142,27 +142,27 @@ def _failed(step: Step) -> bool:
     return status not in (None, "ok")
 
 
-EXAMPLES = (
-    {"flawless": True, "step": None, "flaw_type": None, "hint": None,
-     "rationale": "One complete model, the solver answered optimal and the stated answer matches."},
-    {"flawless": False, "step": 1, "flaw_type": "constraint_error",
-     "hint": "Wait, each store's demand must be met, so that constraint is >= and not <=; let me "
-             "fix it and solve the whole model again.",
-     "rationale": "Step 1 writes the demand constraint as <=, so shipping nothing is optimal."},
-)  # fmt: skip
-EXAMPLE_VERDICTS = "\n".join(json.dumps(example) for example in EXAMPLES)
-EXAMPLE_HINT = next(example["hint"] for example in EXAMPLES if example["hint"])
-
-
-def _words(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9<>=]+", text.lower()))
+# The example answers show the shape, not content: the flawed one is a template with
+# placeholders. With a concrete example (a store-demand hint), Qwen2.5-Coder-1.5B copied its hint
+# and rationale word for word onto unrelated problems (seen in the loop bench and in a batch of
+# the make run trial), and such a hint is refused, so the item ended as an error.
+FLAWLESS_EXAMPLE = (
+    '{"flawless": true, "step": null, "flaw_type": null, "hint": null, "rationale": "One '
+    'complete model, the solver answered optimal and the stated answer matches."}'
+)
+EXAMPLE_HINT = "Wait, <what is wrong in step 2, and what to do instead>"
+FLAWED_EXAMPLE = (
+    '{"flawless": false, "step": 2, "flaw_type": "<the code of its flaw type>", '
+    f'"hint": "{EXAMPLE_HINT}", "quote": "<the first wrong sentence of step 2, copied>", '
+    '"rationale": "<why, for a human reviewer>"}'
+)
+EXAMPLE_VERDICTS = f"{FLAWLESS_EXAMPLE}\n{FLAWED_EXAMPLE}"
+_PLACEHOLDER_RE = re.compile(r"<[a-z][a-z0-9 ,']{8,}>")
 
 
 def copies_the_example(hint: str) -> bool:
-    """True when a hint repeats the prompt's example hint (seen from Qwen2.5-Coder-1.5B in the
-    loop bench: the store-demand hint, word for word, on a furniture problem)."""
-    example = _words(EXAMPLE_HINT)
-    return bool(example) and example in _words(hint)
+    """True when a hint is (or still holds) the template's placeholder text."""
+    return bool(_PLACEHOLDER_RE.search(hint))
 
 
 def build_prompt(
@@ -209,7 +209,8 @@ def build_prompt(
         "- quote: optional, the first wrong sentence of that step copied exactly (the hint then "
         "goes just before it, keeping the correct part of the step), or null.\n"
         "- rationale: why, briefly, for a human reviewer.\n"
-        f"Two example answers:\n{EXAMPLE_VERDICTS}\n\n"
+        "Two example answers (the second is a template: replace every <...> with what this "
+        f"trajectory needs):\n{EXAMPLE_VERDICTS}\n\n"
         f"## Problem\n{problem.strip()}\n\n"
         + (f"## Facts checked by the system\n{checked}\n\n" if checked else "")
         + f"## Trajectory ({len(steps)} steps, numbered 0 to {len(steps) - 1})\n\n"
@@ -248,7 +249,8 @@ def parse_verdict(text: str, *, n_steps: int, flaw_codes: Sequence[str]) -> Verd
         raise ValueError('"hint" must not state the final answer (no \\boxed{} in a hint)')
     if copies_the_example(hint):
         raise ValueError(
-            '"hint" copies the example answer; write a hint about this trajectory\'s own flaw'
+            '"hint" copies the example answer\'s placeholder; write the hint itself: what is '
+            "wrong in that step of this trajectory and what to do instead"
         )
     quote = data.get("quote")
     if quote is not None and not isinstance(quote, str):

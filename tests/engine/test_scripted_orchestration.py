@@ -186,7 +186,7 @@ def test_it_tags_the_think_prefix_as_prompt_side_tokens(tiny_tokenizer):
     assert r.text.startswith("<think>\n</think>") and r.final_answer.value == 1
 
 
-def test_a_hint_copied_from_the_prompts_example_is_sent_back_for_one_of_its_own(tiny_tokenizer):
+def test_a_hint_copied_from_the_prompts_template_is_sent_back_for_one_of_its_own(tiny_tokenizer):
     from curation.engine.intervener import EXAMPLE_HINT
 
     steps = rollout(ScriptedBackend(tiny_tokenizer, [FLAWED]), "D.", _config(),
@@ -196,4 +196,5 @@ def test_a_hint_copied_from_the_prompts_example_is_sent_back_for_one_of_its_own(
     intervener = ScriptedBackend(tiny_tokenizer, chat_replies=replies)
     verdict = diagnose(intervener, problem="D.", steps=steps, taxonomy=DEFAULT_TAXONOMY)
     assert (verdict.hint, verdict.attempts) == (own, 2)
-    assert "copies the example answer" in intervener.chat_calls[1][-1]["content"]
+    assert "placeholder" in intervener.chat_calls[1][-1]["content"]
+    assert "replace every <...>" in intervener.chat_calls[0][-1]["content"]
