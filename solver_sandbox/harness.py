@@ -21,6 +21,7 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from . import hooks
@@ -162,6 +163,7 @@ def _register_source(filename: str, source: str) -> None:
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
 
 
+@cache
 def _library_prefixes() -> list[tuple[str, str]]:
     """Host directories of Python's libraries, longest first, and what a traceback shows for
     them: the model (and the training data made from its trajectories) never sees where this
@@ -189,7 +191,7 @@ def _user_traceback(exc: BaseException) -> str:
 
 def _shorten(text: str) -> str:
     for host, short in _library_prefixes():
-        text = text.replace(f'File "{host}', f'File "{short}').replace(host, short)
+        text = text.replace(host, short)
     return text
 
 

@@ -41,6 +41,7 @@ from .generation import (
     rollout_config,
     trajectory_from_rollout,
 )
+from .rejudge import batch_answer_rule
 
 log = logging.getLogger(__name__)
 DEFAULT_CONFIG = {
@@ -261,10 +262,8 @@ def _config(batch: Batch, endpoint: ModelEndpoint) -> engine.RolloutConfig:
 
 def _rule(batch: Batch) -> dict:
     """The batch's answer rule, as keyword arguments of ``trajectory_from_rollout``."""
-    return {
-        "rule": batch.config.get("answer_rule", "relative"),
-        "tolerance": float(batch.config.get("answer_tolerance", 1e-6)),
-    }
+    rule, tolerance = batch_answer_rule(batch.config)
+    return {"rule": rule, "tolerance": tolerance}
 
 
 def _generate(batch: Batch, items: list[BatchItem]) -> None:

@@ -65,14 +65,16 @@ def problem_answer_current(problem: Problem) -> Problem:
     return problem
 
 
+def batch_answer_rule(config: dict) -> tuple[str, float]:
+    """A batch's answer rule and tolerance, from its config (the one place that reads them)."""
+    return config.get("answer_rule", "relative"), float(config.get("answer_tolerance", 1e-6))
+
+
 def _batch_rules(problem: Problem) -> dict[int, tuple[str, float]]:
     """The rule of each trajectory a batch made (its roots and the branches of its rounds);
     a person's branch from a batch trajectory was judged with the settings' rule."""
     rules: dict[int, tuple[str, float]] = {}
-
-    def rule(config: dict) -> tuple[str, float]:
-        return config.get("answer_rule", "relative"), float(config.get("answer_tolerance", 1e-6))
-
+    rule = batch_answer_rule
     items = BatchItem.objects.filter(problem=problem, root__isnull=False)
     for root_id, config in items.values_list("root_id", "batch__config"):
         rules[root_id] = rule(config)
