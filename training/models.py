@@ -56,6 +56,9 @@ class TrainingRun(models.Model):
     checkpoint = models.CharField(max_length=500, blank=True, help_text="The newest one.")
     checkpoints = models.JSONField(default=list, blank=True)
     results = models.JSONField(null=True, blank=True, help_text="Evaluation summary.")
+    # An evaluation's overlap with everything its checkpoint was trained on (its lineage's
+    # datasets and GRPO problems; training/services/overlap.py), and its problems per split.
+    overlap = models.JSONField(default=dict, blank=True)
     endpoint = models.OneToOneField(
         ModelEndpoint,
         null=True,

@@ -17,6 +17,7 @@ from .backends import (
     load_backend,
 )
 from .branching import BranchPoint, branch_point
+from .fingerprint import backend_fingerprint, prompt_record, tokenizer_fingerprint
 from .format import Step, cut_offset, split_steps, truncate_output
 from .intervener import DEFAULT_TAXONOMY, HINT_TEMPLATES, Facts, Verdict, diagnose, quote_offset
 from .prompts import Prompts, think_prefix_for
@@ -56,6 +57,7 @@ __all__ = [
     "Tag",
     "TaggedTokens",
     "Verdict",
+    "backend_fingerprint",
     "branch_point",
     "branch_rollout",
     "continue_rollout",
@@ -64,6 +66,7 @@ __all__ = [
     "extract_final_answer",
     "judge",
     "load_backend",
+    "prompt_record",
     "quote_offset",
     "rollout",
     "rollout_many",
@@ -71,5 +74,6 @@ __all__ = [
     "split_steps",
     "think_prefix_for",
     "token_offset_for_char",
+    "tokenizer_fingerprint",
     "truncate_output",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 from .answers import FinalAnswer, extract_final_answer, last_optimal_objective
 from .backends.base import Backend, GenerationRequest
 from .branching import BranchPoint, branch_point, is_replayed
+from .fingerprint import backend_fingerprint, prompt_record
 from .format import (
     CODE_LEFT_NOTICE,
     CODE_LIMIT_NOTICE,
@@ -88,6 +89,11 @@ class Rollout:
     # prompt differently from the stored ids): shown on the trajectory.
     warnings: list[dict[str, Any]] = field(default_factory=list)
     sandbox_objective: float | None = None  # the last optimal solve's objective, shown beside
+    # Which tokenizer made the ids (``fingerprint.tokenizer_fingerprint``) and the prompts the
+    # rollout was started with (``fingerprint.prompt_record``; empty for a continuation, whose
+    # prompt ids are its parent's).
+    tokenizer: str = ""
+    prompts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -127,6 +133,8 @@ class Rollout:
             "counts": self.counts,
             "warnings": list(self.warnings),
             "sandbox_objective": self.sandbox_objective,
+            "tokenizer": self.tokenizer,
+            "prompts": dict(self.prompts),
         }
 
     @classmethod
@@ -146,6 +154,8 @@ class Rollout:
             problem=data.get("problem", ""),
             warnings=list(data.get("warnings") or []),
             sandbox_objective=data.get("sandbox_objective"),
+            tokenizer=data.get("tokenizer") or "",
+            prompts=dict(data.get("prompts") or {}),
         )
 
 
@@ -214,7 +224,21 @@ def rollout_many(
         # on, never counted as generated and never cut away by a branch.
         _absorb(backend, seq, prefix_ids, Tag.PROMPT)
         seqs.append(seq)
-    return _run(backend, seqs, config, run_code or run_in_sandbox, on_update)
+    out = _run(backend, seqs, config, run_code or run_in_sandbox, on_update)
+    record = prompts_of(config)
+    for r in out:
+        r.prompts = dict(record)
+    return out
+
+
+def prompts_of(config: RolloutConfig) -> dict[str, Any]:
+    """The prompt record (``fingerprint.prompt_record``) of a rollout config."""
+    return prompt_record(
+        system_prompt=config.system_prompt,
+        worked_example=config.worked_example,
+        think_prefix=config.think_prefix,
+        chat_template_kwargs=config.chat_template_kwargs,
+    )
 
 
 def continue_rollout(
@@ -540,4 +564,5 @@ def _finish(backend: Backend, seq: _Seq, wall_ms: float, config: RolloutConfig) 
         failed_code_calls=seq.failed,
         error=seq.error,
         problem=seq.problem,
+        tokenizer=backend_fingerprint(backend),
     )

@@ -60,11 +60,14 @@ class ProblemRecord:
     source_id: str = ""
     raw: dict = field(default_factory=dict)
     line: int = 0
+    split: str = ""  # train / dev / test when the file says; empty: from a hash of the question
 
     @property
     def content_hash(self) -> str:
         payload = asdict(self)
         payload.pop("line")
+        if not payload["split"]:  # files without splits hash as they did before splits existed
+            payload.pop("split")
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -108,6 +111,20 @@ def parse_answer(value: object) -> tuple[float | None, str]:
 
 def _first_key(obj: dict, keys: tuple[str, ...]) -> str | None:
     return next((key for key in keys if key in obj), None)
+
+
+SPLIT_NAMES = {"train": "train", "dev": "dev", "validation": "dev", "valid": "dev", "val": "dev",
+               "test": "test"}  # fmt: skip
+
+
+def _split_of(value: object, filename: str, line: int) -> str:
+    """A record's ``split`` field (train, dev or validation, test), or "" when absent."""
+    if value in (None, ""):
+        return ""
+    name = SPLIT_NAMES.get(str(value).strip().lower())
+    if name is None:
+        raise ImportFileError(filename, f"unknown split {value!r} (train, dev or test)", line)
+    return name
 
 
 def normalize_record(
@@ -160,6 +177,7 @@ def normalize_record(
         # Keep everything but the question, so the original answer string etc. survive.
         raw = {k: v for k, v in obj.items() if k != question_key}
     source_index = obj.get("source_index", index)
+    split = _split_of(obj.get("split"), filename, line)
     record = ProblemRecord(
         benchmark=benchmark.strip(),
         external_id=external_id,
@@ -173,6 +191,7 @@ def normalize_record(
         source_id="" if obj.get("source_id") is None else str(obj.get("source_id")),
         raw=raw,
         line=line,
+        split=split,
     )
     mapping = f"question←{question_key}, answer←{answer_key}, id←{id_key or '(position)'}"
     return record, mapping

@@ -29,6 +29,8 @@ def trajectory_export(trajectory: Trajectory) -> dict:
         ),
         "source": trajectory.source,
         "endpoint": trajectory.endpoint.name if trajectory.endpoint else None,
+        "tokenizer": trajectory.tokenizer_fingerprint,
+        "prompts": trajectory.prompts,
         "finish_reason": trajectory.finish_reason,
         "steps": trajectory.steps,
         "tokens": {
@@ -104,6 +106,17 @@ def trajectory_token_record(trajectory: Trajectory, *, train_on_hints: bool = Tr
         "input_ids": ids,
         "labels": labels,
         "token_tags": tags,
+        **origin_fields(trajectory),
+    }
+
+
+def origin_fields(trajectory: Trajectory) -> dict:
+    """What made a record's ids: the Reasoner endpoint, its tokenizer's fingerprint and the
+    prompts (``training.scripts.sft`` refuses a record whose tokenizer is not the model's)."""
+    return {
+        "endpoint": trajectory.endpoint.name if trajectory.endpoint_id else None,
+        "tokenizer": trajectory.tokenizer_fingerprint,
+        "prompts": trajectory.prompts,
     }
 
 
@@ -120,4 +133,5 @@ def trajectory_chat_record(trajectory: Trajectory, *, system_prompt: str = "") -
         "problem_id": trajectory.problem_id,
         "benchmark": trajectory.problem.benchmark.name,
         "messages": messages,
+        **origin_fields(trajectory),
     }

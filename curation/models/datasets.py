@@ -17,6 +17,11 @@ class DatasetVersion(models.Model):
     content_hash = models.CharField(max_length=64, help_text="sha256 of the exported files.")
     counts = models.JSONField(default=dict)
     stats = models.JSONField(default=dict)
+    # The one tokenizer and prompt set of every record (freezing refuses a mix), and the
+    # Reasoner endpoints that generated them.
+    tokenizer_fingerprint = models.CharField(max_length=64, blank=True)
+    prompts = models.JSONField(default=dict, blank=True)
+    endpoints = models.JSONField(default=list, blank=True)
     directory = models.CharField(max_length=500, help_text="Where the export files are.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)

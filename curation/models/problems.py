@@ -14,6 +14,40 @@ class AnswerStatus(models.TextChoices):
     INFEASIBLE_MARKER = "infeasible_marker", "Infeasible (sentinel answer)"
 
 
+class Split(models.TextChoices):
+    TRAIN = "train", "Train"
+    DEV = "dev", "Dev"
+    TEST = "test", "Test"
+
+
+class SplitSource(models.TextChoices):
+    HASH = "hash", "From a hash of the question"
+    FILE = "file", "From the problem file"
+    LEAD = "lead", "Set by a lead"
+
+
+# The default shares of a problem's split, drawn from a hash of its question (settings:
+# CALM_SPLIT_RATIOS). The same question lands in the same split in every benchmark.
+DEFAULT_SPLIT_RATIOS = {"train": 0.8, "dev": 0.1, "test": 0.1}
+
+
+def split_for(question: str, ratios: dict[str, float] | None = None) -> str:
+    """The deterministic default split of a problem: a hash of its normalised question,
+    placed on the cumulative ``ratios`` (train, dev, test)."""
+    import hashlib
+
+    ratios = ratios or getattr(settings, "CALM_SPLIT_RATIOS", None) or DEFAULT_SPLIT_RATIOS
+    normal = " ".join(question.lower().split())
+    point = int(hashlib.sha256(normal.encode()).hexdigest()[:12], 16) / 16**12
+    total = sum(ratios.values()) or 1.0
+    edge = 0.0
+    for name in (Split.TRAIN, Split.DEV, Split.TEST):
+        edge += ratios.get(name, 0.0) / total
+        if point < edge:
+            return name
+    return Split.TEST
+
+
 class Benchmark(models.Model):
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=100, unique=True)
@@ -56,6 +90,12 @@ class Problem(models.Model):
     raw = models.JSONField(default=dict, blank=True)
     # sha256 of the normalised record: an import compares it to tell "unchanged" from "updated".
     content_hash = models.CharField(max_length=64)
+    # train / dev / test: where the problem may be used (batches and GRPO draw from train by
+    # default; an evaluation records its overlap with what its checkpoint was trained on).
+    split = models.CharField(max_length=8, choices=Split.choices, blank=True, db_index=True)
+    split_source = models.CharField(
+        max_length=8, choices=SplitSource.choices, default=SplitSource.HASH
+    )
     # The number of the current AnswerVersion (answer / answer_status above are its values).
     answer_version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -79,6 +119,11 @@ class Problem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.benchmark.name} / {self.external_id}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.split:
+            self.split = split_for(self.question)
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("curation-problem-detail", args=[self.pk])

@@ -51,6 +51,10 @@ class Trajectory(models.Model):
     # What the engine could not guarantee while generating (e.g. a text-only server that
     # tokenized the prompt differently from the stored ids), shown on the trajectory page.
     warnings = models.JSONField(default=list, blank=True)
+    # Which tokenizer made the ids (curation.engine.fingerprint: vocabulary, special tokens and
+    # chat template) and the prompts the ids were made with: a golden set is one model's data.
+    tokenizer_fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
+    prompts = models.JSONField(default=dict, blank=True)
     is_correct = models.BooleanField(null=True)
     n_prompt_tokens = models.PositiveIntegerField(default=0)
     n_model_tokens = models.PositiveIntegerField(default=0)

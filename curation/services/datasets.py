@@ -10,6 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from ..engine.fingerprint import prompts_digest, short
 from ..formats.trajectory_records import trajectory_chat_record, trajectory_token_record
 from ..models import DatasetEntry, DatasetVersion, Trajectory
 from ..presentation import statistics
@@ -35,6 +36,17 @@ def dataset_freeze(
     chosen: list[Trajectory] = list(trajectories)
     if not chosen:
         raise DatasetError("no golden trajectory matches: approve some candidates first")
+    groups = origin_groups(chosen)
+    if len(groups) > 1:
+        raise DatasetError(
+            f"the golden set mixes {len(groups)} tokenizers or prompt sets, and a dataset is one "
+            "model's data: "
+            + "; ".join(_group_label(key, rows) for key, rows in groups.items())
+            + ". Freeze one set per tokenizer, or narrow the selection."
+        )
+    ((fingerprint, _),) = groups
+    prompts = chosen[0].prompts
+    endpoints = sorted({t.endpoint.name for t in chosen if t.endpoint_id})
     root = Path(settings.VAR_DIR) / "datasets"
     staging = root / f".staging-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -56,6 +68,9 @@ def dataset_freeze(
         ),
         "code_calls_mean": sum(t.n_code_calls for t in chosen) / len(chosen),
         "train_on_hints": train_on_hints,
+        "tokenizer": fingerprint,
+        "prompts": prompts,
+        "endpoints": endpoints,
     }
     (staging / "README.md").write_text(
         dataset_card(name, note, chosen, counts, summary, content_hash, filters or {})
@@ -64,6 +79,7 @@ def dataset_freeze(
         version = DatasetVersion.objects.create(
             name=name, note=note, train_on_hints=train_on_hints, filters=filters or {},
             content_hash=content_hash, counts=counts, stats=summary, directory="", created_by=by,
+            tokenizer_fingerprint=fingerprint, prompts=prompts, endpoints=endpoints,
         )  # fmt: skip
         DatasetEntry.objects.bulk_create(
             DatasetEntry(version=version, trajectory=t, position=i) for i, t in enumerate(chosen)
@@ -73,6 +89,40 @@ def dataset_freeze(
         version.directory = str(final)
         version.save(update_fields=["directory"])
     return version
+
+
+def origin_groups(chosen: list[Trajectory]) -> dict[tuple[str, str], list[Trajectory]]:
+    """Trajectories by (tokenizer fingerprint, prompt set): one group is one model's data."""
+    groups: dict[tuple[str, str], list[Trajectory]] = {}
+    for t in chosen:
+        groups.setdefault((t.tokenizer_fingerprint, prompts_digest(t.prompts)), []).append(t)
+    return groups
+
+
+def _group_label(key: tuple[str, str], rows: list[Trajectory]) -> str:
+    fingerprint, prompts = key
+    endpoints = sorted({t.endpoint.name for t in rows if t.endpoint_id}) or ["no endpoint"]
+    return (
+        f"tokenizer {short(fingerprint)} with prompts {prompts or 'unrecorded'} "
+        f"({', '.join(endpoints)}: {len(rows)} trajectories)"
+    )
+
+
+def dataset_freeze_per_tokenizer(*, name: str, trajectories, **kwargs) -> list[DatasetVersion]:
+    """Freeze one dataset version per (tokenizer, prompt set) of ``trajectories`` (the lead's
+    alternative to a refused mix); a single group gives one version named ``name``."""
+    chosen = list(trajectories)
+    if not chosen:
+        raise DatasetError("no golden trajectory matches: approve some candidates first")
+    groups = origin_groups(chosen)
+    versions = []
+    for (fingerprint, prompts), rows in groups.items():
+        label = name if len(groups) == 1 else f"{name} [tokenizer {short(fingerprint)}"
+        if len(groups) > 1:
+            same_tokenizer = sum(1 for key in groups if key[0] == fingerprint)
+            label += f", prompts {prompts}]" if same_tokenizer > 1 else "]"
+        versions.append(dataset_freeze(name=label[:200], trajectories=rows, **kwargs))
+    return versions
 
 
 def _counts(chosen: list[Trajectory]) -> dict:
@@ -111,6 +161,19 @@ def dataset_card(name, note, chosen, counts, summary, content_hash, filters) -> 
         f"- token modification ratio: {'n/a' if tmr is None else f'{100 * tmr:.2f}%'}",
         f"- hint tokens trained: {'yes' if summary['train_on_hints'] else 'no'}",
         f"- selection: {json.dumps(filters)}",
+        f"- Reasoner endpoints: {', '.join(summary['endpoints']) or 'unrecorded'}",
+        f"- tokenizer fingerprint (sha256 of vocabulary, special tokens and chat template): "
+        f"`{summary['tokenizer'] or 'unrecorded'}`",
+        "",
+        "## Prompts",
+        "",
+        "Every record was made with these prompts; evaluation and GRPO of a model trained on it"
+        " send the same ones by default. The prompt ids of each record (tag 0) are exactly what"
+        " the Reasoner was sent, worked example included, as its chat template rendered them.",
+        "",
+        "```json",
+        json.dumps(summary["prompts"], indent=2, ensure_ascii=False),
+        "```",
         "",
         "## Files",
         "",

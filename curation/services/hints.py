@@ -142,6 +142,8 @@ def hinted_branch_save(
             endpoint=endpoint,
             source=Trajectory.Source.HINTED,
             config=config_dict(config),
+            # The branch's prompt ids are its parent's, so are its prompts.
+            prompts=dict(parent.prompts),
             job=job,
             job_index=0 if job is not None else None,
             created_by=created_by,

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ..formats.problem_files import ProblemRecord
 from ..models import AnswerVersion, Benchmark, Problem
+from ..models.problems import SplitSource, split_for
 from .rejudge import problems_rejudge
 
 ProgressFn = Callable[[int, int], None]
@@ -78,6 +79,11 @@ def _apply(problem: Problem, record: ProblemRecord) -> None:
     for name in _FIELDS:
         value = record.content_hash if name == "content_hash" else getattr(record, name)
         setattr(problem, name, value)
+    # The file's split, when it has one, unless a lead set this problem's; else the hash's.
+    if record.split and problem.split_source != SplitSource.LEAD:
+        problem.split, problem.split_source = record.split, SplitSource.FILE
+    elif not problem.split:
+        problem.split, problem.split_source = split_for(problem.question), SplitSource.HASH
 
 
 def _classify(
@@ -160,7 +166,9 @@ def problems_import(
                 progress(done, total)
         for start in range(0, len(to_update), _BATCH):
             batch = to_update[start : start + _BATCH]
-            Problem.objects.bulk_update(batch, [*_FIELDS, "answer_version", "updated_at"])
+            Problem.objects.bulk_update(
+                batch, [*_FIELDS, "answer_version", "updated_at", "split", "split_source"]
+            )
             done += len(batch)
             if progress:
                 progress(done, total)
@@ -173,6 +181,17 @@ def problems_import(
         if progress:
             progress(total, total)
     return summary
+
+
+def problem_split_set(*, problem: Problem, split: str) -> Problem:
+    """A lead's split for a problem (train, dev or test); a later import keeps it."""
+    from ..models.problems import Split
+
+    if split not in Split.values:
+        raise ValueError(f"unknown split {split!r} (train, dev or test)")
+    problem.split, problem.split_source = split, SplitSource.LEAD
+    problem.save(update_fields=["split", "split_source", "updated_at"])
+    return problem
 
 
 def _versions_write(created: list[Problem], updated: list[Problem], source: str) -> None:

@@ -49,6 +49,8 @@ def trajectory_from_rollout(
         problem = problem_answer_current(problem)
     counts = rollout.counts
     answer = rollout.final_answer
+    fields.setdefault("prompts", dict(rollout.prompts))
+    fields.setdefault("tokenizer_fingerprint", rollout.tokenizer)
     return Trajectory(
         problem=problem,
         prompt_tokens=engine.TaggedTokens.prompt(rollout.prompt_ids).to_bytes(),

@@ -10,7 +10,12 @@ from django.views.decorators.http import require_GET, require_POST
 from ..models import Benchmark, DatasetVersion, Trajectory
 from ..roles import Role, role_required
 from ..selectors.datasets import golden_trajectories
-from ..services.datasets import DatasetError, dataset_file, dataset_freeze
+from ..services.datasets import (
+    DatasetError,
+    dataset_file,
+    dataset_freeze,
+    dataset_freeze_per_tokenizer,
+)
 from .batch_stats import trajectory_charts
 
 
@@ -30,8 +35,11 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
 def dataset_freeze_view(request: HttpRequest) -> HttpResponse:
     benchmarks = [b for b in request.POST.getlist("benchmarks") if b]
     name = request.POST.get("name", "").strip()[:200] or "golden set"
+    # A golden set of several tokenizers is refused, or frozen one set per tokenizer (the
+    # lead's choice in the form).
+    freeze = dataset_freeze_per_tokenizer if request.POST.get("per_tokenizer") else dataset_freeze
     try:
-        version = dataset_freeze(
+        frozen = freeze(
             name=name,
             note=request.POST.get("note", "")[:5000],
             trajectories=golden_trajectories(benchmarks=benchmarks),
@@ -42,7 +50,11 @@ def dataset_freeze_view(request: HttpRequest) -> HttpResponse:
     except DatasetError as exc:
         messages.error(request, str(exc))
         return redirect("curation-dataset-list")
-    return redirect(version)
+    versions = frozen if isinstance(frozen, list) else [frozen]
+    if len(versions) > 1:
+        messages.success(request, f"Froze {len(versions)} versions, one per tokenizer.")
+        return redirect("curation-dataset-list")
+    return redirect(versions[0])
 
 
 @require_GET

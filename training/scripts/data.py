@@ -151,6 +151,44 @@ def load_sft_records(
     return out
 
 
+def records_tokenizers(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The tokenizer fingerprints a token-level file's records say made them (the app's export
+    writes ``tokenizer`` and ``endpoint`` on every record): fingerprint -> count, endpoints.
+    Records without one count under ""."""
+    out: dict[str, dict[str, Any]] = {}
+    for _, obj in read_jsonl(path):
+        fingerprint = obj.get("tokenizer") or ""
+        entry = out.setdefault(str(fingerprint), {"count": 0, "endpoints": set()})
+        entry["count"] += 1
+        if obj.get("endpoint"):
+            entry["endpoints"].add(str(obj["endpoint"]))
+    return out
+
+
+class ForeignTokenizerError(ValueError):
+    """A dataset made with another tokenizer than the model's: its ids mean other tokens."""
+
+
+def tokenizer_check(path: str | os.PathLike, tokenizer: Any, model: str) -> str:
+    """Refuse a token-level file whose records were made with a tokenizer other than
+    ``tokenizer`` (the base model's), naming both; returns the model's fingerprint."""
+    from curation.engine.fingerprint import tokenizer_fingerprint
+
+    mine = tokenizer_fingerprint(tokenizer)
+    found = records_tokenizers(path)
+    foreign = {fp: entry for fp, entry in found.items() if fp and fp != mine}
+    if foreign:
+        fp, entry = max(foreign.items(), key=lambda kv: kv[1]["count"])
+        made_by = ", ".join(sorted(entry["endpoints"])) or "an unnamed endpoint"
+        raise ForeignTokenizerError(
+            f"{path}: {entry['count']} records were made with tokenizer {fp[:12]} ({made_by}), "
+            f"but the base model {model} has tokenizer {mine[:12] or 'unknown'}: its ids would "
+            "be other tokens. Train a model of the same tokenizer and chat template, or "
+            "generate the golden set with this model."
+        )
+    return mine
+
+
 # --- problems ---------------------------------------------------------------------------------
 
 PROBLEM_KEYS = ("id", "benchmark", "question", "answer", "answer_status")

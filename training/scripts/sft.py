@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .data import load_sft_records
+from .data import load_sft_records, records_tokenizers, tokenizer_check
 from .runtime import CancelToken, MetricsWriter, library_versions, resolved_config, run_training
 
 log = logging.getLogger(__name__)
@@ -249,6 +249,11 @@ def build_trainer(
         trust_remote_code=training_args.trust_remote_code,
     )
     vocab = len(tokenizer)
+    # Ids from another tokenizer would train other tokens: refuse before anything is loaded.
+    for path in filter(None, (script_args.train_file, script_args.eval_file)):
+        tokenizer_check(path, tokenizer, model_path)
+        if "" in records_tokenizers(path):
+            log.warning("%s: some records do not say which tokenizer made them", path)
     train = load_sft_records(
         script_args.train_file, train_on_hints=script_args.train_on_hints, vocab_size=vocab
     )

@@ -7,7 +7,13 @@ from django.core.management.base import BaseCommand, CommandError
 
 from curation.models import DatasetVersion
 from curation.selectors.datasets import golden_trajectories
-from curation.services.datasets import FILES, DatasetError, dataset_file, dataset_freeze
+from curation.services.datasets import (
+    FILES,
+    DatasetError,
+    dataset_file,
+    dataset_freeze,
+    dataset_freeze_per_tokenizer,
+)
 
 
 class Command(BaseCommand):
@@ -21,22 +27,29 @@ class Command(BaseCommand):
         parser.add_argument("--benchmark", action="append", default=[], help="slug; repeatable")
         parser.add_argument("--no-hint-training", action="store_true")
         parser.add_argument("--note", default="")
+        parser.add_argument(
+            "--per-tokenizer", action="store_true",
+            help="a golden set of several tokenizers: one version per tokenizer (else refused)",
+        )  # fmt: skip
         parser.add_argument("--dataset", type=int, help="an existing dataset version id")
         parser.add_argument("--out", type=Path, help="copy the exports into this folder")
 
     def handle(self, *args, **opts) -> None:
         try:
             if opts["freeze"]:
-                version = dataset_freeze(
+                freeze = dataset_freeze_per_tokenizer if opts["per_tokenizer"] else dataset_freeze
+                frozen = freeze(
                     name=opts["freeze"], note=opts["note"],
                     trajectories=golden_trajectories(benchmarks=opts["benchmark"]),
                     train_on_hints=not opts["no_hint_training"],
                     filters={"benchmarks": opts["benchmark"]},
                 )  # fmt: skip
-                self.stdout.write(
-                    f"Froze version {version.pk}: {version.counts['trajectories']} trajectories, "
-                    f"sha256 {version.content_hash}"
-                )
+                for version in frozen if isinstance(frozen, list) else [frozen]:
+                    self.stdout.write(
+                        f"Froze version {version.pk}: {version.counts['trajectories']} "
+                        f"trajectories, tokenizer {version.tokenizer_fingerprint[:12]}, "
+                        f"sha256 {version.content_hash}"
+                    )
             elif opts["dataset"]:
                 version = DatasetVersion.objects.filter(pk=opts["dataset"]).first()
                 if version is None:

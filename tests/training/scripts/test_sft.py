@@ -123,3 +123,48 @@ def test_it_trains_a_lora_adapter_with_iw_sft(tmp_path, tiny_model_path, sft_fil
     events = read_events(tmp_path / "metrics.jsonl")
     assert events[-1]["status"] == "completed"
     assert any(e["event"] == "step" and e["step"] == 1 for e in events)
+
+
+# --- a dataset is one model's data ------------------------------------------------------------
+
+
+def _records_made_by(tokenizer, fingerprint: str, path: Path) -> Path:
+    lines = []
+    for i in range(2):
+        ids, tags = tagged_record(tokenizer, i)
+        lines.append({"id": f"t-{i}", "input_ids": ids, "token_tags": tags,
+                      "tokenizer": fingerprint, "endpoint": "other-reasoner"})  # fmt: skip
+    path.write_text("".join(json.dumps(obj) + "\n" for obj in lines))
+    return path
+
+
+def test_sft_refuses_a_dataset_made_with_another_tokenizer(tmp_path, tiny_model_path):
+    from transformers import AutoTokenizer
+
+    from curation.engine.fingerprint import tokenizer_fingerprint
+    from tests.tiny_model import build_tiny_model
+    from training.scripts.data import ForeignTokenizerError
+
+    other = AutoTokenizer.from_pretrained(build_tiny_model(tmp_path / "other", vocab_size=520))
+    theirs = tokenizer_fingerprint(other)
+    mine = tokenizer_fingerprint(AutoTokenizer.from_pretrained(tiny_model_path))
+    assert theirs != mine
+    # Ids of the other vocabulary, all of them inside this model's vocabulary too: only the
+    # fingerprint can tell that they mean other tokens.
+    data = _records_made_by(other, theirs, tmp_path / "foreign.jsonl")
+    args = _args(tiny_model_path, data, tmp_path)
+
+    with pytest.raises(ForeignTokenizerError) as refused:
+        sft.build_trainer(*args)
+    message = str(refused.value)
+    assert theirs[:12] in message and mine[:12] in message
+    assert "other-reasoner" in message and str(tiny_model_path) in message
+
+
+def test_sft_takes_a_dataset_made_with_its_own_tokenizer(tmp_path, tiny_model_path, tiny_tokenizer):
+    from curation.engine.fingerprint import tokenizer_fingerprint
+    from training.scripts.data import tokenizer_check
+
+    mine = tokenizer_fingerprint(tiny_tokenizer)
+    data = _records_made_by(tiny_tokenizer, mine, tmp_path / "own.jsonl")
+    assert tokenizer_check(data, tiny_tokenizer, str(tiny_model_path)) == mine
