@@ -60,6 +60,20 @@ class DecisionForm(forms.Form):
     reason = forms.CharField(required=False, max_length=2000)
 
 
+SPLIT_CHOICES = [
+    ("train", "train problems"),
+    ("dev", "dev problems"),
+    ("test", "test problems"),
+    ("all", "every split"),
+]
+
+
+def splits_chosen(value: str | None, default: str = "train") -> list[str]:
+    """The splits a form's choice names (empty: ``default``; "all": every split, [])."""
+    value = value or default
+    return [] if value == "all" else [value]
+
+
 class BatchForm(forms.Form):
     name = forms.CharField(max_length=200)
     benchmarks = forms.ModelMultipleChoiceField(
@@ -68,6 +82,10 @@ class BatchForm(forms.Form):
     answer_status = forms.ChoiceField(
         choices=[("", "Any answer"), *AnswerStatus.choices], required=False
     )
+    split = forms.ChoiceField(
+        choices=SPLIT_CHOICES, required=False, initial="train",
+        help_text="Golden data comes from train problems: dev and test stay unseen.",
+    )  # fmt: skip
     sample_size = forms.IntegerField(min_value=1, required=False, help_text="Empty: all.")
     seed = forms.IntegerField(initial=0)
     reasoner = forms.ModelChoiceField(
@@ -114,6 +132,7 @@ class BatchForm(forms.Form):
         return {
             "benchmarks": [b.slug for b in data["benchmarks"]],
             "answer_status": data["answer_status"],
+            "splits": splits_chosen(data.get("split")),
             "sample_size": data["sample_size"],
             "seed": data["seed"],
         }

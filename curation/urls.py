@@ -20,6 +20,7 @@ urlpatterns = [
     path("problems/<int:pk>/", problems.problem_detail, name="curation-problem-detail"),
     path("problems/<int:pk>/generate", problems.problem_generate, name="curation-problem-generate"),
     path("problems/<int:pk>/flag", problems.problem_answer_flag, name="curation-problem-flag"),
+    path("problems/<int:pk>/split", problems.problem_split, name="curation-problem-split"),
     path(
         "problems/<int:pk>/flags/<int:flag_id>",
         problems.answer_flag_decide_view,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 
 from curation.engine.answer_rules import PRESETS, RULES
+from curation.forms import SPLIT_CHOICES, splits_chosen
 from curation.models import Benchmark, DatasetVersion, ModelEndpoint
 
 from .services.configs import (
@@ -101,6 +102,15 @@ class ProblemsMixin(forms.Form):
         min_value=1, required=False, help_text="Problems per benchmark (seeded sample); empty: all."
     )
     seed = forms.IntegerField(initial=0)
+    split = forms.ChoiceField(choices=SPLIT_CHOICES, required=False)
+    # GRPO trains: it draws from train unless told otherwise. An evaluation draws from every
+    # split by default (the paper's benchmarks are whole) and records its overlap with what
+    # the model was trained on.
+    DEFAULT_SPLIT = "train"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["split"].initial = self.DEFAULT_SPLIT
 
     def problem_selection_args(self) -> dict:
         data = self.cleaned_data
@@ -108,6 +118,7 @@ class ProblemsMixin(forms.Form):
             "benchmarks": [b.slug for b in data["benchmarks"]],
             "per_benchmark": data.get("per_benchmark"),
             "seed": data.get("seed") or 0,
+            "splits": splits_chosen(data.get("split"), self.DEFAULT_SPLIT),
         }
 
 
@@ -137,7 +148,7 @@ class SFTForm(RunForm):
 
 class GRPOForm(ProblemsMixin, RunForm):
     KIND = "grpo"
-    field_order = ("name", "model", "benchmarks", "per_benchmark", "seed", "preset")
+    field_order = ("name", "model", "benchmarks", "split", "per_benchmark", "seed", "preset")
     ARGUMENTS = (
         "reward_funcs", "learning_rate", "max_steps", "num_generations",
         "max_completion_length", "max_code_calls", "use_peft",
@@ -164,7 +175,8 @@ class GRPOForm(ProblemsMixin, RunForm):
 
 class EvaluateForm(ProblemsMixin, RunForm):
     KIND = "evaluate"
-    field_order = ("name", "model", "benchmarks", "per_benchmark", "seed", "preset")
+    DEFAULT_SPLIT = "all"
+    field_order = ("name", "model", "benchmarks", "split", "per_benchmark", "seed", "preset")
     ARGUMENTS = (
         "k", "temperature", "max_new_tokens", "max_code_calls", "rule", "tolerance", "mode",
         "ask_confidence",

@@ -87,6 +87,16 @@ class EvaluationRow:
     rejudged: bool = False
     marked: bool = False  # shown although its rule or mode differs from the table's
     record: dict = field(default_factory=dict)
+    # Per column: how many of the figure's problems the checkpoint was trained on (its
+    # lineage's datasets and GRPO problems); a figure with overlap is flagged.
+    overlaps: list[int] = field(default_factory=list)
+    overlap: int = 0
+
+    @property
+    def flagged(self) -> list[tuple[float | None, str | None, EvaluationScore | None, int]]:
+        """``items`` with the overlap of each column."""
+        overlaps = self.overlaps or [0] * len(self.cells)
+        return [(*item, n) for item, n in zip(self.items, overlaps, strict=True)]
 
     @property
     def items(self) -> list[tuple[float | None, str | None, EvaluationScore | None]]:
@@ -166,6 +176,7 @@ def _run_rows(run: TrainingRun, benchmarks: list[str]) -> list[EvaluationRow]:
     ):
         groups.setdefault(score.judged_as, []).append(score)
     out = []
+    overlap = (run.overlap or {}).get("by_benchmark") or {}
     for judged_as, scores in groups.items():
         by_column = {_column(score.benchmark, benchmarks): score for score in scores}
         cells = [100 * by_column[b].score if b in by_column else None for b in benchmarks]
@@ -180,9 +191,30 @@ def _run_rows(run: TrainingRun, benchmarks: list[str]) -> list[EvaluationRow]:
                 scores=[by_column.get(b) for b in benchmarks],
                 judged_as=judged_as, rejudged=scores[0].rejudged,
                 record=(run.results or {}).get("record") or {},
+                overlaps=[overlap.get(by_column[b].benchmark, 0) if b in by_column else 0
+                          for b in benchmarks],
+                overlap=(run.overlap or {}).get("overlap", 0),
             )
         )  # fmt: skip
     return out
+
+
+def evaluation_export_rows(table: EvaluationTable) -> list[dict]:
+    """The table as flat rows (one per figure) for the CSV export, each with its overlap with
+    the checkpoint's training data and a flag when there is any."""
+    rows = []
+    for row in table.rows:
+        for (cell, _, score, overlap), benchmark in zip(row.flagged, table.benchmarks, strict=True):
+            if cell is None:
+                continue
+            rows.append({
+                "model": row.label, "evaluation": row.run.pk if row.run else "",
+                "judged_as": row.judged_as, "benchmark": benchmark, "figure_pct": round(cell, 2),
+                "problems": score.problems if score else "",
+                "trained_on_problems": overlap if row.run else "",
+                "flag": f"checkpoint trained on {overlap} of these problems" if overlap else "",
+            })  # fmt: skip
+    return rows
 
 
 def _column(benchmark: str, columns: list[str]) -> str:

@@ -11,6 +11,9 @@ urlpatterns = [
     path("runs/<int:pk>/<str:action>", runs.run_control, name="training-run-control"),
     path("evaluations/", evaluations.evaluation_compare, name="training-evaluations"),
     path(
+        "evaluations/export.csv", evaluations.evaluation_export, name="training-evaluations-export"
+    ),
+    path(
         "evaluations/<int:pk>/rejudge",
         evaluations.evaluation_rejudge_view,
         name="training-evaluation-rejudge",

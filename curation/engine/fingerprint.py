@@ -81,6 +81,36 @@ def prompt_record(
     return record
 
 
+def prompt_settings(record: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``RolloutConfig`` values of a prompt record (what evaluation and GRPO read from the
+    ``prompts.json`` the app writes beside a run); empty for none."""
+    if not record:
+        return {}
+    out: dict[str, Any] = {}
+    if "system_prompt" in record:
+        out["system_prompt"] = str(record["system_prompt"] or "")
+    if "worked_example" in record:
+        example = record["worked_example"]
+        out["worked_example"] = (str(example[0]), str(example[1])) if example else None
+    if record.get("think_prefix") is not None:
+        out["think_prefix"] = str(record["think_prefix"])
+    if record.get("chat_template_kwargs"):
+        out["chat_template_kwargs"] = dict(record["chat_template_kwargs"])
+    return out
+
+
+def load_prompt_record(path: str | None) -> dict[str, Any]:
+    """A prompt record from a JSON file (``{}`` when ``path`` is empty)."""
+    if not path:
+        return {}
+    from pathlib import Path
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a prompt record is a JSON object")
+    return data
+
+
 def prompts_digest(record: dict[str, Any] | None) -> str:
     """12 hex digits naming a prompt record (empty for none)."""
     if not record:

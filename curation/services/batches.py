@@ -58,10 +58,18 @@ class BatchError(ValueError):
 
 
 def batch_problems(
-    *, benchmarks: list[str], answer_status: str = "", sample_size: int | None = None, seed=0
+    *,
+    benchmarks: list[str],
+    answer_status: str = "",
+    sample_size: int | None = None,
+    seed=0,
+    splits: list[str] | None = None,
 ) -> list[Problem]:
-    """The problem selection of a batch: benchmarks (slugs), a filter, a seeded sample."""
+    """The problem selection of a batch: benchmarks (slugs), a filter, the splits (None or
+    empty: every split; the forms default to train), a seeded sample."""
     problems = Problem.objects.filter(benchmark__slug__in=benchmarks).order_by("pk")
+    if splits:
+        problems = problems.filter(split__in=splits)
     if answer_status:
         problems = problems.filter(answer_status=answer_status)
     chosen = list(problems)

@@ -71,6 +71,34 @@ def rollout_config(endpoint: ModelEndpoint, overrides: dict | None = None) -> en
     return engine.RolloutConfig(**{k: v for k, v in values.items() if k in known})
 
 
+def endpoint_prompt_record(endpoint: ModelEndpoint) -> dict:
+    """The prompts a Reasoner endpoint is sent (``engine.fingerprint.prompt_record``): what
+    curation records on its trajectories, and what evaluation and GRPO of it send."""
+    from ..engine.rollout import prompts_of
+
+    return prompts_of(rollout_config(endpoint))
+
+
+def endpoint_prompts_trained(base: ModelEndpoint, record: dict | None) -> tuple[dict, dict]:
+    """The ``prompts`` and ``sampling`` of a checkpoint trained on data made with the prompt
+    ``record``: the base endpoint's, with the record's system prompt, worked example, think
+    prefix and chat-template arguments (so the checkpoint is evaluated on what it learnt)."""
+    prompts, sampling = dict(base.prompts), dict(base.sampling)
+    if not record:
+        return prompts, sampling
+    example = record.get("worked_example")
+    prompts["system_prompt"] = record.get("system_prompt", "")
+    prompts["worked_example"] = (
+        {"problem": example[0], "solution": example[1]} if example else ""
+    )
+    sampling["think_prefix"] = record.get("think_prefix") or "auto"
+    if record.get("chat_template_kwargs"):
+        sampling["chat_template_kwargs"] = dict(record["chat_template_kwargs"])
+    else:
+        sampling.pop("chat_template_kwargs", None)
+    return prompts, sampling
+
+
 def reasoner_default() -> ModelEndpoint | None:
     return (
         ModelEndpoint.objects.filter(active=True, is_default_reasoner=True).first()

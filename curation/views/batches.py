@@ -40,6 +40,7 @@ def batch_new(request: HttpRequest) -> HttpResponse:
         problems = batch_problems(
             benchmarks=selection["benchmarks"], answer_status=selection["answer_status"],
             sample_size=selection["sample_size"], seed=selection["seed"],
+            splits=selection["splits"],
         )  # fmt: skip
         try:
             batch = batch_create(

@@ -10,11 +10,13 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from ..models import AnswerFlag, AnswerStatus, ModelEndpoint, Problem
+from ..models.problems import Split
 from ..roles import Role, role_required
 from ..selectors.problems import benchmark_counts, problem_search
 from ..selectors.trajectories import trajectory_tree
 from ..services.answer_versions import AnswerFlagError, answer_flag_decide, answer_flag_raise
 from ..services.endpoints import reasoner_default
+from ..services.problems import problem_split_set
 from ..services.trajectories import GenerationError, trajectories_generate
 
 PAGE_SIZE = 25
@@ -58,6 +60,7 @@ def problem_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "versions": problem.answer_versions.select_related("created_by", "flag"),
         "flags": problem.answer_flags.select_related("raised_by", "decided_by"),
         "statuses": AnswerStatus.choices,
+        "splits": Split.choices,
     }
     return render(request, "curation/problem_detail.html", context)
 
@@ -122,3 +125,17 @@ def answer_flag_decide_view(request: HttpRequest, pk: int, flag_id: int) -> Http
         )
         messages.success(request, f"Accepted: {done}." if accept else "Rejected.")
     return redirect(f"{problem.get_absolute_url()}#answer-history")
+
+
+@require_POST
+@role_required(Role.LEAD)
+def problem_split(request: HttpRequest, pk: int) -> HttpResponse:
+    """A lead moves a problem to another split (train, dev, test); imports keep it there."""
+    problem = get_object_or_404(Problem, pk=pk)
+    try:
+        problem_split_set(problem=problem, split=request.POST.get("split", ""))
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"This problem is now in the {problem.split} split.")
+    return redirect(problem)

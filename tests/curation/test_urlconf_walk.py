@@ -31,7 +31,7 @@ MINIMUM = {
     "health-badge": R,
     "curation-problem-list": R, "curation-problem-detail": R, "curation-problem-generate": L,
     "curation-problem-import": L, "curation-problem-import-preview": L,
-    "curation-problem-flag": R, "curation-answer-flag-decide": L,
+    "curation-problem-flag": R, "curation-answer-flag-decide": L, "curation-problem-split": L,
     "curation-job-detail": R, "curation-job-cancel": R, "curation-job-retry": R,
     "curation-trajectory-detail": R, "curation-step-label": R, "curation-step-history": R,
     "curation-hint-create": R, "curation-trajectory-diagnose": R,
@@ -48,7 +48,7 @@ MINIMUM = {
     "curation-comment-create": R, "curation-comment-resolve": R, "curation-review-export": L,
     "training-run-list": L, "training-run-new": A, "training-run-detail": L,
     "training-run-control": A, "training-evaluations": L, "training-evaluation-samples": L,
-    "training-evaluation-rejudge": L,
+    "training-evaluation-rejudge": L, "training-evaluations-export": L,
 }  # fmt: skip
 CAST = {"anon": None, "outsider": None, "reviewer": R, "lead": L, "admin": A}
 

@@ -111,11 +111,23 @@ class EvaluateArguments:
         },
     )
     code_timeout_s: float = field(default=30.0, metadata={"help": "Per code run (CoRT: 30 s)."})
-    system_prompt: str | None = field(default=None, metadata={"help": "Default: the engine's."})
+    system_prompt: str | None = field(
+        default=None, metadata={"help": "Default: the prompts file's, else the engine's."}
+    )
+    prompts_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "A prompt record (JSON: system_prompt, worked_example, think_prefix, "
+            "chat_template_kwargs): the prompts the evaluated model was trained on. CALM Studio "
+            "writes the evaluated endpoint's beside the run; --system_prompt and a think_prefix "
+            "other than auto override it."
+        },
+    )
     think_prefix: str = field(
         default="auto",
-        metadata={"help": "Forced turn start; auto: <think> unless the template opens it."},
-    )
+        metadata={"help": "Forced turn start; auto: the prompts file's, else <think> unless the "
+                  "template opens it."},
+    )  # fmt: skip
     rule: str = field(
         default="sirl",
         metadata={"help": "Answer rule preset: orlm | sirl | optmath | storm-paper | cort-math."},
@@ -175,27 +187,42 @@ def backend_spec(args: EvaluateArguments) -> dict[str, Any]:
     return spec
 
 
+def prompt_values(args: EvaluateArguments) -> dict[str, Any]:
+    """The prompts file's rollout values, under the explicit arguments."""
+    from curation.engine.fingerprint import load_prompt_record, prompt_settings
+
+    values = prompt_settings(load_prompt_record(args.prompts_file))
+    if args.system_prompt is not None:
+        values["system_prompt"] = args.system_prompt
+    if args.think_prefix != "auto":
+        values["think_prefix"] = args.think_prefix
+    return values
+
+
 def system_prompt(args: EvaluateArguments) -> str:
     """The system prompt the evaluation sends (with the RLCR confidence request if asked)."""
     from curation.engine import DEFAULT_SYSTEM_PROMPT
 
     from .rewards import with_confidence_request
 
-    prompt = DEFAULT_SYSTEM_PROMPT if args.system_prompt is None else args.system_prompt
+    prompt = prompt_values(args).get("system_prompt", DEFAULT_SYSTEM_PROMPT)
     return with_confidence_request(prompt) if args.ask_confidence else prompt
 
 
 def _rollout_config(args: EvaluateArguments):
     from curation.engine import RolloutConfig
 
+    values = prompt_values(args)
     return RolloutConfig(
+        worked_example=values.get("worked_example"),
+        chat_template_kwargs=values.get("chat_template_kwargs") or {},
         max_code_calls=args.max_code_calls,
         max_new_tokens=args.max_new_tokens,
         code_timeout_s=args.code_timeout_s,
         temperature=args.temperature,
         top_p=args.top_p,
         seed=args.seed,
-        think_prefix=args.think_prefix,
+        think_prefix=values.get("think_prefix", args.think_prefix),
         credit_sandbox_answer=args.credit_sandbox_answer,
         system_prompt=system_prompt(args),
     )
@@ -342,7 +369,8 @@ def record(args: EvaluateArguments, problems: list[dict[str, Any]]) -> dict[str,
     }  # fmt: skip
     return evaluation_record(
         rule=args.rule, tolerance=args.tolerance, k=args.k, mode=args.mode, sampling=sampling,
-        system_prompt=system_prompt(args), think_prefix=args.think_prefix,
+        system_prompt=system_prompt(args),
+        think_prefix=prompt_values(args).get("think_prefix", args.think_prefix),
         asks_confidence=args.ask_confidence, problems=problems,
     )  # fmt: skip
 
@@ -377,6 +405,11 @@ def summarize(
             "problems": rows,
         }
     rec = record(args, problems)
+    from curation.engine.rollout import prompts_of
+
+    # Every prompt the evaluation sent (worked example included), with its id: a dataset's
+    # card names the same id when the model was trained on these prompts.
+    rec["prompts"] = prompts_of(_rollout_config(args))
     return {
         "model": args.model,
         "k": args.k,

@@ -66,11 +66,20 @@ class GRPOScriptArguments:
     system_prompt: str | None = field(
         default=None, metadata={"help": "System prompt (default: the engine's CoRT-style one)."}
     )
+    prompts_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "A prompt record (JSON: system_prompt, worked_example, think_prefix, "
+            "chat_template_kwargs): the prompts the policy was trained on. CALM Studio writes "
+            "the starting endpoint's beside the run; --system_prompt and a think_prefix other "
+            "than auto override it."
+        },
+    )
     think_prefix: str = field(
         default="auto",
         metadata={
-            "help": "Forced start of the assistant turn; auto: <think> unless the chat "
-            "template opens it (the engine's think_prefix_for, as in curation)."
+            "help": "Forced start of the assistant turn; auto: the prompts file's, else <think> "
+            "unless the chat template opens it (the engine's think_prefix_for, as in curation)."
         },
     )
     max_code_calls: int = field(default=15, metadata={"help": "Code runs per rollout (CoRT)."})
@@ -182,13 +191,23 @@ class EngineRollout:
         self.args = script_args
         self.run_code = run_code  # None: the engine's solver-sandbox runner
 
+    def prompt_values(self) -> dict[str, Any]:
+        """The prompts file's rollout values (the prompts curation made the policy's golden
+        data with), under the explicit arguments."""
+        from curation.engine.fingerprint import load_prompt_record, prompt_settings
+
+        values = prompt_settings(load_prompt_record(self.args.prompts_file))
+        if self.args.system_prompt is not None:
+            values["system_prompt"] = self.args.system_prompt
+        if self.args.think_prefix != "auto":
+            values["think_prefix"] = self.args.think_prefix
+        return values
+
     def system_prompt(self) -> str:
         """The system prompt; with RLCR's calibration reward it asks for a confidence."""
         from curation.engine import DEFAULT_SYSTEM_PROMPT
 
-        prompt = (
-            DEFAULT_SYSTEM_PROMPT if self.args.system_prompt is None else self.args.system_prompt
-        )
+        prompt = self.prompt_values().get("system_prompt", DEFAULT_SYSTEM_PROMPT)
         if "calibration" in (self.args.reward_funcs or []):
             prompt = with_confidence_request(prompt)
         return prompt
@@ -197,6 +216,7 @@ class EngineRollout:
         from curation.engine import RolloutConfig
 
         targs = trainer.args
+        values = self.prompt_values()
         return RolloutConfig(
             max_code_calls=self.args.max_code_calls,
             max_new_tokens=int(targs.max_completion_length),
@@ -205,10 +225,14 @@ class EngineRollout:
             temperature=float(targs.temperature),
             top_p=float(targs.top_p),
             seed=None,
-            think_prefix=self.args.think_prefix,
+            think_prefix=values.get("think_prefix", self.args.think_prefix),
             credit_sandbox_answer=self.args.credit_sandbox_answer,
             system_prompt=self.system_prompt(),
-            chat_template_kwargs=dict(targs.chat_template_kwargs or {}),
+            worked_example=values.get("worked_example"),
+            chat_template_kwargs={
+                **(values.get("chat_template_kwargs") or {}),
+                **dict(targs.chat_template_kwargs or {}),
+            },
             code_workers=self.args.code_workers,
         )
 

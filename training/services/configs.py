@@ -26,10 +26,13 @@ DEFAULT_PRESET = {"sft": "sft", "grpo": "grpo_cort", "evaluate": "eval"}
 # Set by the app from the run's own fields: an override of one of these is refused.
 APP_KEYS = {
     "sft": ("model_name_or_path", "train_file", "output_dir", "metrics_file"),
-    "grpo": ("model_name_or_path", "train_files", "output_dir", "metrics_file", "rollouts_file"),
+    "grpo": (
+        "model_name_or_path", "train_files", "output_dir", "metrics_file", "rollouts_file",
+        "prompts_file",
+    ),
     "evaluate": (
         "model", "backend", "base_url", "tokenizer", "api_key_env", "endpoint_spec", "problems",
-        "output_dir", "metrics_file",
+        "output_dir", "metrics_file", "prompts_file",
     ),
 }  # fmt: skip
 # Progress comes from the metrics file; a progress bar in the log is noise there.

@@ -18,6 +18,7 @@ from curation.services.trajectories import trajectory_from_rollout
 
 from ..models import EvaluationScore, TrainingRun
 from ..scripts.eval_scoring import rejudge
+from .overlap import evaluation_overlap_record
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ def evaluation_import(run: TrainingRun) -> dict[str, float]:
         run.results = summary
         run.save(update_fields=["results"])
         _trajectories_import(run, root / "trajectories.jsonl", results)
+        # Checked again when the figures arrive: the lineage is what it is now.
+        evaluation_overlap_record(run)
     return {name: entry["pass_at_1"] for name, entry in benchmarks.items()}
 
 

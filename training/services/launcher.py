@@ -23,6 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from curation.models import Job, Problem
+from curation.services.endpoints import endpoint_prompt_record
 from curation.services.jobs import job_claim, job_fail, job_finish, job_heartbeat
 
 from ..models import TrainingRun
@@ -82,6 +83,11 @@ def inputs_write(run: TrainingRun) -> Path:
         if not lines:
             raise RuntimeError("none of the run's problems exist any more")
         (root / "problems.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        # The prompts the model is sent: its endpoint's, which for a registered checkpoint are
+        # the prompts its golden data was made with (checkpoint_register).
+        (root / "prompts.json").write_text(
+            json.dumps(endpoint_prompt_record(run.model), indent=2, ensure_ascii=False)
+        )
     if run.kind == TrainingRun.Kind.EVALUATE:
         # The endpoint as the app uses it (an API key is named by its variable, never stored).
         (root / "endpoint.json").write_text(json.dumps(run.model.spec(), indent=2))

@@ -11,6 +11,7 @@ from django.db import transaction
 from calm_studio.queues import Queue
 from curation.models import DatasetVersion, Job, ModelEndpoint
 from curation.services.batches import batch_problems
+from curation.services.endpoints import endpoint_prompt_record, endpoint_prompts_trained
 from curation.services.jobs import job_cancel, job_create
 
 from ..models import TrainingRun
@@ -29,18 +30,25 @@ class RunError(ValueError):
 
 
 def problems_select(
-    *, benchmarks: list[str], per_benchmark: int | None = None, seed: int = 0
+    *,
+    benchmarks: list[str],
+    per_benchmark: int | None = None,
+    seed: int = 0,
+    splits: list[str] | None = None,
 ) -> dict:
     """A frozen problem set: per benchmark (slug) a seeded sample of ``per_benchmark``
-    problems (all when None). The ids are stored, so a relaunch uses the same problems."""
+    problems (all when None) of ``splits`` (None or empty: every split; the GRPO form
+    defaults to train). The ids are stored, so a relaunch uses the same problems."""
     ids: list[int] = []
     for slug in benchmarks:
-        chosen = batch_problems(benchmarks=[slug], sample_size=per_benchmark, seed=seed)
+        chosen = batch_problems(
+            benchmarks=[slug], sample_size=per_benchmark, seed=seed, splits=splits
+        )
         ids.extend(p.pk for p in chosen)
     if not ids:
-        raise RunError("the selected benchmarks have no problems")
+        raise RunError("the selected benchmarks have no problems in the chosen split")
     return {"benchmarks": benchmarks, "per_benchmark": per_benchmark, "seed": seed,
-            "problem_ids": ids}  # fmt: skip
+            "splits": list(splits or []), "problem_ids": ids}  # fmt: skip
 
 
 def run_config(
@@ -66,9 +74,11 @@ def run_config(
     elif kind == TrainingRun.Kind.GRPO:
         owned["train_files"] = [f"{output_dir}/problems.jsonl"]
         owned["rollouts_file"] = f"{output_dir}/rollouts.jsonl"
+        owned["prompts_file"] = f"{output_dir}/prompts.json"
     else:
         owned["problems"] = [f"{output_dir}/problems.jsonl"]
         owned["endpoint_spec"] = f"{output_dir}/endpoint.json"
+        owned["prompts_file"] = f"{output_dir}/prompts.json"
     try:
         return config_merge(kind, preset, fields or {}, overrides or {}, owned)
     except ConfigError as exc:
@@ -113,6 +123,10 @@ def run_create(
         run.save(update_fields=["output_dir", "config"])
         job.params = {"run_id": run.pk}
         job.save(update_fields=["params"])
+        if kind == TrainingRun.Kind.EVALUATE:
+            from .overlap import evaluation_overlap_record
+
+            evaluation_overlap_record(run)
     return run
 
 
@@ -161,16 +175,20 @@ def checkpoint_register(*, run: TrainingRun, checkpoint: str | None = None) -> M
     if not path:
         raise RunError("the run left no checkpoint")
     base = run.model
+    # Evaluate and train on the prompts the weights learnt: an SFT run's are its dataset's,
+    # a GRPO run's the ones it rolled out with (its starting endpoint's).
+    trained = run.dataset.prompts if run.dataset_id else endpoint_prompt_record(base)
+    prompts, sampling = endpoint_prompts_trained(base, trained)
     stem = f"{run.name} (run #{run.pk}"
     name = f"{stem}, {Path(path).name})" if path != run.output_dir else f"{stem})"
     with transaction.atomic():
         endpoint = ModelEndpoint.objects.create(
             name=name[:100], role=ModelEndpoint.Role.REASONER,
             backend=ModelEndpoint.Backend.TRANSFORMERS, model=path,
-            chat_template=base.chat_template, sampling=dict(base.sampling),
+            chat_template=base.chat_template, sampling=sampling,
             context_length=base.context_length, concurrency=base.concurrency,
             extra={k: v for k, v in base.extra.items() if k in ("dtype", "device")},
-            prompts=dict(base.prompts),
+            prompts=prompts,
         )  # fmt: skip
         TrainingRun.objects.filter(pk=run.pk).update(endpoint=endpoint)
         run.endpoint = endpoint

@@ -3,6 +3,8 @@ re-judging a finished evaluation under another answer rule."""
 
 from __future__ import annotations
 
+import csv
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,7 +16,12 @@ from curation.presentation import plots
 from curation.roles import Role, role_required
 
 from ..models import TrainingRun
-from ..selectors import evaluation_calibration, evaluation_samples, evaluation_table
+from ..selectors import (
+    evaluation_calibration,
+    evaluation_export_rows,
+    evaluation_samples,
+    evaluation_table,
+)
 from ..services.evaluations import RejudgeError, evaluation_rejudge
 
 
@@ -39,6 +46,22 @@ def evaluation_compare(request: HttpRequest) -> HttpResponse:
     context = {"table": table, "chart": chart, "presets": presets, "calibration": calibration,
                "reliability": _reliability_chart(calibration) if calibration else None}  # fmt: skip
     return render(request, "training/evaluation_compare.html", context)
+
+
+@require_GET
+@role_required(Role.LEAD)
+def evaluation_export(request: HttpRequest) -> HttpResponse:
+    """The table's figures as CSV, one row per figure, with the checkpoint's overlap."""
+    table = evaluation_table(judged_as=request.GET.get("rule"), mix=request.GET.get("mix") == "1")
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="evaluations.csv"'
+    rows = evaluation_export_rows(table)
+    fields = ["model", "evaluation", "judged_as", "benchmark", "figure_pct", "problems",
+              "trained_on_problems", "flag"]  # fmt: skip
+    writer = csv.DictWriter(response, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    return response
 
 
 @require_POST
