@@ -88,9 +88,7 @@ def endpoint_prompts_trained(base: ModelEndpoint, record: dict | None) -> tuple[
         return prompts, sampling
     example = record.get("worked_example")
     prompts["system_prompt"] = record.get("system_prompt", "")
-    prompts["worked_example"] = (
-        {"problem": example[0], "solution": example[1]} if example else ""
-    )
+    prompts["worked_example"] = {"problem": example[0], "solution": example[1]} if example else ""
     sampling["think_prefix"] = record.get("think_prefix") or "auto"
     if record.get("chat_template_kwargs"):
         sampling["chat_template_kwargs"] = dict(record["chat_template_kwargs"])
