@@ -3,7 +3,10 @@ a lead in a third; safe keys; maths; errors and an expired session; the CSP."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 from curation.models import FlawLabel, LockTakeover, ReviewDecision, ReviewLock
 from tests.conftest import ARTIFACTS, PASSWORD
@@ -110,15 +113,19 @@ def test_a_asks_for_confirmation_before_approving(
     login(page, live_server, "rita-reviewer")
     page.goto(f"{live_server.url}/trajectories/{t.pk}/")
     page.keyboard.press("a")
-    assert page.locator("#confirm-decision").is_visible()
-    assert "approve as golden" in page.inner_text("#confirm-decision")
+    expect(page.locator("#confirm-decision")).to_be_visible()
+    expect(page.locator("#confirm-decision")).to_contain_text("approve as golden")
     page.keyboard.press("Escape")
-    assert not page.locator("#confirm-decision").is_visible()
-    page.keyboard.press("n")  # the dialog is closed: keys work again, but nothing was decided
-    page.wait_for_load_state()
+    expect(page.locator("#confirm-decision")).to_be_hidden()
+    # The dialog is closed: keys work again (n opens the next item: none is left, so the
+    # queue), but nothing was decided.
+    with page.expect_navigation(url=re.compile(r"/review/(\?.*)?$")):
+        page.keyboard.press("n")
+    expect(page.locator("#messages")).to_contain_text("Nothing else awaits you")
     assert not ReviewDecision.objects.exists()
     page.goto(f"{live_server.url}/trajectories/{t.pk}/")
     page.keyboard.press("a")
+    expect(page.locator("#confirm-decision")).to_be_visible()
     with page.expect_navigation():
         page.keyboard.press("Enter")
     decision = ReviewDecision.objects.get()
