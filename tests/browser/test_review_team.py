@@ -191,26 +191,36 @@ def test_a_label_error_is_visible_and_an_expired_session_goes_to_the_full_login_
 
 
 def test_the_page_renews_the_lock_while_the_reviewer_is_active(
-    live_server, watch_csp, settings, reviewer, make_trajectory
+    live_server, watch_csp, reviewer, make_trajectory
 ):
     from datetime import timedelta
 
+    from django.conf import settings
     from django.utils import timezone
 
-    settings.REVIEW_LOCK_RENEW_S = 1
     new_page, violations = watch_csp
     t = make_trajectory()
     page = new_page()
     login(page, live_server, "rita-reviewer")
+    renewals = []
+    page.on("request", lambda r: renewals.append(r.url) if "/lock/renew" in r.url else None)
+    # The page's timers run on a clock the test moves: idle and active are compared over the
+    # same ticks of the renewal timer, never over seconds of real waiting.
+    page.clock.install()
     page.goto(f"{live_server.url}/trajectories/{t.pk}/?from=queue")
+    page.clock.pause_at(page.evaluate("Date.now()") + 1)
     assert "You hold the lock" in page.inner_text("#lock-holder")
+    every_ms = int(page.get_attribute("#lock-status", "data-renew-every")) * 1000
     soon = timezone.now() + timedelta(minutes=1)
     ReviewLock.objects.filter(trajectory=t).update(locked_until=soon)
-    page.wait_for_timeout(1500)  # idle: nothing renews
+    page.clock.run_for(2 * every_ms)  # two ticks, idle: nothing renews
     assert ReviewLock.objects.get(trajectory=t).locked_until == soon
     page.keyboard.press("j")  # active again
-    page.wait_for_timeout(2500)
+    with page.expect_response(lambda r: "/lock/renew" in r.url) as renewal:
+        page.clock.run_for(every_ms)
+    assert renewal.value.ok
+    assert len(renewals) == 1  # the active tick's, none from the idle ones
     renewed = ReviewLock.objects.get(trajectory=t).locked_until
     assert renewed > timezone.now() + timedelta(minutes=settings.REVIEW_LOCK_MINUTES - 1)
-    assert "You hold the lock" in page.inner_text("#lock-holder")
+    expect(page.locator("#lock-holder")).to_contain_text("You hold the lock")
     assert violations == []
