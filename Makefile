@@ -67,7 +67,8 @@ test-sqlite: setup-test
 
 # The database-backed tests again on PostgreSQL (the sandbox, engine and training-script suites
 # touch no database, so they run once, above).
-POSTGRES_SUITES ?= tests/calm_studio tests/curation tests/training_runs tests/browser
+POSTGRES_SUITES ?= tests/calm_studio tests/curation tests/training tests/browser \
+	--ignore=tests/curation/engine --ignore=tests/training/scripts
 
 test-postgres: setup-test
 	TEST_REDIS_URL=$(TEST_REDIS_URL) REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(POSTGRES_SUITES) $(PYTEST_ARGS)

@@ -14,7 +14,8 @@ import time
 import redis
 from django.db import connection
 
-from . import local_model
+from curation.engine.serving import local_model
+
 from .queues import ALL_QUEUES
 from .worker_presence import live_workers, redis_client
 
@@ -90,7 +91,7 @@ def _embedded_model() -> dict | None:
     never started by ``make run``."""
     if local_model.selected_model_name() is None:
         return None
-    from curation.engine.server_status import exit_description, read_status
+    from curation.engine.serving.status import exit_description, read_status
 
     status = read_status(local_model.status_path())
     if not status or status.get("state") in ("off", None):

@@ -12,16 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .env import (
-    EnvError,
-    database_from_url,
-    env_bool,
-    env_float,
-    env_int,
-    env_list,
-    env_str,
-    secret_key,
-)
+from curation.engine.env import EnvError, env_bool, env_float, env_int, env_list, env_str
+
+from .env import database_from_url, secret_key
 from .queues import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent

@@ -33,14 +33,14 @@ class RunForm(forms.Form):
         queryset=ModelEndpoint.objects.filter(active=True),
         help_text="The starting weights (a registered checkpoint is an endpoint too).",
     )
-    preset = forms.ChoiceField(help_text="A YAML file in training/configs/.")
+    preset = forms.ChoiceField(help_text="A YAML file in training/scripts/configs/.")
     overrides = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
         required=False,
         help_text="Any other argument of the script, one 'name: value' per line (YAML).",
     )
     accelerate_config = forms.ChoiceField(
-        required=False, help_text="Multi-GPU: an accelerate config in training/accelerate/."
+        required=False, help_text="Multi-GPU: an accelerate config in training/scripts/accelerate/."
     )
     num_processes = forms.IntegerField(
         min_value=1, max_value=64, initial=1, help_text="Processes (GPUs) under accelerate."

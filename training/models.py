@@ -37,7 +37,7 @@ class TrainingRun(models.Model):
     )
     # GRPO prompts and evaluation problems: {"benchmarks": [...], "per_benchmark": N, "seed": s}.
     problem_selection = models.JSONField(default=dict, blank=True)
-    preset = models.CharField(max_length=100, help_text="A YAML file in training/configs/.")
+    preset = models.CharField(max_length=100, help_text="A YAML file in training/scripts/configs/.")
     overrides = models.JSONField(default=dict, blank=True)
     # The preset merged with the form's fields and the overrides: the --config file launched.
     config = models.JSONField(default=dict)

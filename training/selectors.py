@@ -9,9 +9,8 @@ from django.db.models import Prefetch
 
 from curation.models import Job, Trajectory
 
-from .eval_scoring import brier, reliability
-from .evaluate import PAPER_MACRO, PAPER_RESULTS, paper_numbers
 from .models import EvaluationScore, RunMetric, TrainingRun
+from .scripts.eval_scoring import PAPER_MACRO, PAPER_RESULTS, brier, paper_numbers, reliability
 
 
 def runs_recent(limit: int = 100):

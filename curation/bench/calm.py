@@ -80,7 +80,7 @@ def _setup(tokenizer_dir: str, problems: int):
 
 
 def _drive(batch) -> float:
-    from curation.services.calm import batch_advance
+    from curation.services.batches import batch_advance
 
     start = time.perf_counter()
     while batch_advance(batch_id=batch.pk):
@@ -91,7 +91,7 @@ def _drive(batch) -> float:
 def run(args) -> int:
     from curation.engine.tiny_model import build_tiny_model
     from curation.models import BatchItem, ModelEndpoint
-    from curation.services.calm import batch_create
+    from curation.services.batches import batch_create
 
     tokenizer_dir = str(build_tiny_model(tempfile.mkdtemp(prefix="calm-bench-tok-")))
     problems, reasoner, instant = _setup(tokenizer_dir, args.problems)

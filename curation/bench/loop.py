@@ -51,8 +51,8 @@ def _endpoint(spec: str, role: str, tokenizer: str):
 def _problems(args):
     from django.conf import settings
 
+    from curation.formats.problem_files import parse_problem_file
     from curation.models import Problem
-    from curation.problem_import import parse_problem_file
     from curation.services.problems import problems_import
 
     if args.problems:
@@ -73,8 +73,8 @@ def _problems(args):
 
 def _ensure_server(endpoints):
     """Start the embedded model under its supervisor when it is used and not running."""
-    from calm_studio import local_model
-    from calm_studio.model_server import Supervisor
+    from curation.engine.serving import local_model
+    from curation.engine.serving.supervisor import Supervisor
 
     if not any(local_model.serves(e.base_url) for e in endpoints):
         return None
@@ -102,7 +102,7 @@ def _drive(batch, total: int) -> float:
     from tqdm import tqdm
 
     from curation.models import BatchItem
-    from curation.services.calm import batch_advance
+    from curation.services.batches import batch_advance
 
     started = time.monotonic()
     with tqdm(total=total, unit="problem", desc="CALM loop", dynamic_ncols=True) as bar:
@@ -180,7 +180,7 @@ def _summary(rows: list[dict], minutes: float) -> dict:
 
 
 def _export(batch, out: Path) -> None:
-    from curation.exports import trajectory_export
+    from curation.formats.trajectory_records import trajectory_export
     from curation.models import Trajectory
 
     with (out / "trajectories.jsonl").open("w") as fh:
@@ -268,7 +268,7 @@ def run(args, out: Path) -> int:
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
 
-    from curation.services.calm import batch_create
+    from curation.services.batches import batch_create
 
     call_command("migrate", verbosity=0)
     problems = _problems(args)

@@ -206,7 +206,7 @@ def _table(rows: list[dict], columns: list[str]) -> None:
 
 
 def run(args) -> int:
-    from curation import rendering
+    from curation.presentation import markdown as rendering
 
     long_t, short_t, names = _seed(args.steps, args.baseline_steps, args.users)
     # Cold: the first render after a restart, nothing cached; then the steady state.

@@ -10,9 +10,9 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from .. import stats
-from ..exports import trajectory_chat_record, trajectory_token_record
+from ..formats.trajectory_records import trajectory_chat_record, trajectory_token_record
 from ..models import DatasetEntry, DatasetVersion, Trajectory
+from ..presentation import statistics
 
 FILES = ("tokens.jsonl", "chat.jsonl", "README.md")
 
@@ -51,7 +51,7 @@ def dataset_freeze(
     content_hash = digest.hexdigest()
     counts = _counts(chosen)
     summary = {
-        "token_modification_ratio": stats.token_modification_ratio(
+        "token_modification_ratio": statistics.token_modification_ratio(
             {"n_model_tokens": t.n_model_tokens, "n_hint_tokens": t.n_hint_tokens} for t in chosen
         ),
         "code_calls_mean": sum(t.n_code_calls for t in chosen) / len(chosen),
@@ -116,7 +116,7 @@ def dataset_card(name, note, chosen, counts, summary, content_hash, filters) -> 
         "",
         "- `tokens.jsonl`: `input_ids`, `labels` (-100 on the prompt and on interpreter output"
         + ("" if summary["train_on_hints"] else " and on hint tokens")
-        + "), `token_tags` (0 prompt, 1 model, 2 interpreter, 3 hint); for `training.sft`.",
+        + "), `token_tags` (0 prompt, 1 model, 2 interpreter, 3 hint); for `training.scripts.sft`.",
         "- `chat.jsonl`: one conversation per line, the whole code-and-output turn as the"
         " assistant message, hints in place.",
         "",

@@ -1,14 +1,93 @@
-"""Model endpoints the app sets up itself: the embedded llama.cpp model and one named by the
-environment. ``demo_setup`` and the loop benchmark both use these, so they talk to the embedded
-model exactly alike."""
+"""Model endpoints as the engine sees them: each endpoint's backend (cached per worker), its
+prompts and rollout settings, the default Reasoner and Intervener, and the endpoints the app
+sets up itself (the embedded llama.cpp model and one named by the environment; ``demo_setup``
+and the loop benchmark both use these, so they talk to the embedded model exactly alike)."""
 
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
+from dataclasses import asdict
 
-from calm_studio import local_model
+from django.conf import settings
 
-from ..models import ModelEndpoint
+from curation.engine.serving import local_model
+
+from .. import engine
+from ..models import FlawType, ModelEndpoint
+
+_BACKENDS: OrderedDict[tuple, object] = OrderedDict()
+_MAX_CACHED_BACKENDS = 2
+
+
+def backend_for(endpoint: ModelEndpoint):
+    """The engine backend of an endpoint, cached per worker process.
+
+    Loading a local model takes seconds to minutes; a GPU worker keeps the last two it used.
+    """
+    spec = endpoint.spec()
+    if endpoint.backend == ModelEndpoint.Backend.OPENAI and local_model.serves(endpoint.base_url):
+        # The embedded model's supervisor says how its server died, if it did.
+        spec.setdefault("server_status_file", str(local_model.status_path()))
+    if endpoint.backend == ModelEndpoint.Backend.SCRIPTED:
+        return engine.load_backend(spec)  # stateful replay: never shared between jobs
+    key = (endpoint.pk, repr(sorted(spec.items())))
+    if key in _BACKENDS:
+        _BACKENDS.move_to_end(key)
+        return _BACKENDS[key]
+    backend = engine.load_backend(spec)
+    _BACKENDS[key] = backend
+    while len(_BACKENDS) > _MAX_CACHED_BACKENDS:
+        _, old = _BACKENDS.popitem(last=False)
+        close = getattr(old, "close", None)
+        if close:
+            close()
+    return backend
+
+
+def endpoint_prompts(endpoint: ModelEndpoint) -> engine.Prompts:
+    """The engine's default prompts with the endpoint's overrides; the flaw types' hint
+    templates (admin-editable data) under the endpoint's own."""
+    prompts = engine.Prompts.from_overrides(endpoint.prompts)
+    templates = dict(
+        FlawType.objects.filter(active=True).exclude(hint_template="")
+        .values_list("code", "hint_template")
+    )  # fmt: skip
+    prompts.hint_templates = {**templates, **prompts.hint_templates}
+    return prompts
+
+
+def rollout_config(endpoint: ModelEndpoint, overrides: dict | None = None) -> engine.RolloutConfig:
+    """Settings defaults < the endpoint's prompts and sampling < a job's or a batch's values."""
+    prompts = engine.Prompts.from_overrides(endpoint.prompts)
+    values = {
+        **settings.CALM_ROLLOUT_DEFAULTS,
+        "system_prompt": prompts.system_prompt,
+        "worked_example": prompts.worked_example,
+        **endpoint.sampling,
+        **(overrides or {}),
+    }
+    known = set(engine.RolloutConfig.__dataclass_fields__)
+    return engine.RolloutConfig(**{k: v for k, v in values.items() if k in known})
+
+
+def reasoner_default() -> ModelEndpoint | None:
+    return (
+        ModelEndpoint.objects.filter(active=True, is_default_reasoner=True).first()
+        or ModelEndpoint.objects.filter(active=True, role__in=["reasoner", "both"]).first()
+    )
+
+
+def intervener_default() -> ModelEndpoint | None:
+    return (
+        ModelEndpoint.objects.filter(active=True, is_default_intervener=True).first()
+        or ModelEndpoint.objects.filter(active=True, role__in=["intervener", "both"]).first()
+    )
+
+
+def config_dict(config: engine.RolloutConfig) -> dict:
+    """A rollout config as stored on a trajectory (its plain values)."""
+    return {k: v for k, v in asdict(config).items() if isinstance(v, int | float | str | bool)}
 
 
 def embedded_endpoint_values() -> dict | None:

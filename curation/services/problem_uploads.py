@@ -9,8 +9,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from ..formats.problem_files import ImportFileError, ParsedFile, parse_problem_file
 from ..models import Job
-from ..problem_import import ImportFileError, ParsedFile, parse_problem_file
 from .jobs import job_claim, job_fail, job_finish, job_heartbeat
 from .problems import problems_import
 

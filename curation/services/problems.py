@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from ..formats.problem_files import ProblemRecord
 from ..models import AnswerVersion, Benchmark, Problem
-from ..problem_import import ProblemRecord
 from .rejudge import problems_rejudge
 
 ProgressFn = Callable[[int, int], None]

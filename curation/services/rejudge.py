@@ -21,7 +21,8 @@ from django.conf import settings
 from django.db import transaction
 
 from .. import engine
-from ..models import BatchItem, BatchRound, Problem, Trajectory
+from ..models import BatchItem, Problem, Trajectory
+from ..selectors.batches import trajectories_made_by_batches
 
 
 @dataclass
@@ -70,20 +71,6 @@ def batch_answer_rule(config: dict) -> tuple[str, float]:
     return config.get("answer_rule", "relative"), float(config.get("answer_tolerance", 1e-6))
 
 
-def _batch_rules(problem: Problem) -> dict[int, tuple[str, float]]:
-    """The rule of each trajectory a batch made (its roots and the branches of its rounds);
-    a person's branch from a batch trajectory was judged with the settings' rule."""
-    rules: dict[int, tuple[str, float]] = {}
-    rule = batch_answer_rule
-    items = BatchItem.objects.filter(problem=problem, root__isnull=False)
-    for root_id, config in items.values_list("root_id", "batch__config"):
-        rules[root_id] = rule(config)
-    rounds = BatchRound.objects.filter(item__problem=problem, after__isnull=False)
-    for after_id, config in rounds.values_list("after_id", "item__batch__config"):
-        rules[after_id] = rule(config)
-    return rules
-
-
 def trajectories_rejudge(*, problem: Problem) -> Rejudged:
     """Judge the problem's curation trajectories against its current answer; returns counts.
     Runs inside the caller's transaction (the one that changed the answer), and moves a finished
@@ -93,7 +80,10 @@ def trajectories_rejudge(*, problem: Problem) -> Rejudged:
         .exclude(source=Trajectory.Source.EVALUATED)
         .only("pk", "final_answer", "final_value", "answer_source", "is_correct")
     )
-    rules = _batch_rules(problem)
+    # A batch's trajectories were judged with its rule; a person's branch from one, with the
+    # settings' rule.
+    made = trajectories_made_by_batches(problem=problem)
+    rules = {pk: batch_answer_rule(config) for pk, config in made.items()}
     default = (settings.CALM_ANSWER_RULE, settings.CALM_ANSWER_TOLERANCE)
     counts = Rejudged(trajectories=len(trajectories))
     changed = []

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from ..services.calm import batch_advance, batch_send, batches_tick
-from ..services.generation import continue_job_run, diagnose_job_run, generate_job_run
+from ..services.batches import batch_advance, batch_send, batches_tick
+from ..services.diagnoses import diagnose_job_run
+from ..services.hints import continue_job_run
+from ..services.trajectories import generate_job_run
 
 
 def _status(job) -> str | None:

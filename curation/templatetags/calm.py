@@ -19,14 +19,14 @@ def number(value, places: int = 6) -> str:
 
 @register.filter
 def markdown(value: str):
-    from ..rendering import render_markdown
+    from ..presentation.markdown import render_markdown
 
     return render_markdown(value)
 
 
 @register.filter
 def python_code(value: str):
-    from ..rendering import render_code
+    from ..presentation.markdown import render_code
 
     return render_code(value)
 

@@ -8,8 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from .. import plots, stats
 from ..models import Diagnosis, FlawLabel, FlawType, ModelEndpoint, ReviewDecision
+from ..presentation import plots, statistics
 from ..roles import Role, role_required
 
 
@@ -48,14 +48,14 @@ def _reviewed() -> list[dict]:
 
 def _human_model(labels: list[dict], reviewed: list[dict]) -> dict:
     order = list(FlawType.objects.values_list("name", flat=True))
-    return stats.agreement(
+    return statistics.agreement(
         labels, left={"source": "human"}, right={"source": "model"}, reviewed=reviewed,
         categories=[*order, None],
     )  # fmt: skip
 
 
 def _label(value) -> str:
-    return stats.NO_FLAW_LABEL if value is None else str(value)
+    return statistics.NO_FLAW_LABEL if value is None else str(value)
 
 
 @require_GET
@@ -81,7 +81,7 @@ def agreement_page(request: HttpRequest) -> HttpResponse:
             title="Human label (rows) against the Intervener's (columns)",
             row_title="human", col_title="Intervener",
         ),
-        "reviewers": stats.reviewer_agreement(labels, reviewed=reviewed),
+        "reviewers": statistics.reviewer_agreement(labels, reviewed=reviewed),
     }  # fmt: skip
     return render(request, "curation/agreement.html", context)
 

@@ -1,20 +1,14 @@
-"""The figures of a batch page: the paper's statistics, computed by curation.stats from plain
-rows and drawn by curation.plots as inline SVG (no JavaScript)."""
+"""The figures of a batch page: the paper's statistics, computed by
+curation.presentation.statistics from plain rows and drawn by curation.presentation.plots as
+inline SVG (no JavaScript)."""
 
 from __future__ import annotations
 
-from .. import plots, stats
-from ..models import Batch, BatchItem, BatchRound, FlawLabel, FlawType, Trajectory
+from ..models import Batch, BatchItem, BatchRound, FlawLabel, FlawType
+from ..presentation import plots, statistics
+from ..selectors.batches import batch_trajectories
 
 PAPER_TMR = 0.026  # CALM: hints changed under 2.6% of the generated tokens
-
-
-def _batch_trajectories(batch: Batch):
-    ids = set(
-        BatchItem.objects.filter(batch=batch).exclude(root=None).values_list("root", flat=True)
-    )
-    ids |= set(BatchRound.objects.filter(item__batch=batch).values_list("after", flat=True))
-    return Trajectory.objects.filter(pk__in=ids - {None})
 
 
 def trajectory_charts(trajectories) -> dict:
@@ -25,7 +19,7 @@ def trajectory_charts(trajectories) -> dict:
             "is_correct", "endpoint__name",
         )
     )  # fmt: skip
-    per_traj = stats.token_modification_ratio_per_trajectory(rows)
+    per_traj = statistics.token_modification_ratio_per_trajectory(rows)
     labels = [
         {"benchmark": r["trajectory__problem__benchmark__name"],
          "category": r["flaw_type__category__name"], "flaw_type": r["flaw_type__name"]}
@@ -33,11 +27,11 @@ def trajectory_charts(trajectories) -> dict:
         .values("trajectory__problem__benchmark__name", "flaw_type__category__name",
                 "flaw_type__name")
     ]  # fmt: skip
-    distribution = stats.flaw_distribution(
+    distribution = statistics.flaw_distribution(
         labels, flaw_types=list(FlawType.objects.values_list("name", flat=True))
     )
     return {
-        "models": stats.per_model({"model": r["endpoint__name"] or "?", **r} for r in rows),
+        "models": statistics.per_model({"model": r["endpoint__name"] or "?", **r} for r in rows),
         "tmr_chart": plots.histogram(
             [100 * v for v in per_traj["values"]], bins=10, unit="%",
             title="Token modification ratio per trajectory (%)",
@@ -52,7 +46,7 @@ def trajectory_charts(trajectories) -> dict:
 
 def batch_charts(batch: Batch) -> dict:
     """Numbers and SVG charts for the batch page."""
-    trajectories = _batch_trajectories(batch)
+    trajectories = batch_trajectories(batch)
     rows = list(
         trajectories.values(
             "n_model_tokens", "n_hint_tokens", "n_interpreter_tokens", "n_code_calls",
@@ -64,14 +58,14 @@ def batch_charts(batch: Batch) -> dict:
             "trajectory__n_model_tokens", "trajectory__n_hint_tokens"
         )
     )
-    candidate_tmr = stats.token_modification_ratio(
+    candidate_tmr = statistics.token_modification_ratio(
         {
             "n_model_tokens": r["trajectory__n_model_tokens"],
             "n_hint_tokens": r["trajectory__n_hint_tokens"],
         }
         for r in finals
     )
-    per_traj = stats.token_modification_ratio_per_trajectory(rows)
+    per_traj = statistics.token_modification_ratio_per_trajectory(rows)
     labels = [
         {"benchmark": r["trajectory__problem__benchmark__name"],
          "category": r["flaw_type__category__name"], "flaw_type": r["flaw_type__name"]}
@@ -81,21 +75,21 @@ def batch_charts(batch: Batch) -> dict:
                 "flaw_type__name")
     ]  # fmt: skip
     order = list(FlawType.objects.values_list("name", flat=True))
-    distribution = stats.flaw_distribution(labels, flaw_types=order)
-    rounds = stats.fixes_per_round(
+    distribution = statistics.flaw_distribution(labels, flaw_types=order)
+    rounds = statistics.fixes_per_round(
         {"round": n, "correct_before": b, "correct_after": a}
         for n, b, a in BatchRound.objects.filter(item__batch=batch).values_list(
             "number", "correct_before", "correct_after"
         )
     )
-    outcomes = stats.golden_yield(
+    outcomes = statistics.golden_yield(
         {"outcome": o or s} for o, s in BatchItem.objects.filter(batch=batch).values_list(
             "outcome", "state"
         )
     )  # fmt: skip
-    models = stats.per_model({"model": r["endpoint__name"] or "?", **r} for r in rows)
+    models = statistics.per_model({"model": r["endpoint__name"] or "?", **r} for r in rows)
     return {
-        "tmr": stats.token_modification_ratio(rows),
+        "tmr": statistics.token_modification_ratio(rows),
         "candidate_tmr": candidate_tmr,
         "yield": outcomes,
         "models": models,

@@ -8,10 +8,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from ..forms_batch import BatchForm
+from ..forms import BatchForm
 from ..models import Batch, BatchItem
 from ..roles import Role, role_required
-from ..services.calm import (
+from ..services.batches import (
     BatchError,
     batch_cancel,
     batch_create,

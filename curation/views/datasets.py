@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from ..models import Benchmark, DatasetVersion, Trajectory
 from ..roles import Role, role_required
-from ..selectors import golden_trajectories
+from ..selectors.datasets import golden_trajectories
 from ..services.datasets import DatasetError, dataset_file, dataset_freeze
 from .batch_stats import trajectory_charts
 

@@ -7,9 +7,9 @@ from django.views.decorators.http import require_http_methods
 
 from calm_studio.queues import Queue
 
+from ..formats.problem_files import ImportFileError
 from ..forms import ImportConfirmForm, ProblemUploadForm
 from ..models import Job
-from ..problem_import import ImportFileError
 from ..roles import Role, role_required
 from ..services.jobs import job_create
 from ..services.problem_uploads import (

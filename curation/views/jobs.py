@@ -11,7 +11,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from ..models import Hint, Job, Trajectory
 from ..roles import Role, has_role, require_role, role_required
-from ..selectors import jobs_visible_to
+from ..selectors.jobs import jobs_visible_to
 from ..services.jobs import job_cancel, job_retry
 
 

@@ -11,9 +11,11 @@ from django.views.decorators.vary import vary_on_headers
 
 from ..models import AnswerFlag, AnswerStatus, ModelEndpoint, Problem
 from ..roles import Role, role_required
-from ..selectors import benchmark_counts, problem_search, trajectory_tree
+from ..selectors.problems import benchmark_counts, problem_search
+from ..selectors.trajectories import trajectory_tree
 from ..services.answer_versions import AnswerFlagError, answer_flag_decide, answer_flag_raise
-from ..services.generation import GenerationError, reasoner_default, trajectories_generate
+from ..services.endpoints import reasoner_default
+from ..services.trajectories import GenerationError, trajectories_generate
 
 PAGE_SIZE = 25
 

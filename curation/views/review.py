@@ -16,16 +16,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from ..formats.review_rows import as_csv, as_jsonl, review_rows
 from ..models import Batch, Benchmark, LockTakeover, Trajectory
-from ..review_export import as_csv, as_jsonl, review_rows
-from ..review_selectors import (
-    batch_trajectories,
-    current_decisions,
-    disputed_trajectories,
-    review_queue,
-    trajectories_filtered,
-)
 from ..roles import Role, role_required
+from ..selectors.batches import batch_trajectories
+from ..selectors.reviews import current_decisions, disputed_trajectories, review_queue
+from ..selectors.trajectories import trajectories_filtered
 from ..services.reviews import (
     ReviewError,
     batch_review_policy_set,

@@ -10,13 +10,15 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from ..forms_review import DecisionForm, FlawLabelForm, HintForm
+from ..forms import DecisionForm, FlawLabelForm, HintForm
 from ..models import Diagnosis, FlawType, Job, ReviewDecision, Trajectory
-from ..review_selectors import current_decisions, review_state_of
 from ..roles import Role, role_required
-from ..selectors import current_labels, label_history, trajectory_tree
+from ..selectors.labels import current_labels, label_history
+from ..selectors.reviews import current_decisions, review_state_of
+from ..selectors.trajectories import trajectory_tree
 from ..services.comments import comments_by_step
-from ..services.generation import GenerationError, diagnosis_request, hint_insert
+from ..services.diagnoses import diagnosis_request
+from ..services.hints import hint_insert
 from ..services.labels import LabelError, flaw_label_set
 from ..services.reviews import (
     LockHeld,
@@ -25,6 +27,7 @@ from ..services.reviews import (
     review_lock_acquire,
     review_lock_require,
 )
+from ..services.trajectories import GenerationError
 from .presenters import flaw_options, step_views
 from .review import lock_context, next_in_queue
 

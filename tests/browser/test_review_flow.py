@@ -7,12 +7,8 @@ from __future__ import annotations
 import pytest
 
 from curation.models import FlawLabel, ModelEndpoint, ReviewDecision, Trajectory
-from curation.services.generation import (
-    continue_job_run,
-    generate_job_run,
-    hint_insert,
-    trajectories_generate,
-)
+from curation.services.hints import continue_job_run, hint_insert
+from curation.services.trajectories import generate_job_run, trajectories_generate
 from tests.curation.test_generation import CODE_HINT
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from curation.models import Job, Trajectory
-from tests.training_runs.conftest import THINK_PREFIX_OVERRIDE
+from tests.training.conftest import THINK_PREFIX_OVERRIDE
 from training.models import TrainingRun
 from training.services.runs import run_create
 
@@ -49,7 +49,7 @@ def test_an_admin_trains_registers_and_evaluates_a_checkpoint(
     preview.wait_for()
     assert "learning_rate: 0.002" in preview.inner_text()
     assert "train_file:" in preview.inner_text() and "tokens.jsonl" in preview.inner_text()
-    assert "training.sft --config" in page.inner_text("#preview-command")
+    assert "training.scripts.sft --config" in page.inner_text("#preview-command")
     assert TrainingRun.objects.count() == 0
     screenshot("sft-preview")
 

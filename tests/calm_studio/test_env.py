@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from calm_studio.env import EnvError, database_from_url, env_bool, env_int, env_list, secret_key
+from calm_studio.env import database_from_url, secret_key
+from curation.engine.env import EnvError, env_bool, env_int, env_list
 
 
 def test_it_reads_booleans_strictly(monkeypatch):

@@ -126,7 +126,7 @@ def test_the_header_badge_shows_the_same_at_a_glance(client_for, reviewer, setti
 
 def test_the_header_badge_shows_a_dead_embedded_model_server(client_for, reviewer, tmp_path,
                                                               monkeypatch):  # fmt: skip
-    from calm_studio.model_server import write_status
+    from curation.engine.serving.supervisor import write_status
 
     status = tmp_path / "model-server.json"
     monkeypatch.setenv("CALM_MODEL_STATUS_FILE", str(status))

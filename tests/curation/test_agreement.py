@@ -8,7 +8,7 @@ import statistics
 import pytest
 from django.urls import reverse
 
-from curation import stats
+from curation.presentation import statistics as figures
 
 
 def _pairs(n: int, seed: int = 7) -> list[tuple[str, str]]:
@@ -23,25 +23,25 @@ def _pairs(n: int, seed: int = 7) -> list[tuple[str, str]]:
 
 def test_the_interval_matches_a_bootstrap_of_the_same_pairs():
     pairs = _pairs(400)
-    low, high = stats.kappa_interval(pairs)
-    kappa = stats.cohen_kappa(pairs)
+    low, high = figures.kappa_interval(pairs)
+    kappa = figures.cohen_kappa(pairs)
     assert low < kappa < high
     rng = random.Random(1)
-    boot = [stats.cohen_kappa(rng.choices(pairs, k=len(pairs))) for _ in range(400)]
+    boot = [figures.cohen_kappa(rng.choices(pairs, k=len(pairs))) for _ in range(400)]
     analytic_se = (high - low) / (2 * 1.96)
     assert statistics.stdev(boot) == pytest.approx(analytic_se, rel=0.2)
 
 
 def test_the_interval_narrows_with_more_pairs():
-    small, large = stats.kappa_interval(_pairs(100)), stats.kappa_interval(_pairs(1600))
+    small, large = figures.kappa_interval(_pairs(100)), figures.kappa_interval(_pairs(1600))
     assert (large[1] - large[0]) < (small[1] - small[0]) / 3
 
 
 def test_edge_cases_of_the_interval():
-    assert stats.kappa_interval([("x", "x"), ("x", "y")] * 4) is None  # too few pairs
-    assert stats.kappa_interval([("x", "x")] * 20) is None  # p_e = 1
-    assert stats.kappa_interval([("x", "x"), ("y", "y")] * 5) == (1.0, 1.0)
-    low, high = stats.kappa_interval([("x", "y"), ("y", "x")] * 5)
+    assert figures.kappa_interval([("x", "x"), ("x", "y")] * 4) is None  # too few pairs
+    assert figures.kappa_interval([("x", "x")] * 20) is None  # p_e = 1
+    assert figures.kappa_interval([("x", "x"), ("y", "y")] * 5) == (1.0, 1.0)
+    low, high = figures.kappa_interval([("x", "y"), ("y", "x")] * 5)
     assert low >= -1.0 and high <= 1.0
 
 
@@ -72,7 +72,7 @@ def test_the_agreement_page_shows_the_interval_and_cells_open_their_steps(
     assert f"#{b.pk} step 2" in cell and "rita-reviewer" in cell and "judge" in cell
     assert f"#{a.pk} step" not in cell
     cell = client.get(
-        reverse("curation-agreement-cell"), {"row": delayed.name, "col": stats.NO_FLAW_LABEL}
+        reverse("curation-agreement-cell"), {"row": delayed.name, "col": figures.NO_FLAW_LABEL}
     ).content.decode()
     assert f"#{b.pk} step 3" in cell
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from curation.formats.problem_files import parse_problem_file
 from curation.models import AnswerFlag, AnswerVersion, Benchmark, Problem
-from curation.problem_import import parse_problem_file
 from curation.services.answer_versions import (
     AnswerFlagError,
     answer_flag_decide,
@@ -158,7 +158,7 @@ def _golden(trajectory, lead):
 def test_an_accepted_correction_judges_the_problems_trajectories_again(
     client_for, reviewer, lead, problem, make_trajectory
 ):
-    from curation.selectors import golden_trajectories
+    from curation.selectors.datasets import golden_trajectories
 
     said_100 = make_trajectory(problem=problem, final_answer="100", final_value=100.0)
     said_110 = make_trajectory(problem=problem, final_answer="110", final_value=110.0,

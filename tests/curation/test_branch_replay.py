@@ -9,13 +9,9 @@ import json
 import pytest
 
 from curation.models import BatchRound, ModelEndpoint, Trajectory
-from curation.services.calm import batch_advance, batch_create
-from curation.services.generation import (
-    continue_job_run,
-    generate_job_run,
-    hint_insert,
-    trajectories_generate,
-)
+from curation.services.batches import batch_advance, batch_create
+from curation.services.hints import continue_job_run, hint_insert
+from curation.services.trajectories import generate_job_run, trajectories_generate
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from curation.models import Batch, BatchItem, BatchRound, FlawLabel, Hint, ModelEndpoint
-from curation.services.calm import (
+from curation.services.batches import (
     batch_advance,
     batch_cancel,
     batch_create,
@@ -62,7 +62,9 @@ def sent(monkeypatch):
     batch themselves, and a session's live worker (tests/conftest.py) would otherwise take the
     task and race them for the items."""
     queued: list[int] = []
-    monkeypatch.setattr("curation.services.calm.batch_send", lambda batch: queued.append(batch.pk))
+    monkeypatch.setattr(
+        "curation.services.batches.batch_send", lambda batch: queued.append(batch.pk)
+    )
     return queued
 
 
@@ -192,7 +194,7 @@ def test_approved_candidates_freeze_into_a_versioned_dataset_loadable_with_datas
     from django.urls import reverse
 
     from curation.models import DatasetVersion
-    from curation.selectors import golden_trajectories
+    from curation.selectors.datasets import golden_trajectories
     from curation.services.reviews import review_decide
 
     settings.VAR_DIR = tmp_path

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from curation.formats.problem_files import parse_problem_file
 from curation.management.commands.demo_setup import DEMO_FILE
-from curation.problem_import import parse_problem_file
 
 RECORDS = parse_problem_file(DEMO_FILE.read_bytes(), filename=DEMO_FILE.name).records
 

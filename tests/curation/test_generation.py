@@ -14,14 +14,9 @@ from django.core.management import call_command
 
 from curation import engine
 from curation.models import Diagnosis, FlawLabel, Hint, Job, ModelEndpoint, Trajectory
-from curation.services.generation import (
-    continue_job_run,
-    diagnose_job_run,
-    diagnosis_request,
-    generate_job_run,
-    hint_insert,
-    trajectories_generate,
-)
+from curation.services.diagnoses import diagnose_job_run, diagnosis_request
+from curation.services.hints import continue_job_run, hint_insert
+from curation.services.trajectories import generate_job_run, trajectories_generate
 
 pytestmark = pytest.mark.django_db
 
@@ -170,7 +165,7 @@ def test_token_and_chat_exports_load_with_datasets_and_mask_token_by_token(
 ):
     import datasets
 
-    from curation.exports import trajectory_chat_record, trajectory_token_record
+    from curation.formats.trajectory_records import trajectory_chat_record, trajectory_token_record
 
     job = trajectories_generate(problems=[problem], endpoint=tiny_reasoner, enqueue=False)
     parent = Trajectory.objects.get(job=generate_job_run(job_id=job.pk, worker="t"))

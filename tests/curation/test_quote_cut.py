@@ -13,7 +13,7 @@ import pytest
 from curation.engine import quote_offset
 from curation.engine.intervener import parse_verdict
 from curation.models import BatchRound, Diagnosis, Hint, ModelEndpoint
-from curation.services.calm import batch_advance, batch_create
+from curation.services.batches import batch_advance, batch_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

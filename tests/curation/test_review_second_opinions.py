@@ -7,8 +7,8 @@ import pytest
 from django.urls import reverse
 
 from curation.models import Batch, BatchItem, BatchReviewPolicy, Diagnosis, Hint
-from curation.review_selectors import review_state_of
-from curation.selectors import golden_trajectories
+from curation.selectors.datasets import golden_trajectories
+from curation.selectors.reviews import review_state_of
 from curation.services.reviews import review_decide
 
 pytestmark = pytest.mark.django_db

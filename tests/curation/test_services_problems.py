@@ -7,8 +7,8 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
+from curation.formats.problem_files import parse_problem_file
 from curation.models import Benchmark, Problem
-from curation.problem_import import parse_problem_file
 from curation.services.problems import problems_import, problems_import_plan
 
 pytestmark = pytest.mark.django_db

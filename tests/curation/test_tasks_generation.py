@@ -10,8 +10,9 @@ import time
 import pytest
 
 from curation.models import Job, ModelEndpoint, Trajectory
-from curation.services.generation import hint_insert, trajectories_generate
+from curation.services.hints import hint_insert
 from curation.services.jobs import jobs_reap
+from curation.services.trajectories import trajectories_generate
 from tests.conftest import start_worker, stop_worker
 
 ANSWER = "Done.</think>\nThe answer is \\boxed{4100}."
@@ -87,7 +88,7 @@ def test_a_batch_whose_worker_is_killed_resumes_where_it_was_and_duplicates_noth
     import json
 
     from curation.models import Batch, BatchItem
-    from curation.services.calm import batch_create, batches_tick
+    from curation.services.batches import batch_create, batches_tick
 
     clean = {"flawless": True, "step": None, "flaw_type": None, "hint": None, "rationale": "ok"}
     reasoner = ModelEndpoint.objects.create(

@@ -1,5 +1,5 @@
-"""A run's configuration: a preset YAML from ``training/configs/``, the form's fields over it,
-then the admin's overrides, then the keys the app owns (model, data, output folder).
+"""A run's configuration: a preset YAML from ``training/scripts/configs/``, the form's fields over
+it, then the admin's overrides, then the keys the app owns (model, data, output folder).
 
 The result is the flat mapping the entry points read with ``--config`` (TRL's parser), so the
 preview shows exactly the file that is launched. Plain functions over dicts: no database.
@@ -13,10 +13,14 @@ from typing import Any
 
 import yaml
 
-CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
-ACCELERATE_DIR = Path(__file__).resolve().parent.parent / "accelerate"
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "scripts" / "configs"
+ACCELERATE_DIR = Path(__file__).resolve().parent.parent / "scripts" / "accelerate"
 # The entry point of each kind, and the preset file names it may use.
-MODULES = {"sft": "training.sft", "grpo": "training.grpo", "evaluate": "training.evaluate"}
+MODULES = {
+    "sft": "training.scripts.sft",
+    "grpo": "training.scripts.grpo",
+    "evaluate": "training.scripts.evaluate",
+}
 PRESET_PREFIX = {"sft": "sft", "grpo": "grpo", "evaluate": "eval"}
 DEFAULT_PRESET = {"sft": "sft", "grpo": "grpo_cort", "evaluate": "eval"}
 # Set by the app from the run's own fields: an override of one of these is refused.

@@ -14,10 +14,10 @@ from django.db import transaction
 from curation import engine
 from curation.engine.answer_rules import get_rule
 from curation.models import Problem, Trajectory
-from curation.services.generation import trajectory_from_rollout
+from curation.services.trajectories import trajectory_from_rollout
 
-from ..eval_scoring import rejudge
 from ..models import EvaluationScore, TrainingRun
+from ..scripts.eval_scoring import rejudge
 
 log = logging.getLogger(__name__)
 

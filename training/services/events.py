@@ -1,4 +1,4 @@
-"""Reading a run's metrics file (written by ``training.runtime.MetricsWriter``) into the
+"""Reading a run's metrics file (written by ``training.scripts.runtime.MetricsWriter``) into the
 database: step and eval rows, the run's progress, its checkpoints and how it ended."""
 
 from __future__ import annotations

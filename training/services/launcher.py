@@ -26,7 +26,7 @@ from curation.models import Job, Problem
 from curation.services.jobs import job_claim, job_fail, job_finish, job_heartbeat
 
 from ..models import TrainingRun
-from ..runtime import last_checkpoint
+from ..scripts.runtime import last_checkpoint
 from .configs import command_for, config_yaml
 from .evaluations import evaluation_import
 from .events import MetricsTail, events_ingest, log_tail

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from calm_studio.queues import Queue
 from curation.models import DatasetVersion, Job, ModelEndpoint
-from curation.services.calm import batch_problems
+from curation.services.batches import batch_problems
 from curation.services.jobs import job_cancel, job_create
 
 from ..models import TrainingRun

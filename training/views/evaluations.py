@@ -9,8 +9,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from curation import plots
 from curation.engine.answer_rules import PRESETS, RULES
+from curation.presentation import plots
 from curation.roles import Role, role_required
 
 from ..models import TrainingRun

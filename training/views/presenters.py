@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from curation import plots
+from curation.presentation import plots
 
 from ..models import TrainingRun
 from ..selectors import CHARTS, metric_series, run_eta_s

@@ -1,5 +1,5 @@
 """Any OpenAI-compatible server over HTTP: vLLM serve, SGLang, llama.cpp, a cloud API, or
-``python -m curation.engine.serve``.
+``python -m curation.engine.serving.checkpoint_server``.
 
 Token-id route, best first:
 1. prompt as token ids (vLLM, SGLang, llama.cpp and our serve accept a list of ints) and the
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..format import FenceState, scan_fences
-from ..server_status import server_down_message
+from ..serving.status import server_down_message
 from .base import (
     FENCE_STOP,
     Backend,

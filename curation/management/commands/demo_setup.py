@@ -5,8 +5,8 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from curation.formats.problem_files import parse_problem_file
 from curation.models import ModelEndpoint
-from curation.problem_import import parse_problem_file
 from curation.roles import Role
 from curation.services.endpoints import embedded_endpoint_values, environment_endpoint_values
 from curation.services.problems import problems_import

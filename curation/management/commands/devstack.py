@@ -3,8 +3,8 @@ the embedded default model (llama.cpp's OpenAI-compatible server on loopback) wh
 
 Output from each process is prefixed with its name. Ctrl-C (or SIGTERM) stops all of them:
 each gets SIGTERM in its own process group, then SIGKILL after a grace period. The model server
-is optional and supervised (``calm_studio.model_server``): it is smoke-tested when it starts,
-restarted with backoff a bounded number of times when it dies, and its state is shown in the
+is optional and supervised (``curation.engine.serving.supervisor``): it is smoke-tested when it
+starts, restarted with backoff a bounded number of times when it dies, and its state is shown in the
 header badge and named in the error of any job that finds it down.
 """
 
@@ -21,10 +21,10 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from calm_studio import local_model
-from calm_studio.env import env_int
-from calm_studio.model_server import Supervisor, write_status
 from calm_studio.queues import ALL_QUEUES
+from curation.engine.env import env_int
+from curation.engine.serving import local_model
+from curation.engine.serving.supervisor import Supervisor, write_status
 
 GRACE_S = 10.0
 MODEL_READY_TIMEOUT_S = 300.0

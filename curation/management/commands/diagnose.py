@@ -3,7 +3,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from curation.models import Diagnosis, Job, ModelEndpoint, Trajectory
-from curation.services.generation import GenerationError, diagnose_job_run, diagnosis_request
+from curation.services.diagnoses import diagnose_job_run, diagnosis_request
+from curation.services.trajectories import GenerationError
 
 
 class Command(BaseCommand):

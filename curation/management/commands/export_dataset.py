@@ -6,7 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from curation.models import DatasetVersion
-from curation.selectors import golden_trajectories
+from curation.selectors.datasets import golden_trajectories
 from curation.services.datasets import FILES, DatasetError, dataset_file, dataset_freeze
 
 

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from curation.exports import trajectory_export
+from curation.formats.trajectory_records import trajectory_export
 from curation.models import Trajectory
 
 

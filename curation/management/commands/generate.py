@@ -5,12 +5,8 @@ import random
 from django.core.management.base import BaseCommand, CommandError
 
 from curation.models import Benchmark, Job, ModelEndpoint, Problem
-from curation.services.generation import (
-    GenerationError,
-    generate_job_run,
-    reasoner_default,
-    trajectories_generate,
-)
+from curation.services.endpoints import reasoner_default
+from curation.services.trajectories import GenerationError, generate_job_run, trajectories_generate
 
 
 class Command(BaseCommand):

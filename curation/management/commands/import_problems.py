@@ -6,7 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from curation.problem_import import ImportFileError, parse_problem_file
+from curation.formats.problem_files import ImportFileError, parse_problem_file
 from curation.services.problems import ImportSummary, problems_import
 
 

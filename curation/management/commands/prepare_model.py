@@ -10,8 +10,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from calm_studio import local_model
-from calm_studio.env import EnvError
+from curation.engine.env import EnvError
+from curation.engine.serving import local_model
 
 
 class Command(BaseCommand):
