@@ -12,12 +12,12 @@ from curation.engine import RolloutConfig, extract_final_answer, rollout_many
 from curation.engine.answers import last_boxed
 from curation.engine.backends.scripted import ScriptedBackend
 from curation.engine.branching import forced_prefix_length
-from tests.training.conftest import write_problems
-from training import grpo
-from training.rewards import make_all_failed_penalty, make_correctness_reward
-from training.runtime import read_events, run_training
+from tests.training.scripts.conftest import write_problems
+from training.scripts import grpo
+from training.scripts.rewards import make_all_failed_penalty, make_correctness_reward
+from training.scripts.runtime import read_events, run_training
 
-CONFIG = Path(__file__).resolve().parents[2] / "training" / "configs" / "grpo_tiny.yaml"
+CONFIG = Path(__file__).resolve().parents[3] / "training" / "scripts" / "configs" / "grpo_tiny.yaml"
 
 # The issue's case: a guess boxed inside the thought, code run, the thought goes on, no answer.
 GUESS_IN_THOUGHT = (
@@ -84,7 +84,7 @@ def test_a_grpo_step_with_sandbox_crediting_off_rewards_no_unstated_answer(
     """End to end: real TRL steps on the tiny random model, whose rollouts run the forced code
     block (objective 12 = the reference of p1) but never state an answer: with crediting off
     (the default) every correctness reward is 0, though the sandbox found the optimum."""
-    from tests.training.conftest import CODE_PREFIX
+    from tests.training.scripts.conftest import CODE_PREFIX
 
     problems = write_problems(tmp_path / "problems.jsonl", [
         {"id": "p1", "benchmark": "Toy", "question": "Maximize 3x with 0 <= x <= 4.",
