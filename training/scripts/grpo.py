@@ -296,6 +296,8 @@ def rollout_columns(rollouts, *, forced: int, eos: int | None) -> dict[str, list
         ids, mask = list(completion.ids), completion.mask(Tag.MODEL, Tag.HINT)
         if not ids:  # TRL needs one token per completion (an error or a spent budget)
             ids, mask = [eos if eos is not None else 0], [0]
+        if r.infrastructure_failed:  # the sandbox failed, not the policy: nothing to learn
+            mask = [0] * len(ids)
         out["prompt_ids"].append(list(r.prompt_ids) + r.completion.ids[:k])
         out["completion_ids"].append(ids)
         out["env_mask"].append(mask)
@@ -359,6 +361,11 @@ def build_trainer(
 
     if not script_args.train_files:
         raise ValueError("--train_files is required (one or more problems JSONL files)")
+    from curation.engine import sandbox_check
+
+    # A sandbox that cannot run code stops the run here, with its reason, before any model
+    # is loaded (every rollout would otherwise stop on it and train nothing).
+    sandbox_check(run_code, timeout_s=script_args.code_timeout_s + 30)
     problems = load_problems(script_args.train_files, limit=script_args.max_problems)
     dataset = Dataset.from_list(
         [

@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from curation.engine import FinalAnswer, extract_final_answer, judge
+from curation.engine import INFRASTRUCTURE, FinalAnswer, extract_final_answer, judge
 
 RewardFunc = Callable[..., list[float | None]]
 
@@ -75,9 +75,6 @@ def _final(completion: Any, final_answer: Any, *, from_rollout: bool) -> FinalAn
     if from_rollout:
         return None
     return extract_final_answer(completion_text(completion))
-
-
-INFRASTRUCTURE = "infrastructure"  # the engine's finish reason when the sandbox itself failed
 
 
 def _skipped(kwargs: dict[str, Any], n: int) -> list[bool]:

@@ -120,3 +120,81 @@ def test_the_all_failed_penalty_reads_the_rollouts_counts_beside_unstated_answer
     penalty = make_all_failed_penalty(0.1)
     assert penalty(["x", "y"], code_calls=[2, 2], failed_code_calls=[2, 1],
                    finish_reason=["eos", "eos"]) == [-0.1, 0.0]  # fmt: skip
+
+
+def test_a_grpo_run_does_not_start_when_the_sandbox_cannot_infrastructure(
+    tmp_path, tiny_model_path, sandbox_without_bubblewrap
+):
+    from curation.engine import SandboxUnavailableError
+
+    problems = write_problems(tmp_path / "problems.jsonl", [
+        {"id": "p1", "benchmark": "Toy", "question": "Maximize 3x with 0 <= x <= 4.",
+         "answer": 12.0, "answer_status": "value"},
+    ])  # fmt: skip
+    args = grpo.parse_args([
+        "--config", str(CONFIG), "--model_name_or_path", str(tiny_model_path),
+        "--train_files", str(problems), "--output_dir", str(tmp_path / "run"),
+    ])  # fmt: skip
+    with pytest.raises(SandboxUnavailableError, match="bwrap not installed"):
+        grpo.build_trainer(*args)
+
+
+def test_a_rollout_the_sandbox_failed_is_skipped_by_every_reward_infrastructure(
+    tiny_tokenizer, sandbox_without_bubblewrap
+):
+    """Mid-run, the pool is gone: the rollout stops as "infrastructure", its env_mask is all
+    0 and every reward returns None (TRL leaves it out of the group's baseline), where the
+    all-failed penalty would otherwise have punished the policy."""
+    from training.scripts.rewards import build_reward_funcs
+
+    rollouts, out, completions = _grpo_batch(tiny_tokenizer, [GUESS_IN_THOUGHT])
+    assert out["finish_reason"] == ["infrastructure"] and rollouts[0].code_calls == 0
+    assert set(out["env_mask"][0]) == {0}
+    assert "```output" not in completions[0]
+    columns = {k: out[k] for k in ("final_answer", "code_calls", "failed_code_calls",
+                                   "finish_reason")}  # fmt: skip
+    names = ["correctness", "all_failed_penalty", "code_call_penalty", "calibration"]
+    for reward in build_reward_funcs(names):
+        assert reward(completions, answer=[12.0], answer_status=["value"], **columns) == [None]
+
+
+def test_a_grpo_step_whose_sandbox_dies_mid_run_trains_on_nothing_infrastructure(
+    tmp_path, tiny_model_path, sandbox
+):
+    """Real TRL: the sandbox passes the start check, then every run is lost. The step
+    completes; every rollout is unscorable (reward None, env_mask 0), none is punished."""
+    import json
+
+    from curation.engine import run_in_sandbox
+    from tests.training.scripts.conftest import CODE_PREFIX
+
+    calls = []
+
+    def sandbox_that_dies_after_the_check(code, cells, timeout_s):
+        calls.append(code)
+        if len(calls) > 1:
+            return {"status": "harness_error", "detail": "lost contact with the zygote"}
+        return run_in_sandbox(code, cells, timeout_s)
+
+    problems = write_problems(tmp_path / "problems.jsonl", [
+        {"id": "p1", "benchmark": "Toy", "question": "Maximize 3x with 0 <= x <= 4.",
+         "answer": 12.0, "answer_status": "value"},
+    ])  # fmt: skip
+    rollouts_file = tmp_path / "rollouts.jsonl"
+    args = grpo.parse_args([
+        "--config", str(CONFIG), "--model_name_or_path", str(tiny_model_path),
+        "--train_files", str(problems), "--output_dir", str(tmp_path / "run"),
+        "--think_prefix", CODE_PREFIX, "--max_steps", "1", "--per_device_train_batch_size", "2",
+        "--rollouts_file", str(rollouts_file), "--credit_sandbox_answer", "true",
+    ])  # fmt: skip
+
+    def build(*a, **kw):
+        return grpo.build_trainer(*a, **kw, run_code=sandbox_that_dies_after_the_check)
+
+    metrics_file = tmp_path / "metrics.jsonl"
+    assert run_training("grpo", build, args, metrics_file=str(metrics_file)) == 0
+    records = [json.loads(line) for line in rollouts_file.read_text().splitlines()]
+    assert [r["finish_reason"] for r in records] == ["infrastructure"] * 2
+    assert all(set(r["env_mask"]) == {0} for r in records)
+    events = read_events(metrics_file)
+    assert events[-1]["event"] == "done" and events[-1]["status"] == "completed"
