@@ -30,7 +30,13 @@ from .format import (
     truncate_output,
 )
 from .prompts import AUTO, REASONER_SYSTEM_PROMPT, Prompts, think_prefix_for
-from .sandbox import RunCode, run_in_sandbox
+from .sandbox import (
+    INFRASTRUCTURE,
+    RunCode,
+    infrastructure_reason,
+    is_infrastructure_failure,
+    run_in_sandbox,
+)
 from .tokens import Tag, TaggedTokens
 
 log = logging.getLogger(__name__)
@@ -78,7 +84,9 @@ class Rollout:
     steps: list[Step]
     results: list[dict[str, Any] | None]  # sandbox result per code block (None: unknown)
     final_answer: FinalAnswer | None
-    finish_reason: str  # "eos", "budget", "context", "error"
+    # "eos", "budget", "context", "error" (the endpoint), "repetition", "infrastructure" (the
+    # sandbox could not run code: not the model's doing; ``error`` says why)
+    finish_reason: str
     text: str
     wall_ms: float
     code_calls: int = 0
@@ -94,6 +102,11 @@ class Rollout:
     # prompt ids are its parent's).
     tokenizer: str = ""
     prompts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def infrastructure_failed(self) -> bool:
+        """Stopped because the sandbox could not run code: no verdict on the model."""
+        return self.finish_reason == INFRASTRUCTURE
 
     @property
     def counts(self) -> dict[str, int]:
@@ -494,6 +507,11 @@ def _run_pending_code(backend, live, config, run_code, pool) -> None:
             except Exception as exc:  # a run_code that raises is a harness error, not a crash
                 result = {"status": "harness_error", "stdout": "", "stderr": "",
                           "detail": f"{type(exc).__name__}: {exc}"}  # fmt: skip
+            if is_infrastructure_failure(result):
+                # The sandbox failed, not the code: the model is never shown the error, the
+                # call is not counted as the model's, and the trajectory stops here.
+                seq.finish, seq.error = INFRASTRUCTURE, infrastructure_reason(result)
+                continue
             seq.code_calls += 1
             if result.get("status") != "ok":
                 seq.failed += 1
