@@ -141,3 +141,9 @@ def test_prompt_parity_grpo_of_the_checkpoint_sends_the_same_prompt(
         scripted(), [toy_problems[0].question], rollout.rollout_config(trainer)
     )
     assert _sent(r.prompt_ids, r.completion) == _prompt_side(record)
+    # The GRPO run's own checkpoint keeps the prompts it rolled out with.
+    from curation.services.endpoints import endpoint_prompt_record
+    from training.services.runs import checkpoint_register
+
+    after_grpo = checkpoint_register(run=run, checkpoint=str(tiny_model_path))
+    assert endpoint_prompt_record(after_grpo)["id"] == record["prompts"]["id"]
