@@ -95,6 +95,13 @@ def branch_continue(
 ):
     """Run the Reasoner from ``parent``'s stored prefix up to the cut, plus the hint; returns
     the engine's ``(rollout, branch point)``. Nothing is written."""
+    theirs, mine = parent.tokenizer_fingerprint, engine.backend_fingerprint(backend)
+    if theirs and mine and theirs != mine:
+        # Stored ids mean other tokens under another vocabulary: continuing them is nonsense.
+        raise GenerationError(
+            f"trajectory #{parent.pk} was made with tokenizer {theirs[:12]}, this Reasoner has "
+            f"tokenizer {mine[:12]}: continue it with a Reasoner of the same tokenizer"
+        )
     return engine.branch_rollout(
         backend,
         **branch_source(parent),

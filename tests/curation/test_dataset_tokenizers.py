@@ -136,3 +136,18 @@ def test_the_freeze_form_refuses_a_mix_or_splits_it_on_the_leads_choice(
 
     client.post("/datasets/freeze", {"name": "g", "per_tokenizer": "on"})
     assert DatasetVersion.objects.count() == 2
+
+
+def test_a_branch_is_never_continued_with_another_tokenizer(
+    db, problem, lead, tiny_model_path, other_model_path
+):
+    from curation.services.endpoints import rollout_config
+    from curation.services.hints import branch_continue
+    from curation.services.trajectories import GenerationError
+
+    parent = _golden_from(tiny_model_path, problem, lead, "tiny")
+    other = ScriptedBackend(_tokenizer(other_model_path), lambda req, text: "ok")
+    with pytest.raises(GenerationError, match="made with tokenizer") as refused:
+        branch_continue(parent=parent, step_index=0, char_offset=None, text="Check it.",
+                        config=rollout_config(parent.endpoint), backend=other)  # fmt: skip
+    assert parent.tokenizer_fingerprint[:12] in str(refused.value)
