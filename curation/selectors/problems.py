@@ -18,7 +18,7 @@ def benchmark_counts() -> QuerySet[Benchmark]:
 
 
 def problem_search(
-    *, text: str = "", benchmark: str = "", answer_status: str = ""
+    *, text: str = "", benchmark: str = "", answer_status: str = "", split: str = ""
 ) -> QuerySet[Problem]:
     """Problems matching a free-text query and filters, best matches first when searching.
 
@@ -30,6 +30,8 @@ def problem_search(
         problems = problems.filter(benchmark__slug=benchmark)
     if answer_status:
         problems = problems.filter(answer_status=answer_status)
+    if split:
+        problems = problems.filter(split=split)
     text = text.strip()
     if not text:
         return problems

@@ -30,15 +30,19 @@ def problem_list(request: HttpRequest) -> HttpResponse:
         "text": request.GET.get("q", "")[:500],
         "benchmark": request.GET.get("benchmark", "")[:100],
         "answer_status": request.GET.get("status", "")[:32],
+        "split": request.GET.get("split", "")[:8],
     }
     if filters["answer_status"] not in AnswerStatus.values:
         filters["answer_status"] = ""
+    if filters["split"] not in Split.values:
+        filters["split"] = ""
     page = Paginator(problem_search(**filters), PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "page": page,
         "filters": filters,
         "benchmarks": benchmark_counts(),
         "statuses": AnswerStatus.choices,
+        "splits": Split.choices,
         "querystring": request.GET.copy(),
     }
     template = "curation/problem_list.html"

@@ -191,3 +191,10 @@ def test_no_overlap_by_accident_a_split_is_hashed_imported_or_set_by_a_lead(db, 
 
     with pytest.raises(ImportFileError, match="unknown split 'holdout'"):
         parse_problem_file(bad, filename="bad.jsonl", default_benchmark="Set")
+
+
+def test_overlap_checks_start_from_the_problem_list_filtered_by_split(splits, client_for, reviewer):
+    toy1, toy2, _ = splits
+    page = client_for(reviewer).get("/?split=test").content.decode()
+    assert toy1.external_id in page and toy2.external_id not in page
+    assert '<td class="split">test</td>' in page
