@@ -91,7 +91,7 @@ def _checkpoint_of_sft(tiny_endpoint, version, tiny_model_path):
 
 
 def test_prompt_parity_the_sft_records_prompt_ids_are_what_evaluation_sends(
-    sft_record, tiny_endpoint, toy_problems, tiny_model_path, scripted
+    sft_record, tiny_endpoint, toy_problems, tiny_model_path, scripted, client_for, lead
 ):
     from training.scripts import evaluate as ev
     from training.services.launcher import inputs_write
@@ -119,6 +119,14 @@ def test_prompt_parity_the_sft_records_prompt_ids_are_what_evaluation_sends(
     assert sent == _prompt_side(record)
     # Recorded on the evaluation: the same prompt set as the dataset's.
     assert results["record"]["prompts"]["id"] == version.prompts["id"] == record["prompts"]["id"]
+    # ... and shown beside its figures, where a dataset card's prompt set id can be matched.
+    from curation.models import Job
+    from training.services.evaluations import evaluation_import
+
+    Job.objects.filter(pk=run.job_id).update(status=Job.Status.SUCCEEDED)
+    evaluation_import(run)
+    page = client_for(lead).get("/training/evaluations/").content.decode()
+    assert "prompt set <code" in page and version.prompts["id"] in page
 
 
 def test_prompt_parity_grpo_of_the_checkpoint_sends_the_same_prompt(
