@@ -34,6 +34,7 @@ from ..models import (
 from .diagnoses import Intervener
 from .endpoints import backend_for, config_dict, rollout_config
 from .hints import branch_continue, hint_check, hinted_branch_save, quote_cut
+from .jobs import Heartbeat
 from .rejudge import batch_answer_rule
 from .trajectories import GenerationError, trajectory_from_rollout
 
@@ -168,34 +169,11 @@ def _claim(batch: Batch, limit: int) -> list[BatchItem]:
     return claimed
 
 
-class _ItemsHeartbeat:
-    """Keeps the claimed items' heartbeats fresh while a long step runs."""
-
-    def __init__(self, ids: list[int]) -> None:
-        import threading
-
-        self.ids = ids
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        from django.db import connection
-
-        try:
-            while not self._stop.wait(settings.JOB_HEARTBEAT_S):
-                BatchItem.objects.filter(pk__in=self.ids, state=BatchItem.State.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
-        finally:
-            connection.close()
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=settings.JOB_HEARTBEAT_S + 5)
+def _items_beat(ids: list[int]) -> None:
+    """Keeps the claimed items' heartbeats fresh while a long step runs (in a ``Heartbeat``)."""
+    BatchItem.objects.filter(pk__in=ids, state=BatchItem.State.RUNNING).update(
+        heartbeat_at=timezone.now()
+    )
 
 
 def batch_advance(*, batch_id: int) -> bool:
@@ -211,7 +189,8 @@ def batch_advance(*, batch_id: int) -> bool:
                 "problem", "trajectory", "pending_diagnosis__flaw_type"
             )
         )
-        with _ItemsHeartbeat([i.pk for i in items]):
+        ids = [i.pk for i in items]
+        with Heartbeat(lambda: _items_beat(ids), name=f"batch-{batch.pk}-items"):
             for phase, step in (
                 (BatchItem.Phase.GENERATE, _generate),
                 (BatchItem.Phase.DIAGNOSE, _diagnose),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,7 @@ from curation.services.jobs import (
     job_create,
     job_finish,
     job_heartbeat,
+    job_heartbeating,
     jobs_reap,
 )
 
@@ -59,6 +61,28 @@ def test_it_records_progress_with_the_heartbeat():
     assert job_heartbeat(job_id=job.pk, done=5, total=20)
     job.refresh_from_db()
     assert (job.progress_done, job.progress_total, job.progress_percent) == (5, 20, 25)
+
+
+def _until(predicate, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.mark.django_db(transaction=True)  # the heartbeat thread has its own connection
+def test_the_heartbeat_thread_keeps_a_job_alive_with_its_progress_until_it_is_cancelled():
+    job = new_job()
+    job_claim(job_id=job.pk, worker="w1")
+    old = timezone.now() - timedelta(hours=1)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=old)
+    with job_heartbeating(job.pk, interval=0.05) as beat:
+        beat.progress(3, 12)
+        _until(lambda: Job.objects.get(pk=job.pk).progress_done == 3, "a beat")
+        assert Job.objects.get(pk=job.pk).heartbeat_at > old and not beat.cancelled
+        job_cancel(job_id=job.pk)
+        _until(lambda: beat.cancelled, "the beat to see the cancel")
+    assert not beat._thread.is_alive()
 
 
 def test_a_heartbeat_tells_a_cancelled_job_to_stop():
