@@ -39,13 +39,6 @@ from .rejudge import batch_answer_rule
 from .trajectories import GenerationError, trajectory_from_rollout
 
 log = logging.getLogger(__name__)
-DEFAULT_CONFIG = {
-    "samples_per_problem": 1,
-    "max_interventions": 5,  # the paper's cap
-    "answer_rule": "relative",
-    "answer_tolerance": 1e-6,
-    "concurrency": 8,
-}
 # Set only when a batch overrides them; otherwise the endpoint's sampling and the settings'
 # rollout defaults apply (a batch of a small local model must not inherit a 16k budget).
 ROLLOUT_KEYS = ("max_code_calls", "max_new_tokens")
@@ -87,7 +80,7 @@ def batch_create(
         raise BatchError("the selection has no problems")
     if not reasoner.can_reason or not intervener.can_intervene:
         raise BatchError("choose a Reasoner and an Intervener endpoint")
-    config = {**DEFAULT_CONFIG, **(config or {})}
+    config = {**Batch.DEFAULTS, **(config or {})}
     with transaction.atomic():
         batch = Batch.objects.create(
             name=name, reasoner=reasoner, intervener=intervener, config=config,
