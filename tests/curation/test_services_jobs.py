@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -18,6 +17,7 @@ from curation.services.jobs import (
     job_heartbeating,
     jobs_reap,
 )
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -63,13 +63,6 @@ def test_it_records_progress_with_the_heartbeat():
     assert (job.progress_done, job.progress_total, job.progress_percent) == (5, 20, 25)
 
 
-def _until(predicate, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"still waiting for {what}"
-        time.sleep(0.02)
-
-
 @pytest.mark.django_db(transaction=True)  # the heartbeat thread has its own connection
 def test_the_heartbeat_thread_keeps_a_job_alive_with_its_progress_until_it_is_cancelled():
     job = new_job()
@@ -78,10 +71,10 @@ def test_the_heartbeat_thread_keeps_a_job_alive_with_its_progress_until_it_is_ca
     Job.objects.filter(pk=job.pk).update(heartbeat_at=old)
     with job_heartbeating(job.pk, interval=0.05) as beat:
         beat.progress(3, 12)
-        _until(lambda: Job.objects.get(pk=job.pk).progress_done == 3, "a beat")
+        wait_for(lambda: Job.objects.get(pk=job.pk).progress_done == 3, what="a beat")
         assert Job.objects.get(pk=job.pk).heartbeat_at > old and not beat.cancelled
         job_cancel(job_id=job.pk)
-        _until(lambda: beat.cancelled, "the beat to see the cancel")
+        wait_for(lambda: beat.cancelled, what="the beat to see the cancel")
     assert not beat._thread.is_alive()
 
 
