@@ -7,6 +7,7 @@ httpx and vllm are imported only inside the backends that need them. See README.
 
 from __future__ import annotations
 
+from . import hint_checks
 from .answers import FinalAnswer, extract_final_answer, judge
 from .backends import (
     Backend,
@@ -70,6 +71,7 @@ __all__ = [
     "cut_offset",
     "diagnose",
     "extract_final_answer",
+    "hint_checks",
     "is_infrastructure_failure",
     "judge",
     "load_backend",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -333,9 +333,14 @@ def diagnose(
     facts: Facts | None = None,
     system_prompt: str | None = None,
     hint_templates: dict[str, str] | None = None,
+    hint_check: Callable[[str], str | None] | None = None,
     **sampling: Any,
 ) -> Verdict:
     """Ask the Intervener (``backend.chat``) for the first flaw of a trajectory.
+
+    ``hint_check(hint)`` says what is wrong with a hint (it states the reference value, it is
+    too long; see ``hint_checks``) or None: such a verdict is sent back for repair like a
+    malformed one.
 
     The answer must be a JSON verdict (``flawless``, ``step``, ``flaw_type``, ``hint``,
     ``rationale``); when it is malformed or invalid, up to ``max_repairs`` repair requests
@@ -364,6 +369,9 @@ def diagnose(
                     "the stated answer does not match the reference, so the trajectory is not "
                     "flawless: name the step of its first flaw"
                 )
+            problem_with_hint = hint_check(verdict.hint) if hint_check and verdict.hint else None
+            if problem_with_hint:
+                raise ValueError(problem_with_hint)
         except (ValueError, RecursionError) as exc:
             # json.loads raises RecursionError, not ValueError, on a deeply nested answer.
             error = str(exc) if isinstance(exc, ValueError) else "the JSON is nested too deeply"

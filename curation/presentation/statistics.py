@@ -118,6 +118,13 @@ def token_modification_ratio_per_trajectory(trajectories: Iterable[Record]) -> d
     return {"values": values, **_summary(values)}
 
 
+def hint_lengths(lengths: Iterable[int]) -> dict[str, Any]:
+    """The length distribution of hints (in tokens, as CALM_HINT_MAX_TOKENS counts them), shown
+    beside the modification ratio: ``{"values", "n", "mean", "median", "p90", "max"}``."""
+    values = [int(v) for v in lengths]
+    return {"values": values, **_summary(values)}
+
+
 # --------------------------------------------------------------------------------------------
 # flaw distribution
 
