@@ -108,7 +108,7 @@ def start_worker(db_url: str, **env_overrides: str):
         "WORKER_HEARTBEAT_S": "1",
         **env_overrides,
     }
-    log_path = REPO / "var" / f"test-worker-{name.split('@')[0]}.log"
+    log_path = Path(settings.VAR_DIR) / f"test-worker-{name.split('@')[0]}.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [

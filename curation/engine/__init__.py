@@ -8,7 +8,8 @@ httpx and vllm are imported only inside the backends that need them. See README.
 from __future__ import annotations
 
 from . import hint_checks
-from .answers import FinalAnswer, extract_final_answer, judge
+from .answer_rules import judge
+from .answers import FinalAnswer, extract_final_answer
 from .backends import (
     Backend,
     BackendError,

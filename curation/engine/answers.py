@@ -1,6 +1,8 @@
 """Final answers: what the model stated, the last ``\\boxed{}`` after its reasoning (the sandbox's
 last optimal objective is recorded beside it, and credited only where a setting says so); and
-the correctness rules public evaluators use."""
+the one recogniser of an answer that says there is no solution. Judging an answer under a
+public evaluator's rule is in ``answer_rules``, which builds on this module (never the other way
+round)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,16 @@ from typing import Any
 
 NO_SOLUTION = "no_solution"  # infeasible, unbounded, or "no optimal solution"
 
-_NO_SOLUTION_RE = re.compile(
-    r"infeasib|unbounded|no\s+(?:optimal|feasible|best)?\s*solution|not\s+(?:feasible|solvable)"
-    r"|does\s+not\s+(?:exist|have)|no\s+optimum|不可行|无解|无最优",
+# The kinds of no-solution answer (``no_solution_kind``); answer rules say which they accept.
+INFEASIBLE = "infeasible"
+UNBOUNDED = "unbounded"
+NO_OPTIMUM = "no_optimum"  # "no optimal / best solution", "does not exist", ...
+
+_INFEASIBLE_RE = re.compile(r"infeasib|not\s+feasible|no\s+feasible|不可行", re.IGNORECASE)
+_UNBOUNDED_RE = re.compile(r"unbounded|无界|unlimited", re.IGNORECASE)
+_NO_OPTIMUM_RE = re.compile(
+    r"no\s+(?:optimal|best)?\s*solution|not\s+solvable|does\s+not\s+(?:exist|have)"
+    r"|no\s+optimum|无解|无最优",
     re.IGNORECASE,
 )
 _NUMBER_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -54,8 +63,22 @@ class FinalAnswer:
             return None
         if value is not None:
             return cls(text=text, value=value, kind="value", source=source)
-        kind = NO_SOLUTION if _NO_SOLUTION_RE.search(text) else "unparsed"
+        kind = NO_SOLUTION if no_solution_kind(text) else "unparsed"
         return cls(text=text, value=None, kind=kind, source=source)
+
+
+def no_solution_kind(text: str) -> str | None:
+    """Which no-solution answer ``text`` gives: infeasible, unbounded, no_optimum, or None.
+
+    The one recogniser of "no solution": extracting an answer (kind "no_solution") and judging
+    it (``answer_rules``) both ask it, so a word is never read one way and judged another."""
+    if _INFEASIBLE_RE.search(text):
+        return INFEASIBLE
+    if _UNBOUNDED_RE.search(text):
+        return UNBOUNDED
+    if _NO_OPTIMUM_RE.search(text):
+        return NO_OPTIMUM
+    return None
 
 
 def last_boxed(text: str) -> str | None:
@@ -150,7 +173,7 @@ def extract_final_answer(
     cut at its budget before it boxed anything has none, and scores 0."""
     boxed = last_boxed(_answer_region(text, final_step))
     if boxed is not None:
-        if _NO_SOLUTION_RE.search(boxed):
+        if no_solution_kind(boxed):
             return FinalAnswer(text=boxed, value=None, kind=NO_SOLUTION, source="boxed")
         value = parse_number(boxed)
         return FinalAnswer(
@@ -182,40 +205,3 @@ def _finite(value: Any) -> bool:
 
 def _fmt(value: float) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
-
-
-def judge(
-    answer: FinalAnswer | str | float | None,
-    reference: float | str | None,
-    *,
-    answer_status: str = "value",
-    rule: str = "relative",
-    tolerance: float | None = None,
-) -> bool:
-    """Whether ``answer`` matches the reference objective under the named answer rule.
-
-    The rules are presets in ``answer_rules`` (orlm, sirl, optmath, storm-paper, cort-math;
-    "relative" and "percent5" are the older names). ``tolerance`` replaces the preset's only
-    where the preset makes it a setting. A problem without an optimal value (``reference``
-    None, or ``answer_status`` other than "value") is answered correctly only by a
-    no-solution answer the preset accepts.
-    """
-    # --- answer rules live in answer_rules.py; this wrapper only adapts the old call shape.
-    from .answer_rules import judge_text
-
-    if answer_status != "value":
-        reference = None
-    return judge_text(rule, _as_final(answer), reference, tolerance=tolerance).correct
-
-
-def _as_final(answer: FinalAnswer | str | float | None) -> FinalAnswer | None:
-    if answer is None or isinstance(answer, FinalAnswer):
-        return answer
-    if isinstance(answer, int | float):
-        return FinalAnswer(text=str(answer), value=float(answer), kind="value", source="given")
-    text = str(answer)
-    if _NO_SOLUTION_RE.search(text):
-        return FinalAnswer(text=text, value=None, kind=NO_SOLUTION, source="given")
-    value = parse_number(last_boxed(text) or text)
-    return FinalAnswer(text=text, value=value, kind="value" if value is not None else "unparsed",
-                       source="given")  # fmt: skip

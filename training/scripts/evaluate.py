@@ -39,7 +39,6 @@ import json
 import logging
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -414,20 +413,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         results = evaluate(args, metrics=metrics, cancel=cancel)
     except Exception as exc:
-        metrics.emit(
-            "done",
-            status="failed",
-            cancelled=False,
-            error=f"{type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc(limit=20)[-4000:],
-            output_dir=args.output_dir,
-        )
+        metrics.done("failed", error=exc, output_dir=args.output_dir)
         raise
     print(format_table(results))
-    metrics.emit(
-        "done",
-        status=results["status"],
-        cancelled=results["status"] == "cancelled",
+    metrics.done(
+        results["status"],
         step=results["samples_done"],
         max_steps=results["samples_total"],
         output_dir=args.output_dir,

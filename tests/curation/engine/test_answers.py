@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 
 from curation.engine import extract_final_answer, judge
+from curation.engine.answer_rules import judge_text
+from curation.engine.answers import FinalAnswer, no_solution_kind
 
 
 @pytest.mark.parametrize(
@@ -38,6 +40,24 @@ def test_it_recognizes_no_solution_answers(text):
     answer = extract_final_answer(text)
     assert answer.kind == "no_solution"
     assert answer.value is None
+
+
+@pytest.mark.parametrize(
+    ("word", "kind"),
+    [("unlimited", "unbounded"), ("无界", "unbounded"), ("unbounded", "unbounded"),
+     ("infeasible", "infeasible"), ("no feasible solution", "infeasible")],
+)  # fmt: skip
+def test_a_no_solution_word_is_read_and_judged_the_same_way(word, kind):
+    extracted = extract_final_answer(rf"</think>The model is \boxed{{{word}}}.")
+    assert (extracted.kind, extracted.value) == ("no_solution", None)
+    assert FinalAnswer.from_stored(word, None, "boxed").kind == "no_solution"
+    assert no_solution_kind(extracted.text) == kind
+    # Judged as that kind of no-solution answer, whether given extracted or as text.
+    for answer in (extracted, word, rf"\boxed{{{word}}}"):
+        assert judge(answer, None, answer_status="no_best_solution")
+        assert not judge(answer, 10.0)
+    assert judge_text("sirl", extracted, None).reason == f"answered {kind}"
+    assert judge_text("sirl", extracted, 10.0).reason.startswith("answered no solution")
 
 
 RESULTS = [
