@@ -96,12 +96,12 @@ class Facts:
         out = [f"- Final answer stated in \\boxed{{}}: {self.answer or 'none'}."]
         if self.reference is not None:
             out.append(f"- Reference optimal objective value: {self.reference}.")
-            if self.correct is not None:
+            # Only a wrong answer is pointed out (it helps find the flaw). A matching one is not
+            # announced: the flawless verdict is about the reasoning, and telling the
+            # Intervener "it matches" primed it to call correct trajectories flawless.
+            if self.correct is False:
                 out.append(
-                    "- The stated answer matches the reference."
-                    if self.correct
-                    else "- The stated answer does NOT match the reference: the trajectory has "
-                    "a flaw."
+                    "- The stated answer does NOT match the reference: the trajectory has a flaw."
                 )
         for s in steps:
             if s.code is not None and _failed(s):
@@ -115,9 +115,11 @@ class Facts:
     def task(self) -> str:
         """The first lines of the task, where the facts decide most of it."""
         if self.correct is True:
+            # Not "flawless unless ...": a right answer reached by hand arithmetic, by
+            # distrusting the solver or by delaying code is still flawed (the flaws SFT removes).
             return (
-                "The stated answer matches the reference. Answer flawless: true unless a step "
-                "clearly has one of the flaws above.\n"
+                "Judge the reasoning itself, step by step: a right final answer does not make a "
+                "trajectory flawless. Check every step for each flaw type above.\n"
             )
         if self.correct is False:
             return (
