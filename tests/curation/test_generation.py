@@ -194,6 +194,21 @@ def test_token_and_chat_exports_load_with_datasets_and_mask_token_by_token(
     conversation = datasets.load_dataset("json", data_files=str(chat), split="train")[0]
     assert [m["role"] for m in conversation["messages"]] == ["user", "assistant"]
     assert "```output" in conversation["messages"][1]["content"]
+    # The interpreter's output is marked in the chat export: the spans are the text of the
+    # INTERPRETER tokens from their ```output fence (a leading newline the engine adds after a
+    # fence the model left open is not told apart by text), and it is not for training.
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_reasoner.model)
+    completion = engine.TaggedTokens.from_bytes(bytes(branch.completion_tokens))
+    interpreter = [
+        tokenizer.decode(completion.ids[a:b], skip_special_tokens=False)
+        for tag, a, b in completion.runs() if tag == engine.Tag.INTERPRETER
+    ]  # fmt: skip
+    content = conversation["messages"][1]["content"]
+    marked = [content[a:b] for a, b in conversation["interpreter_spans"]]
+    assert marked == [x.lstrip("\n") for x in interpreter] and marked
+    assert conversation["for_training"] is False
 
 
 CODE_TURN = "Let me solve it.\n```python\nprint('OBJECTIVE_VALUE: 4100')\n```\nSo \\boxed{4100}."
