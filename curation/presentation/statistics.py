@@ -24,6 +24,8 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from curation.engine.rollout import RESPONSE_LENGTH_DEFINITION as _RESPONSE_LENGTH
+
 NO_FLAW_LABEL = "no flaw"
 
 Record = Mapping[str, Any] | Any
@@ -311,7 +313,8 @@ def golden_yield(items: Iterable[Record]) -> dict[str, Any]:
 # per model
 
 
-RESPONSE_LENGTH_DEFINITION = "generated tokens: model + hint (interpreter output excluded)"
+# The one definition of response length (evaluation's ``response_tokens`` is the same count).
+RESPONSE_LENGTH_DEFINITION = _RESPONSE_LENGTH
 
 
 def per_model(trajectories: Iterable[Record]) -> dict[str, Any]:
