@@ -197,6 +197,8 @@ def test_a_grpo_step_whose_sandbox_dies_mid_run_trains_on_nothing_infrastructure
     assert [r["finish_reason"] for r in records] == ["infrastructure"] * 2
     assert all(set(r["env_mask"]) == {0} for r in records)
     events = read_events(metrics_file)
+    log = next(e["logs"] for e in events if e["event"] == "log")
+    assert log["rollout/infrastructure"] == 1.0
     assert events[-1]["event"] == "done" and events[-1]["status"] == "completed"
 
 
