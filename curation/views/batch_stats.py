@@ -34,6 +34,7 @@ def trajectory_charts(trajectories) -> dict:
         labels, flaw_types=list(FlawType.objects.values_list("name", flat=True))
     )
     return {
+        **hint_length_figures(Hint.objects.filter(branch__in=_with_ancestors(trajectories))),
         "models": statistics.per_model({"model": r["endpoint__name"] or "?", **r} for r in rows),
         "tmr_chart": plots.histogram(
             [100 * v for v in per_traj["values"]], bins=10, unit="%",
@@ -45,6 +46,23 @@ def trajectory_charts(trajectories) -> dict:
             title="Flaw labels on these trajectories (human and model), by benchmark",
         ),
     }  # fmt: skip
+
+
+def _with_ancestors(trajectories) -> set[int]:
+    """The ids of ``trajectories`` and of every trajectory they branched from: the hints a
+    golden trajectory holds were inserted along that line (each made one branch)."""
+    from ..models import Trajectory
+
+    ids = set(trajectories.values_list("pk", flat=True))
+    frontier = set(trajectories.exclude(parent=None).values_list("parent_id", flat=True))
+    while frontier - ids:
+        new = frontier - ids
+        ids |= new
+        frontier = set(
+            Trajectory.objects.filter(pk__in=new).exclude(parent=None)
+            .values_list("parent_id", flat=True)
+        )  # fmt: skip
+    return ids
 
 
 def hint_length_figures(hints) -> dict:

@@ -229,6 +229,9 @@ def test_approved_candidates_freeze_into_a_versioned_dataset_loadable_with_datas
     version = DatasetVersion.objects.get()
     assert response["Location"] == version.get_absolute_url()
     assert version.counts["trajectories"] == 1 and len(version.content_hash) == 64
+    # The hint the golden branch holds (inserted on its parent) is counted in its lineage.
+    page = client_for(lead).get(version.get_absolute_url()).content.decode()
+    assert "median 149 tokens" in page and "over 1 hint (limit 200)" in page
     out = tmp_path / "export"
     call_command("export_dataset", "--dataset", str(version.pk), "--out", str(out))
     rows = datasets.load_dataset("json", data_files=str(out / "tokens.jsonl"), split="train")
