@@ -266,6 +266,9 @@ CALM_ROLLOUT_DEFAULTS = {
 # Show the Intervener the problem's reference answer while curating, as an expert reviewer
 # would know it (never available to evaluation; the golden filter checks correctness itself).
 CALM_INTERVENER_SEES_REFERENCE = env_bool("CALM_INTERVENER_SEES_REFERENCE", True)
+# The longest hint, in tokens (counted as pre-tokens: words, numbers and symbols, a lower bound
+# of the Reasoner's BPE count). The paper's hints are a sentence or two; 0: no limit.
+CALM_HINT_MAX_TOKENS = env_int("CALM_HINT_MAX_TOKENS", 120)
 
 # --- training ---------------------------------------------------------------------------------
 # Run folders (checkpoints, metrics, logs). GPU workers on other hosts need this path, and the

@@ -18,6 +18,7 @@ from calm_studio.queues import Queue
 from .. import engine
 from ..models import Diagnosis, FlawType, Job, ModelEndpoint, Trajectory
 from .endpoints import backend_for, endpoint_prompts, intervener_default
+from .hints import intervener_hint_problem
 from .jobs import job_claim, job_create, job_fail, job_finish, job_heartbeating
 from .labels import flaw_label_set
 from .trajectories import GenerationError
@@ -51,8 +52,15 @@ class Intervener:
     active flaw taxonomy, and whether it is shown the reference answer (default: the
     CALM_INTERVENER_SEES_REFERENCE setting; a batch may set its own)."""
 
-    def __init__(self, endpoint: ModelEndpoint, *, with_reference: bool | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: ModelEndpoint,
+        *,
+        with_reference: bool | None = None,
+        answer_rule: dict | None = None,
+    ) -> None:
         self.endpoint = endpoint
+        self.answer_rule = answer_rule  # {"rule", "tolerance"} (a batch's), else the settings
         self.with_reference = (
             settings.CALM_INTERVENER_SEES_REFERENCE if with_reference is None else with_reference
         )
@@ -73,6 +81,8 @@ class Intervener:
             facts=intervener_facts(trajectory, with_reference=self.with_reference),
             system_prompt=self.prompts.intervener_system,
             hint_templates=self.prompts.hint_templates,
+            # A hint that states the reference value, or runs too long, goes back for repair.
+            hint_check=intervener_hint_problem(trajectory.problem, self.answer_rule),
         )
 
     def record(

@@ -168,3 +168,21 @@ def test_sft_takes_a_dataset_made_with_its_own_tokenizer(tmp_path, tiny_model_pa
     mine = tokenizer_fingerprint(tiny_tokenizer)
     data = _records_made_by(tiny_tokenizer, mine, tmp_path / "own.jsonl")
     assert tokenizer_check(data, tiny_tokenizer, str(tiny_model_path)) == mine
+
+
+def test_iw_sft_weights_move_off_1_once_the_model_differs_from_its_reference(
+    tmp_path, tiny_model_path, sft_file
+):
+    """Step 1: the model is its reference, every weight is 1. After a few large steps on the
+    same records the model assigns them a higher likelihood than the frozen reference did, so
+    the unnormalised weights exp(mean log-ratio) rise above 1 (a reference that followed the
+    model, or no reference at all, would keep them at 1)."""
+    args = _args(tiny_model_path, sft_file, tmp_path, "--iw_sft", "true", "--max_steps", "4",
+                 "--per_device_train_batch_size", "3", "--iw_normalize", "none",
+                 "--learning_rate", "0.01", "--num_train_epochs", "10")  # fmt: skip
+    assert run_training("sft", sft.build_trainer, args, metrics_file=args[0].metrics_file) == 0
+    logs = [e["logs"] for e in read_events(tmp_path / "metrics.jsonl")
+            if e["event"] == "log" and "iw/weight_mean" in e["logs"]]  # fmt: skip
+    assert len(logs) >= 3
+    assert logs[0]["iw/weight_mean"] == pytest.approx(1.0)
+    assert logs[-1]["iw/weight_mean"] > 1.01 and logs[-1]["iw/weight_max"] > 1.01
