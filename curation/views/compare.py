@@ -20,14 +20,33 @@ from .presenters import step_views
 _WORDS = re.compile(r"(\s+)")
 
 
+# Past this many tokens (words and the spaces between them) on either side of the part that
+# differs, the diff marks that whole part as changed: difflib's matcher is worse than quadratic on
+# repetitive text (2,000 words took minutes), so a GET must not feed it more.
+WORD_DIFF_MAX_TOKENS = 400
+
+
 def word_diff(left: str, right: str) -> tuple[SafeString, SafeString]:
     """Both texts escaped, with the words only on the left in ``<del>`` and the words only on
-    the right in ``<ins>`` (whitespace kept, so the text reads as written)."""
+    the right in ``<ins>`` (whitespace kept, so the text reads as written). The shared start and
+    end are trimmed first; a middle longer than ``WORD_DIFF_MAX_TOKENS`` is marked whole."""
     a, b = _WORDS.split(left or ""), _WORDS.split(right or "")
-    out_left: list[str] = []
-    out_right: list[str] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        old, new = escape("".join(a[i1:i2])), escape("".join(b[j1:j2]))
+    start = 0
+    while start < min(len(a), len(b)) and a[start] == b[start]:
+        start += 1
+    end = 0
+    while end < min(len(a), len(b)) - start and a[-1 - end] == b[-1 - end]:
+        end += 1
+    mid_a, mid_b = a[start : len(a) - end], b[start : len(b) - end]
+    head, tail = escape("".join(a[:start])), escape("".join(a[len(a) - end :]))
+    out_left: list[str] = [head]
+    out_right: list[str] = [head]
+    if max(len(mid_a), len(mid_b)) > WORD_DIFF_MAX_TOKENS:
+        opcodes = [("replace", 0, len(mid_a), 0, len(mid_b))]
+    else:
+        opcodes = difflib.SequenceMatcher(None, mid_a, mid_b, autojunk=False).get_opcodes()
+    for op, i1, i2, j1, j2 in opcodes:
+        old, new = escape("".join(mid_a[i1:i2])), escape("".join(mid_b[j1:j2]))
         if op == "equal":
             out_left.append(old)
             out_right.append(new)
@@ -36,6 +55,8 @@ def word_diff(left: str, right: str) -> tuple[SafeString, SafeString]:
             out_left.append(f"<del>{old}</del>")
         if new:
             out_right.append(f"<ins>{new}</ins>")
+    out_left.append(tail)
+    out_right.append(tail)
     return mark_safe("".join(out_left)), mark_safe("".join(out_right))  # noqa: S308 - escaped
 
 

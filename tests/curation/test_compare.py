@@ -3,6 +3,8 @@ a word-level diff inside a step, full outputs, and each side's hint where it sit
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.urls import reverse
 
@@ -18,6 +20,16 @@ def test_the_word_diff_marks_only_the_changed_words_and_escapes():
     left, right = word_diff("x + y <= 10 so x = 4", "x + y <= 12 so x = 4 <b>")
     assert str(left) == "x + y &lt;= <del>10</del> so x = 4"
     assert str(right) == "x + y &lt;= <ins>12</ins> so x = 4<ins> &lt;b&gt;</ins>"
+
+
+def test_the_word_diff_of_thousands_of_repetitive_words_answers_within_a_second():
+    # 2,000 repetitive words took minutes in difflib; the changed middle is now marked whole.
+    left, right = " ".join(["a"] * 2000), " ".join(["a b"] * 1000)
+    started = time.monotonic()
+    old, new = word_diff("same start " + left + " same end", "same start " + right + " same end")
+    assert time.monotonic() - started < 1
+    assert str(old).startswith("same start a <del>a a") and str(old).endswith("</del> same end")
+    assert str(new).startswith("same start a <ins>b a") and str(new).endswith("</ins> same end")
 
 
 def test_siblings_are_aligned_at_their_common_prefix_with_both_hints(
