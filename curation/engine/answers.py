@@ -82,17 +82,24 @@ def no_solution_kind(text: str) -> str | None:
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, braces balanced."""
+    """Content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) in ``text``, braces balanced.
+
+    One pass pairs every brace with its closing one, so model output full of unclosed
+    ``\\boxed{`` costs linear time, not a scan to the end per opening."""
     starts = [m.end() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
+    if not starts:
+        return None
+    closing: dict[int, int] = {}
+    open_at: list[int] = []
+    for i, char in enumerate(text):
+        if char == "{":
+            open_at.append(i)
+        elif char == "}" and open_at:
+            closing[open_at.pop()] = i
     for start in reversed(starts):
-        depth = 1
-        for i in range(start, len(text)):
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start:i].strip()
+        end = closing.get(start - 1)
+        if end is not None:
+            return text[start:end].strip()
     return None
 
 

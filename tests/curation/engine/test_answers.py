@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from curation.engine import extract_final_answer, judge
 from curation.engine.answer_rules import judge_text
-from curation.engine.answers import FinalAnswer, no_solution_kind
+from curation.engine.answers import FinalAnswer, last_boxed, no_solution_kind
 
 
 @pytest.mark.parametrize(
@@ -125,3 +127,13 @@ def test_a_box_in_a_thought_never_closed_before_its_last_output_is_unstated():
     assert extract_final_answer(text) is None
     assert extract_final_answer(text + " so \\boxed{12}.").value == 12.0
     assert extract_final_answer("<think>\nno code, just \\boxed{7}").value == 7.0
+
+
+def test_the_boxed_search_on_model_output_full_of_unclosed_boxes_answers_within_a_second():
+    # 20,000 unclosed "\\boxed{" each scanned to the end of the text: minutes before.
+    text = "\\boxed{" * 20_000 + "x" * 20_000 + " \\boxed{42}"
+    started = time.monotonic()
+    assert last_boxed(text) == "42"
+    assert last_boxed("\\boxed{" * 20_000) is None
+    assert time.monotonic() - started < 1
+    assert last_boxed("\\boxed{\\frac{1}{2}} then \\boxed{3") == "\\frac{1}{2}"
