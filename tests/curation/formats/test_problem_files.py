@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -141,3 +142,25 @@ def test_it_rejects_an_unclosed_json_array_and_says_where():
     data = b'[\n {"question": "q1", "answer": 1},\n {"question": "q2", "answer": 2}\n'
     with pytest.raises(ImportFileError, match="not closed"):
         parse_problem_file(data, filename="open.json")
+
+
+def test_a_large_json_array_parses_in_linear_time_with_its_line_numbers():
+    # 1.4 MB in 20,000 elements took 7 s when each element's line was counted from the top.
+    rows = ",\n".join(
+        f'{{"id": "p{n}", "question": "q{n} {"x" * 40}", "answer": {n}}}' for n in range(20_000)
+    )
+    data = f"[\n{rows}\n]\n".encode()
+    assert len(data) > 1_300_000
+    started = time.monotonic()
+    parsed = parse_problem_file(data, filename="big.json")
+    assert time.monotonic() - started < 1
+    assert [r.line for r in parsed.records[:2]] == [2, 3]
+    assert parsed.records[-1].line == 20_001
+
+
+@pytest.mark.parametrize("data", [b"[" * 100_000 + b"]" * 100_000, b"[" + b"[" * 100_000])
+def test_deeply_nested_json_is_refused_with_a_message(data):
+    with pytest.raises(ImportFileError, match=r"nested too deeply|invalid JSON"):
+        parse_problem_file(data, filename="deep.json")
+    with pytest.raises(ImportFileError, match=r"nested too deeply|invalid JSON"):
+        parse_problem_file(data[1:] + b"\n", filename="deep.jsonl")
