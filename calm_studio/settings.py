@@ -48,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    # A NUL character in a form field or query is refused with a 400 (PostgreSQL cannot store it).
+    "curation.middleware.RefuseNulCharactersMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # An htmx request whose session expired gets a full-page login (HX-Redirect), not a
     # login form swapped into a fragment.

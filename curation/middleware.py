@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import resolve_url
 
 
@@ -34,3 +34,23 @@ class HtmxLoginRedirectMiddleware:
         redirect = HttpResponse(status=200)
         redirect["HX-Redirect"] = f"{login}?{urlencode({'next': back})}"
         return redirect
+
+
+class RefuseNulCharactersMiddleware:
+    """PostgreSQL cannot store the NUL character in text, so a form field or query parameter
+    carrying one would end in a server error deep in a save. Refuse such a request at the door
+    with a 400 that says why (uploaded files are not form fields and are checked by their
+    parsers)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        for params in (request.GET, request.POST):
+            for key, values in params.lists():
+                if "\x00" in key or any("\x00" in value for value in values):
+                    return HttpResponseBadRequest(
+                        "Text may not contain the NUL character (\\x00): remove it and try again.",
+                        content_type="text/plain; charset=utf-8",
+                    )
+        return self.get_response(request)

@@ -237,7 +237,7 @@ def parse_verdict(text: str, *, n_steps: int, flaw_codes: Sequence[str]) -> Verd
     if flawless:
         return Verdict(flawless=True, rationale=rationale, raw=text)
     step = data.get("step")
-    if isinstance(step, str) and step.strip().isdigit():
+    if isinstance(step, str) and step.strip().isdecimal():
         step = int(step)
     if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < n_steps:
         raise ValueError(f'"step" must be a step number from 0 to {n_steps - 1}, got {step!r}')

@@ -102,7 +102,7 @@ def agreement_cell(request: HttpRequest) -> HttpResponse:
     def name(author: str) -> str:
         kind, _, pk = author.partition(":")
         names = users if kind == "user" else endpoints
-        return names.get(int(pk), author) if pk.isdigit() else author
+        return names.get(int(pk), author) if pk.isdecimal() else author
 
     steps = [
         {**u, "human": name(u["left_author"]), "model": name(u["right_author"])} for u in units

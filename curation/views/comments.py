@@ -34,7 +34,7 @@ def _back(trajectory: Trajectory, step: int | None) -> HttpResponse:
 def comment_create(request: HttpRequest, pk: int) -> HttpResponse:
     trajectory = get_object_or_404(Trajectory, pk=pk)
     raw = request.POST.get("step", "")
-    step = int(raw) if raw.isdigit() else None
+    step = int(raw) if raw.isdecimal() else None
     error = ""
     try:
         comment_add(trajectory=trajectory, step_index=step, text=request.POST.get("text", ""),

@@ -36,7 +36,7 @@ def live_pieces(job: Job, have: list[str]) -> list[dict]:
         text = str(item.get("text", ""))
         chars = int(item.get("chars", len(text)))  # absolute length; text is its tail
         start = chars - len(text)
-        known = int(have[pos]) if pos < len(have) and have[pos].isdigit() else None
+        known = int(have[pos]) if pos < len(have) and have[pos].isdecimal() else None
         if known is not None and start <= known <= chars:
             piece = {"mode": "append", "text": text[known - start :]}
         else:

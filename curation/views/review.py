@@ -92,7 +92,7 @@ def review_next_view(request: HttpRequest) -> HttpResponse:
     if "benchmark" in request.POST:
         request.session[SESSION_FILTERS] = _filters(request.POST)
     current = request.POST.get("current", "")
-    return next_in_queue(request, current=int(current) if current.isdigit() else None)
+    return next_in_queue(request, current=int(current) if current.isdecimal() else None)
 
 
 @require_POST
@@ -104,7 +104,7 @@ def review_assign_view(request: HttpRequest) -> HttpResponse:
     if request.POST.get("scope") == "filter":
         ids = list(review_queue(**filters).values_list("pk", flat=True))
     else:
-        ids = [int(i) for i in request.POST.getlist("trajectory") if i.isdigit()]
+        ids = [int(i) for i in request.POST.getlist("trajectory") if i.isdecimal()]
     if reviewer is None or not ids:
         messages.error(request, "Choose a reviewer and at least one trajectory to assign.")
     else:
@@ -178,7 +178,7 @@ def batch_review_policy_view(request: HttpRequest, pk: int) -> HttpResponse:
     raw = request.POST.get("required_approvals", "")
     try:
         policy = batch_review_policy_set(
-            batch=batch, required_approvals=int(raw) if raw.isdigit() else 0, by=request.user
+            batch=batch, required_approvals=int(raw) if raw.isdecimal() else 0, by=request.user
         )
         messages.success(request, f"{batch}: {policy.required_approvals} approval(s) make golden.")
     except ReviewError as exc:
@@ -199,7 +199,7 @@ def review_export_view(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("format must be csv or jsonl", content_type="text/plain")
     batch = request.GET.get("batch", "")
     if batch:
-        if not batch.isdigit():
+        if not batch.isdecimal():
             return HttpResponseBadRequest("batch must be a batch id", content_type="text/plain")
         trajectories = batch_trajectories(get_object_or_404(Batch, pk=int(batch)))
         scope = f"batch-{batch}"
