@@ -105,6 +105,11 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 AXES_DISABLE_ACCESS_LOG = True  # failures are what throttling needs; no row per success
+# Behind a proxy every request comes from the proxy's address: the throttle reads the client's
+# address from X-Forwarded-For, but only on requests whose socket address is one of
+# TRUSTED_PROXY_IPS (comma-separated; the deploy/ recipe's nginx on loopback by default).
+TRUSTED_PROXY_IPS = frozenset(env_list("TRUSTED_PROXY_IPS", ["127.0.0.1", "::1"]))
+AXES_CLIENT_IP_CALLABLE = "calm_studio.client_ip.client_ip"
 
 # Content Security Policy (django-csp): scripts only from this site, never inline (the
 # templates have none; htmx's eval features are off). Inline style attributes stay allowed

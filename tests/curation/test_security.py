@@ -66,6 +66,35 @@ def test_repeated_failed_logins_are_throttled(client, settings, reviewer):
     assert "_auth_user_id" not in client.session
 
 
+def _login_via(client, forwarded_for, password, remote="127.0.0.1"):
+    return client.post(
+        reverse("login"),
+        {"username": "rita-reviewer", "password": password},
+        REMOTE_ADDR=remote,
+        HTTP_X_FORWARDED_FOR=forwarded_for,
+    )
+
+
+def test_behind_the_proxy_one_client_cannot_lock_out_another(client, settings, reviewer):
+    # deploy/nginx sets X-Forwarded-For to the client's address; gunicorn sees 127.0.0.1 for all.
+    settings.AXES_FAILURE_LIMIT = 3
+    for _ in range(3):
+        _login_via(client, "203.0.113.9", "wrong")
+    assert _login_via(client, "203.0.113.9", PASSWORD).status_code == 429
+    assert _login_via(client, "198.51.100.7", PASSWORD).status_code == 302
+
+
+def test_a_forwarded_address_from_a_client_that_is_not_the_proxy_is_ignored(
+    client, settings, reviewer
+):
+    # Sent straight to the app, the header is the client's own invention: a new one per try
+    # must not escape the throttle.
+    settings.AXES_FAILURE_LIMIT = 3
+    for n in range(3):
+        _login_via(client, f"192.0.2.{n}", "wrong", remote="203.0.113.50")
+    assert _login_via(client, "192.0.2.99", PASSWORD, remote="203.0.113.50").status_code == 429
+
+
 def test_a_right_password_before_the_limit_resets_the_count(client, settings, reviewer):
     settings.AXES_FAILURE_LIMIT = 3
     _login(client, reviewer.username, "wrong")
