@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -33,7 +35,8 @@ def problem_import_upload(request: HttpRequest) -> HttpResponse:
         token = problem_upload_save(name=upload.name, chunks=upload.chunks())
         url = reverse("curation-problem-import-preview", args=[token])
         benchmark = form.cleaned_data["benchmark"].strip()
-        return redirect(f"{url}?benchmark={benchmark}" if benchmark else url)
+        # Encoded: a name such as "R&D #1 + more" must reach the preview whole.
+        return redirect(f"{url}?{urlencode({'benchmark': benchmark})}" if benchmark else url)
     return render(request, "curation/problem_import.html", {"form": form})
 
 

@@ -44,6 +44,15 @@ def test_it_previews_an_upload_with_its_mapping_and_plan(client_for, lead):
     assert Problem.objects.count() == 0  # a preview writes nothing
 
 
+def test_a_benchmark_name_with_url_characters_reaches_the_preview_whole(client_for, lead):
+    # "R&D #1 + more" was cut at "&" (and "+" read as a space): imported as "R".
+    client = client_for(lead)
+    response = upload(client, "orlm.jsonl", ORLM, benchmark="R&D #1 + more")
+    preview = client.get(response["Location"])
+    assert preview.context["benchmark"] == "R&D #1 + more"
+    assert "R&amp;D #1 + more" in preview.content.decode()  # carried into the confirm form
+
+
 def test_confirming_creates_a_job_that_imports_the_file(client_for, lead):
     client = client_for(lead)
     preview_url = upload(client, "orlm.jsonl", ORLM, benchmark="ORLM sample")["Location"]
