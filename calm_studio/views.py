@@ -25,4 +25,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_GET
 @role_required(Role.REVIEWER)
 def health_badge(request: HttpRequest) -> HttpResponse:
-    return render(request, "_health_badge.html", {"health": system_health()})
+    """Leads and admins see hostnames and error text in the tooltips; reviewers the ok flags
+    and worker counts only (``public_health``)."""
+    report = system_health()
+    detailed = has_role(request.user, Role.LEAD)
+    health = report if detailed else public_health(report)
+    return render(request, "_health_badge.html", {"health": health, "detailed": detailed})

@@ -124,7 +124,7 @@ def test_the_header_badge_shows_the_same_at_a_glance(client_for, reviewer, setti
     assert 'class="badge bad"' in html and ">Redis<" in html
 
 
-def test_the_header_badge_shows_a_dead_embedded_model_server(client_for, reviewer, tmp_path,
+def test_the_header_badge_shows_a_dead_embedded_model_server(client_for, lead, tmp_path,
                                                               monkeypatch):  # fmt: skip
     from curation.engine.serving.supervisor import write_status
 
@@ -133,17 +133,38 @@ def test_the_header_badge_shows_a_dead_embedded_model_server(client_for, reviewe
     monkeypatch.delenv("CALM_LOCAL_MODEL", raising=False)
     write_status(status, state="failed", name="embedded model", signal=11, restarts=3,
                  max_restarts=3)  # fmt: skip
-    html = client_for(reviewer).get(reverse("health-badge")).content.decode()
+    html = client_for(lead).get(reverse("health-badge")).content.decode()
     assert 'title="embedded model: the model server exited with signal 11 (SIGSEGV); not' in html
     assert ">model: failed<" in html
     import os
 
     write_status(status, state="ready", name="embedded model", pid=os.getpid())
-    html = client_for(reviewer).get(reverse("health-badge")).content.decode()
+    html = client_for(lead).get(reverse("health-badge")).content.decode()
     assert 'class="badge ok" title="embedded model: serving (smoke-tested)">model<' in html
     # A supervisor killed with the whole stack leaves "ready" behind: its pid tells.
     write_status(status, state="ready", name="embedded model", pid=2**22 + 1)
-    html = client_for(reviewer).get(reverse("health-badge")).content.decode()
+    html = client_for(lead).get(reverse("health-badge")).content.decode()
     assert ">model: gone<" in html
     monkeypatch.setenv("CALM_LOCAL_MODEL", "off")  # then there is no model to show
-    assert ">model" not in client_for(reviewer).get(reverse("health-badge")).content.decode()
+    assert ">model" not in client_for(lead).get(reverse("health-badge")).content.decode()
+
+
+def test_reviewers_see_no_hostnames_or_error_text_in_the_badge(
+    client_for, reviewer, lead, settings, private_redis, tmp_path, monkeypatch
+):
+    from curation.engine.serving.supervisor import write_status
+
+    status = tmp_path / "model-server.json"
+    monkeypatch.setenv("CALM_MODEL_STATUS_FILE", str(status))
+    monkeypatch.delenv("CALM_LOCAL_MODEL", raising=False)
+    write_status(status, state="failed", name="embedded model", signal=11, restarts=3,
+                 max_restarts=3)  # fmt: skip
+    url, proc = private_redis
+    settings.REDIS_URL = url
+    proc.kill()
+    proc.wait()
+    html = client_for(reviewer).get(reverse("health-badge")).content.decode()
+    assert 'title="Redis unreachable">Redis<' in html and "Error" not in html
+    assert 'title="embedded model: failed">model: failed<' in html and "signal 11" not in html
+    html = client_for(lead).get(reverse("health-badge")).content.decode()
+    assert "Error" in html and "signal 11" in html  # leads and admins see why
