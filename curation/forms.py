@@ -108,9 +108,15 @@ class BatchForm(forms.Form):
         initial=Batch.DEFAULTS["answer_rule"],
         help_text="The golden filter's answer rule (see curation/engine/answer_rules.py).",
     )
-    answer_tolerance = forms.FloatField(min_value=0, initial=Batch.DEFAULTS["answer_tolerance"])
+    # Bounded: a tolerance of 1e308 would judge every answer correct.
+    answer_tolerance = forms.FloatField(
+        min_value=0,
+        max_value=0.1,
+        initial=Batch.DEFAULTS["answer_tolerance"],
+        help_text="Relative (or absolute, per rule) tolerance, at most 0.1.",
+    )
     max_code_calls = forms.IntegerField(min_value=1, max_value=100, required=False)
-    max_new_tokens = forms.IntegerField(min_value=64, required=False)
+    max_new_tokens = forms.IntegerField(min_value=64, max_value=65536, required=False)
     concurrency = forms.IntegerField(
         min_value=1,
         max_value=512,

@@ -71,3 +71,15 @@ def test_the_worked_example_is_no_benchmark_or_demo_problem():
             if question:
                 closest = max(closest, len(example & question) / len(example | question))
     assert closest < 0.5, f"the worked example is too close to a known problem ({closest:.2f})"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("answer_tolerance", "1e308"), ("answer_tolerance", "0.5"), ("max_new_tokens", "10000000")],
+)
+def test_the_batch_form_refuses_settings_beyond_their_bounds(field, value):
+    # A tolerance of 1e308 judged every answer correct; a huge token budget pins the model.
+    form = BatchForm(data={field: value})
+    form.is_valid()
+    assert "less than or equal to" in " ".join(form.errors[field])
