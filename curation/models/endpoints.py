@@ -55,6 +55,16 @@ class ModelEndpoint(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        """The admin and every form refuse an ``api_key_env`` off the allow-list."""
+        from django.core.exceptions import ValidationError
+
+        from ..engine.backends.api_keys import api_key_env_error
+
+        super().clean()
+        if refused := api_key_env_error(self.api_key_env):
+            raise ValidationError({"api_key_env": refused})
+
     @property
     def can_reason(self) -> bool:
         return self.role in (self.Role.REASONER, self.Role.BOTH)

@@ -35,6 +35,7 @@ from typing import Any
 
 from ..format import FenceState, scan_fences
 from ..serving.status import server_down_message
+from .api_keys import api_key_env_error
 from .base import (
     FENCE_STOP,
     Backend,
@@ -76,6 +77,8 @@ class OpenAIBackend(Backend):
         self.root, self.api = _roots(spec["base_url"])
         self.model = spec.get("model") or ""
         key_env = spec.get("api_key_env") or ""
+        if refused := api_key_env_error(key_env):
+            raise ValueError(refused)
         key = os.environ.get(key_env, "") if key_env else ""
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.concurrency = max(1, int(spec.get("concurrency") or 8))
