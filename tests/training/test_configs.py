@@ -95,3 +95,18 @@ def test_the_command_is_the_trl_script_shape_and_goes_under_accelerate_for_multi
     assert "training.scripts.sft" in resumed
     with pytest.raises(ConfigError, match="unknown accelerate config"):
         command_for("sft", Path("c"), metrics_path=Path("m"), accelerate_config="nope")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("trust_remote_code: true", "trust_remote_code may not be set"),
+        ("push_to_hub: true", "push_to_hub may not be set"),
+        ("hub_model_id: me/model", "hub_model_id may not be set"),
+        ("logging_dir: /etc/cron.d", "paths outside the run folder"),
+        ("logging_dir: ../../other-run", "paths outside the run folder"),
+    ],
+)
+def test_overrides_cannot_run_remote_code_publish_or_leave_the_run_folder(text, message):
+    with pytest.raises(ConfigError, match=message):
+        overrides_parse(text, "sft")

@@ -62,6 +62,19 @@ def accelerate_configs() -> list[str]:
     return sorted(p.stem for p in ACCELERATE_DIR.glob("*.yaml"))
 
 
+# Overrides that would run code from a model repository, publish the weights, or write or read
+# outside the run folder are refused whatever their value.
+FORBIDDEN_OVERRIDES = ("trust_remote_code", "push_to_hub", "hub_", "resume_from_checkpoint")
+
+
+def _override_refused(key: str, value: Any) -> str | None:
+    if key.startswith(FORBIDDEN_OVERRIDES):
+        return f"{key} may not be set by overrides"
+    if isinstance(value, str) and (value.startswith(("/", "~")) or ".." in value.split("/")):
+        return f"{key}: paths outside the run folder are not allowed ({value!r})"
+    return None
+
+
 def overrides_parse(text: str, kind: str) -> dict[str, Any]:
     """The overrides box: a flat YAML mapping of argument names. Clear errors, never a 500."""
     if not text.strip():
@@ -82,6 +95,8 @@ def overrides_parse(text: str, kind: str) -> dict[str, Any]:
             raise ConfigError(f"{key!r} is not an argument name")
         if isinstance(value, dict):
             raise ConfigError(f"{key}: nested mappings are not arguments (the config is flat)")
+        if refused := _override_refused(key, value):
+            raise ConfigError(refused)
     return data
 
 
