@@ -7,6 +7,7 @@ httpx and vllm are imported only inside the backends that need them. See README.
 
 from __future__ import annotations
 
+from . import checks
 from .answers import FinalAnswer, extract_final_answer, judge
 from .backends import (
     Backend,
@@ -58,6 +59,7 @@ __all__ = [
     "Verdict",
     "branch_point",
     "branch_rollout",
+    "checks",
     "continue_rollout",
     "cut_offset",
     "diagnose",

@@ -24,6 +24,7 @@ from typing import Any
 
 from .answers import FinalAnswer
 from .format import Step
+from .intervener import Verdict
 
 NOT_AVAILABLE = "is not available in this sandbox"  # the sandbox's message (solver_sandbox.hooks)
 NO_SOLUTION = ("infeasible", "unbounded", "infeasible_or_unbounded")
@@ -46,25 +47,23 @@ DEFAULT_CHECKS: dict[str, CheckSpec] = {
     for spec in (
         CheckSpec(
             "answer_after_failure", "broken_code",
-            "Wait, my code in step {failed_step} failed with `{error}`, so the solver has not "
-            "answered and I have no result to state yet. Let me fix that error and run the "
-            "whole model again.\n```python\n",
+            "Wait, my code above failed with `{error}`, so the solver has not answered and "
+            "I have no result to state yet. Let me fix that error and run the whole model "
+            "again.\n```python\n",
             "An answer stated after a code cell failed, with no optimal solve after it.",
         ),
         CheckSpec(
             "answer_differs_from_solver", "code_result_distrust",
-            "Wait, the solver returned an optimal objective of {objective} in step "
-            "{solve_step}, but I was about to state {answer}. I should trust the solver's "
-            "result.",
+            "Wait, the solver returned an optimal objective of {objective}, but I was about "
+            "to state {answer}. I should trust the solver's result.",
             "A stated answer that differs from the last optimal solve's objective beyond the "
             "answer rule's tolerance.",
         ),
         CheckSpec(
             "answer_despite_no_solution", "code_result_distrust",
-            "Wait, the solver said the model is {termination} in step {solve_step}, so there "
-            "is no optimal value to state. Either the problem has no optimal solution or a "
-            "constraint of my model is wrong; let me check each constraint against the "
-            "problem.",
+            "Wait, the solver said the model is {termination}, so there is no optimal value "
+            "to state. Either the problem has no optimal solution or a constraint of my "
+            "model is wrong; let me check each constraint against the problem.",
             "A value stated as the answer when the last solve was infeasible or unbounded.",
         ),
         CheckSpec(
@@ -205,7 +204,13 @@ def own_solves(steps: Sequence[Step]) -> dict[int, list[dict[str, Any]]]:
     for step in steps:
         if step.code is None:
             continue
-        records = (step.result or {}).get("solves") or []
+        result = step.result or {}
+        records = result.get("solves") or []
+        if "solves" not in result and result.get("solver_status"):
+            # A result kept without its solve records: its summary stands for one solve.
+            records = [
+                {"termination": result["solver_status"], "objective": result.get("objective")}
+            ]
         out[step.index] = [s for s in records if s.get("cell", replayed) == replayed]
         if step.code and is_replayed(step.result):
             replayed += 1
@@ -336,7 +341,7 @@ def no_solver_call(record: Record) -> dict[str, Any] | None:
 
 
 _INTEGER_WORDS = re.compile(
-    r"\b(?:integers?|integral|whole(?:\s+(?:numbers?|units?|batches|items|pieces))?|"
+    r"\b(?:integers?|integral|(?:only|be|in)\s+whole|whole\s+(?:numbers?|units?)|"
     r"indivisible|cannot\s+be\s+(?:split|divided|fractional)|fractions?\s+of\s+an?\s+\w+\s+"
     r"(?:is|are)\s+not)\b|整数",
     re.IGNORECASE,
@@ -405,8 +410,8 @@ def unavailable_solver(record: Record) -> dict[str, Any] | None:
             filter(None, [(step.result or {}).get("stderr"), step.output,
                           str((step.result or {}).get("error") or "")])
         )  # fmt: skip
-        if NOT_AVAILABLE not in text:
-            continue
+        if NOT_AVAILABLE not in text or last_optimal(record, after=step.index) is not None:
+            continue  # (an optimal solve after it: the model already turned to HiGHS)
         line = next(ln.strip() for ln in text.splitlines() if NOT_AVAILABLE in ln)
         m = _LIBRARY.search(line)
         library = (m.group(1) or m.group(2)) if m else "that solver"
@@ -504,4 +509,54 @@ def run_checks(
 
 
 def earliest(findings: Sequence[Finding]) -> Finding | None:
+    """The finding at the earliest step (at one step, the first check in order)."""
     return min(findings, key=lambda f: f.step) if findings else None
+
+
+MODES = ("both", "checks", "llm")
+
+
+def verdict_from(finding: Finding | None, *, raw: str = "") -> Verdict:
+    """The verdict a finding makes (none: flawless as far as the checks can see)."""
+    if finding is None:
+        return Verdict(flawless=True, rationale="No check over the execution record fired.",
+                       raw=raw, source="checks")  # fmt: skip
+    return Verdict(
+        flawless=False, step=finding.step, flaw_type=finding.flaw_type, hint=finding.hint,
+        rationale=finding.evidence, raw=raw, source="checks", check=finding.check,
+    )  # fmt: skip
+
+
+def combine(verdict: Verdict | None, findings: Sequence[Finding], mode: str = "both") -> Verdict:
+    """The one verdict of a trajectory from the LLM's and the checks'.
+
+    ``mode``: "llm" (the LLM's verdict as it is), "checks" (the earliest finding, or flawless
+    when none fired; no LLM is asked) or "both": the earliest finding wins when the LLM names
+    no flaw, a later step than the finding's, or gave no valid verdict; otherwise the LLM's
+    verdict stands (it found an earlier flaw, or the same step). The verdict's ``source``
+    says which part made it; the LLM's raw answer is kept either way."""
+    if mode not in MODES:
+        raise ValueError(f"unknown Intervener mode {mode!r}: one of {', '.join(MODES)}")
+    first = earliest(findings)
+    told = [f.to_dict() for f in findings]
+    if mode == "checks":
+        out = verdict_from(first)
+    elif verdict is None:
+        raise ValueError(f"mode {mode!r} needs the LLM's verdict")
+    elif mode == "llm" or first is None:
+        out = verdict
+    else:
+        llm_step = None if verdict.error or verdict.flawless else verdict.step
+        if llm_step is not None and llm_step <= first.step:
+            out = verdict
+        else:
+            out = verdict_from(first, raw=verdict.raw)
+            out.attempts = verdict.attempts
+            if verdict.error:
+                out.rationale += f" (the LLM gave no valid verdict: {verdict.error})"
+            elif llm_step is not None:
+                out.rationale += f" (the LLM named step {llm_step}, `{verdict.flaw_type}`, later)"
+            else:
+                out.rationale += " (the LLM judged it flawless)"
+    out.findings = told
+    return out

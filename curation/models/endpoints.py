@@ -41,7 +41,9 @@ class ModelEndpoint(models.Model):
         help_text=(
             "Overrides of the engine's prompts (curation/engine/prompts.py), any of: "
             "system_prompt, worked_example ({problem, solution}; empty: none), "
-            "intervener_system, hint_templates ({flaw code: hint}). Unset keys keep the defaults."
+            "intervener_system, hint_templates ({flaw code: hint}), checks ({check name: "
+            "{enabled, hint, flaw_type}}: curation/engine/checks.py). Unset keys keep the "
+            "defaults."
         ),
     )
     is_default_reasoner = models.BooleanField(default=False)
