@@ -55,14 +55,18 @@ def trajectory_findings(
     answer_rule: tuple[str, float] | None = None,
     flaw_codes: list[str] | None = None,
 ) -> list[engine.checks.Finding]:
-    """Every finding of the enabled checks whose flaw type is in the active taxonomy."""
+    """Every finding of the enabled checks whose flaw type is in the active taxonomy (none
+    for a record whose steps are not the engine's shape: an imported one may be anything)."""
     if flaw_codes is None:
         flaw_codes = list(FlawType.objects.filter(active=True).values_list("code", flat=True))
-    return engine.checks.run_checks(
-        check_record(trajectory, answer_rule=answer_rule),
-        specs=specs if specs is not None else check_specs_for(None),
-        flaw_codes=flaw_codes,
-    )
+    try:
+        record = check_record(trajectory, answer_rule=answer_rule)
+        return engine.checks.run_checks(
+            record, specs=specs if specs is not None else check_specs_for(None),
+            flaw_codes=flaw_codes,
+        )  # fmt: skip
+    except (TypeError, KeyError, ValueError, AttributeError):
+        return []
 
 
 def open_findings(trajectory: Trajectory) -> dict[int, list[engine.checks.Finding]]:
