@@ -48,7 +48,7 @@ def intervener_endpoint(tiny_model_path, taxonomy):
 
 
 def test_a_finding_before_the_llms_step_wins_and_the_verdict_says_so(
-    make_trajectory, intervener_endpoint
+    make_trajectory, intervener_endpoint, reviewer, client_for
 ):
     trajectory = make_trajectory(steps_with_a_missing_solver())
     intervener = Intervener(intervener_endpoint(verdict(2)), mode="both")
@@ -71,6 +71,8 @@ def test_a_finding_before_the_llms_step_wins_and_the_verdict_says_so(
     assert verdict(2) in diagnosis.raw  # the LLM's answer is kept
     label = FlawLabel.objects.get(trajectory=trajectory, source="model")
     assert (label.step_index, label.flaw_type.code) == (1, "broken_code")
+    page = client_for(reviewer).get(trajectory.get_absolute_url()).content.decode()
+    assert "made by the check unavailable_solver" in page.split('id="suggestion"', 1)[1]
 
 
 def test_the_llm_keeps_a_verdict_at_an_earlier_step(make_trajectory, intervener_endpoint):
