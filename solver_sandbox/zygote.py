@@ -456,6 +456,11 @@ class Zygote:
                 os.kill(target, signal.SIGKILL)
 
     def _reap(self) -> None:
+        """Reap every child that has exited: the one loop, on SIGCHLD and in the slot sweep.
+
+        A job's child is finished (reported, swept, its folder removed); a spare that died
+        before it got a job is dropped and its folder removed (the next job forks a fresh one);
+        anything else is an orphan reparented to us, just reaped."""
         while True:
             try:
                 pid, status, rusage = os.wait4(-1, os.WNOHANG)
@@ -464,14 +469,16 @@ class Zygote:
             if pid == 0:
                 return
             job = self.jobs.pop(pid, None)
-            if job is not None:  # anything else is an orphan reparented to us: just reaped
+            if job is not None:
                 self._finish(job, status, rusage)
-            elif pid in self.spare_pids:  # a spare died before it got a job
-                spare = self.spare_pids.pop(pid)
-                if self.spares.get(spare.uid) is spare:
-                    del self.spares[spare.uid]
-                spare.sock.close()
-                shutil.rmtree(spare.workdir, ignore_errors=True)
+            elif pid in self.spare_pids:
+                self._drop_dead_spare(self.spare_pids.pop(pid))
+
+    def _drop_dead_spare(self, spare: _Spare) -> None:
+        if self.spares.get(spare.uid) is spare:
+            del self.spares[spare.uid]
+        spare.sock.close()
+        shutil.rmtree(spare.workdir, ignore_errors=True)
 
     def _finish(self, job: _Job, status: int, rusage: Any) -> None:
         from .protocol import send_message
@@ -537,7 +544,7 @@ class Zygote:
         """Kill whatever still runs as the slot uid (an escaped grandchild); return how many."""
         total = 0
         for _attempt in range(20):
-            self._reap_orphans()
+            self._reap()
             left = self._uid_processes(uid)
             if not left:
                 return total
@@ -554,20 +561,6 @@ class Zygote:
             os.waitpid(pid, 0)
             time.sleep(0.002)
         return total
-
-    def _reap_orphans(self) -> None:
-        while True:
-            try:
-                pid, status, rusage = os.wait4(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            job = self.jobs.pop(pid, None)
-            if job is not None:
-                self._finish(job, status, rusage)
-            elif pid in self.spare_pids:
-                self.spare_pids.pop(pid).sock.close()
 
     def _shutdown(self) -> None:
         self.closing = True

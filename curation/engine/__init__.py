@@ -8,7 +8,8 @@ httpx and vllm are imported only inside the backends that need them. See README.
 from __future__ import annotations
 
 from . import checks
-from .answers import FinalAnswer, extract_final_answer, judge
+from .answer_rules import judge
+from .answers import FinalAnswer, extract_final_answer
 from .backends import (
     Backend,
     BackendError,
@@ -33,13 +34,20 @@ from .rollout import (
     rollout_many,
     token_offset_for_char,
 )
-from .sandbox import run_in_sandbox
+from .sandbox import (
+    INFRASTRUCTURE,
+    SandboxUnavailableError,
+    is_infrastructure_failure,
+    run_in_sandbox,
+    sandbox_check,
+)
 from .tokens import Tag, TaggedTokens
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
     "DEFAULT_TAXONOMY",
     "HINT_TEMPLATES",
+    "INFRASTRUCTURE",
     "REPETITION",
     "Backend",
     "BackendError",
@@ -53,6 +61,7 @@ __all__ = [
     "Prompts",
     "Rollout",
     "RolloutConfig",
+    "SandboxUnavailableError",
     "Step",
     "Tag",
     "TaggedTokens",
@@ -64,12 +73,14 @@ __all__ = [
     "cut_offset",
     "diagnose",
     "extract_final_answer",
+    "is_infrastructure_failure",
     "judge",
     "load_backend",
     "quote_offset",
     "rollout",
     "rollout_many",
     "run_in_sandbox",
+    "sandbox_check",
     "split_steps",
     "think_prefix_for",
     "token_offset_for_char",

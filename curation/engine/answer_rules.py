@@ -29,18 +29,15 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from .answers import FinalAnswer, parse_number
-
-INFEASIBLE = "infeasible"
-UNBOUNDED = "unbounded"
-NO_OPTIMUM = "no_optimum"  # "no optimal / best / feasible solution", "does not exist", ...
-
-_INFEASIBLE_RE = re.compile(r"infeasib|not\s+feasible|no\s+feasible|不可行", re.IGNORECASE)
-_UNBOUNDED_RE = re.compile(r"unbounded|无界|unlimited", re.IGNORECASE)
-_NO_OPTIMUM_RE = re.compile(
-    r"no\s+(?:optimal|best)?\s*solution|not\s+solvable|does\s+not\s+(?:exist|have)"
-    r"|no\s+optimum|无解|无最优",
-    re.IGNORECASE,
+from .answers import (
+    INFEASIBLE,
+    NO_OPTIMUM,
+    NO_SOLUTION,
+    UNBOUNDED,
+    FinalAnswer,
+    last_boxed,
+    no_solution_kind,
+    parse_number,
 )
 
 
@@ -141,17 +138,6 @@ class Judgement:
     correct: bool
     error: float | None
     reason: str
-
-
-def no_solution_kind(text: str) -> str | None:
-    """Which no-solution answer ``text`` gives: infeasible, unbounded, no_optimum, or None."""
-    if _INFEASIBLE_RE.search(text):
-        return INFEASIBLE
-    if _UNBOUNDED_RE.search(text):
-        return UNBOUNDED
-    if _NO_OPTIMUM_RE.search(text):
-        return NO_OPTIMUM
-    return None
 
 
 def normalise(text: str) -> str:
@@ -261,3 +247,37 @@ def _reference(text: str) -> float | None:
     if not math.isfinite(value):
         raise ValueError(f"reference must be finite, got {text!r}")
     return value
+
+
+def judge(
+    answer: FinalAnswer | str | float | None,
+    reference: float | str | None,
+    *,
+    answer_status: str = "value",
+    rule: str = "relative",
+    tolerance: float | None = None,
+) -> bool:
+    """Whether ``answer`` matches the reference objective under the named answer rule.
+
+    The rules are the presets above (orlm, sirl, optmath, storm-paper, cort-math;
+    "relative" and "percent5" are the older names). ``tolerance`` replaces the preset's only
+    where the preset makes it a setting. A problem without an optimal value (``reference``
+    None, or ``answer_status`` other than "value") is answered correctly only by a
+    no-solution answer the preset accepts.
+    """
+    if answer_status != "value":
+        reference = None
+    return judge_text(rule, _as_final(answer), reference, tolerance=tolerance).correct
+
+
+def _as_final(answer: FinalAnswer | str | float | None) -> FinalAnswer | None:
+    if answer is None or isinstance(answer, FinalAnswer):
+        return answer
+    if isinstance(answer, int | float):
+        return FinalAnswer(text=str(answer), value=float(answer), kind="value", source="given")
+    text = str(answer)
+    if no_solution_kind(text):
+        return FinalAnswer(text=text, value=None, kind=NO_SOLUTION, source="given")
+    value = parse_number(last_boxed(text) or text)
+    return FinalAnswer(text=text, value=value, kind="value" if value is not None else "unparsed",
+                       source="given")  # fmt: skip

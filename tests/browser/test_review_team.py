@@ -3,7 +3,10 @@ a lead in a third; safe keys; maths; errors and an expired session; the CSP."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from playwright.sync_api import expect
 
 from curation.models import FlawLabel, LockTakeover, ReviewDecision, ReviewLock
 from tests.conftest import ARTIFACTS, PASSWORD
@@ -110,15 +113,19 @@ def test_a_asks_for_confirmation_before_approving(
     login(page, live_server, "rita-reviewer")
     page.goto(f"{live_server.url}/trajectories/{t.pk}/")
     page.keyboard.press("a")
-    assert page.locator("#confirm-decision").is_visible()
-    assert "approve as golden" in page.inner_text("#confirm-decision")
+    expect(page.locator("#confirm-decision")).to_be_visible()
+    expect(page.locator("#confirm-decision")).to_contain_text("approve as golden")
     page.keyboard.press("Escape")
-    assert not page.locator("#confirm-decision").is_visible()
-    page.keyboard.press("n")  # the dialog is closed: keys work again, but nothing was decided
-    page.wait_for_load_state()
+    expect(page.locator("#confirm-decision")).to_be_hidden()
+    # The dialog is closed: keys work again (n opens the next item: none is left, so the
+    # queue), but nothing was decided.
+    with page.expect_navigation(url=re.compile(r"/review/(\?.*)?$")):
+        page.keyboard.press("n")
+    expect(page.locator("#messages")).to_contain_text("Nothing else awaits you")
     assert not ReviewDecision.objects.exists()
     page.goto(f"{live_server.url}/trajectories/{t.pk}/")
     page.keyboard.press("a")
+    expect(page.locator("#confirm-decision")).to_be_visible()
     with page.expect_navigation():
         page.keyboard.press("Enter")
     decision = ReviewDecision.objects.get()
@@ -184,26 +191,36 @@ def test_a_label_error_is_visible_and_an_expired_session_goes_to_the_full_login_
 
 
 def test_the_page_renews_the_lock_while_the_reviewer_is_active(
-    live_server, watch_csp, settings, reviewer, make_trajectory
+    live_server, watch_csp, reviewer, make_trajectory
 ):
     from datetime import timedelta
 
+    from django.conf import settings
     from django.utils import timezone
 
-    settings.REVIEW_LOCK_RENEW_S = 1
     new_page, violations = watch_csp
     t = make_trajectory()
     page = new_page()
     login(page, live_server, "rita-reviewer")
+    renewals = []
+    page.on("request", lambda r: renewals.append(r.url) if "/lock/renew" in r.url else None)
+    # The page's timers run on a clock the test moves: idle and active are compared over the
+    # same ticks of the renewal timer, never over seconds of real waiting.
+    page.clock.install()
     page.goto(f"{live_server.url}/trajectories/{t.pk}/?from=queue")
+    page.clock.pause_at(page.evaluate("Date.now()") + 1)
     assert "You hold the lock" in page.inner_text("#lock-holder")
+    every_ms = int(page.get_attribute("#lock-status", "data-renew-every")) * 1000
     soon = timezone.now() + timedelta(minutes=1)
     ReviewLock.objects.filter(trajectory=t).update(locked_until=soon)
-    page.wait_for_timeout(1500)  # idle: nothing renews
+    page.clock.run_for(2 * every_ms)  # two ticks, idle: nothing renews
     assert ReviewLock.objects.get(trajectory=t).locked_until == soon
     page.keyboard.press("j")  # active again
-    page.wait_for_timeout(2500)
+    with page.expect_response(lambda r: "/lock/renew" in r.url) as renewal:
+        page.clock.run_for(every_ms)
+    assert renewal.value.ok
+    assert len(renewals) == 1  # the active tick's, none from the idle ones
     renewed = ReviewLock.objects.get(trajectory=t).locked_until
     assert renewed > timezone.now() + timedelta(minutes=settings.REVIEW_LOCK_MINUTES - 1)
-    assert "You hold the lock" in page.inner_text("#lock-holder")
+    expect(page.locator("#lock-holder")).to_contain_text("You hold the lock")
     assert violations == []

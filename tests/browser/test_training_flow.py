@@ -5,12 +5,12 @@ the score to a sample; and cancels a long run, which stops with a checkpoint."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from curation.models import Job, Trajectory
+from tests.polling import wait_for
 from tests.training.conftest import THINK_PREFIX_OVERRIDE
 from training.models import TrainingRun
 from training.services.runs import run_create
@@ -35,8 +35,10 @@ def test_an_admin_trains_registers_and_evaluates_a_checkpoint(
     toy_problems,
 ):  # fmt: skip
     login(page, live_server)
-    page.click("nav >> text=Training")
-    page.click("#new-sft")
+    with page.expect_navigation():
+        page.click("nav >> text=Training")
+    with page.expect_navigation():
+        page.click("#new-sft")
     page.fill("input[name=name]", "golden sft")
     page.select_option("select[name=model]", label="tiny-qwen3")
     page.select_option("select[name=dataset]", label=str(tiny_dataset))
@@ -76,11 +78,13 @@ def test_an_admin_trains_registers_and_evaluates_a_checkpoint(
     wait_for_status(page, "Succeeded")
     assert "33.3%" in page.inner_text("#run-macro")
 
-    page.click("nav >> text=Evaluations")
+    with page.expect_navigation():
+        page.click("nav >> text=Evaluations")
     table = page.inner_text("#evaluation-table")
     assert "Paper: STORM" in table and "68.9" in table and "33.3" in table
     screenshot("evaluations")
-    page.click("#evaluation-table a:text('33.3')")
+    with page.expect_navigation():
+        page.click("#evaluation-table a:text('33.3')")
     page.wait_for_selector("#samples-table")
     assert page.locator(".sample-link").count() == 3
     page.click(".sample-link:text('✓')")
@@ -98,20 +102,23 @@ def test_cancelling_a_run_stops_it_with_a_checkpoint(
     )  # fmt: skip
     login(page, live_server)
     page.goto(f"{live_server.url}{run.get_absolute_url()}")
-    deadline = time.monotonic() + 120
-    while run.step < 3:
-        assert time.monotonic() < deadline, "the run made no progress"
-        time.sleep(0.5)
+
+    def steps_made():
         run.refresh_from_db()
+        return run.step >= 3
+
+    wait_for(steps_made, what="the run to make 3 steps", timeout=120, every=0.5)
     page.reload()
     assert page.locator("#run-eta").count() == 1  # steps are timed: an ETA shows
-    page.click("#cancel-button")
+    with page.expect_navigation():
+        page.click("#cancel-button")
     wait_for_status(page, "Cancelled")
-    deadline = time.monotonic() + 120
-    while run.exit_code is None:
-        assert time.monotonic() < deadline, "the run did not stop after SIGTERM"
-        time.sleep(0.5)
+
+    def exited():
         run.refresh_from_db()
+        return run.exit_code is not None
+
+    wait_for(exited, what="the run to exit after SIGTERM", timeout=120, every=0.5)
 
     assert run.exit_code == 0 and run.outcome == TrainingRun.Outcome.CANCELLED
     assert run.job.status == Job.Status.CANCELLED
@@ -119,7 +126,8 @@ def test_cancelling_a_run_stops_it_with_a_checkpoint(
     assert checkpoint.name == f"checkpoint-{run.step}" and 3 <= run.step < 5000
     assert (checkpoint / "calm_config.yaml").exists() and (checkpoint / "config.json").exists()
     page.reload()
-    page.click("#register-button")
+    with page.expect_navigation():
+        page.click("#register-button")
     page.wait_for_selector("#run-endpoint")
     run.refresh_from_db()
     assert run.endpoint.model == str(checkpoint)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from tests.polling import wait_for
+
 REPO = Path(__file__).resolve().parents[2]
 SHOW_REDIS = (
     "import os, pytest; os.environ['DJANGO_SETTINGS_MODULE'] = 'calm_studio.settings'; "
@@ -89,3 +91,10 @@ def test_it_stops_a_worker_that_a_failing_test_started(tmp_path):
         ["pgrep", "-f", hostname.split("@")[0]], capture_output=True, text=True, check=False
     )
     assert leftovers.stdout.strip() == "", leftovers.stdout
+
+
+def test_a_wait_returns_what_it_waited_for_and_a_timeout_names_what_never_came():
+    seen = iter([None, [], ["row"]])
+    assert wait_for(lambda: next(seen), what="a row") == ["row"]
+    with pytest.raises(AssertionError, match=r"waited 0.05 s for the pigs to fly; last seen: 0"):
+        wait_for(lambda: 0, what="the pigs to fly", timeout=0.05)

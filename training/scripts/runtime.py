@@ -23,6 +23,7 @@ METRICS_ENV = "CALM_METRICS_FILE"
 CONFIG_NAME = "calm_config.yaml"
 _SECRETS = ("hub_token", "push_to_hub_token")
 EVENTS = ("start", "step", "log", "eval", "checkpoint", "done")
+DONE_STATUSES = ("completed", "cancelled", "failed")
 
 
 # --- the metrics file -------------------------------------------------------------------------
@@ -83,6 +84,23 @@ class MetricsWriter:
                 fh.write(line + "\n")
                 fh.flush()
         return record
+
+    def done(self, status: str, *, error: BaseException | None = None, **fields: Any) -> dict:
+        """The run's last event, written here only, for every script (sft and grpo through
+        ``run_training``, evaluate): ``status`` (completed, cancelled or failed),
+        ``cancelled``, and for a failure ``error`` (the exception's type and message) and the
+        end of its ``traceback``; then ``fields`` (step, output_dir, ...) in the order given."""
+        if status not in DONE_STATUSES:
+            raise ValueError(f"unknown run status {status!r} (one of {', '.join(DONE_STATUSES)})")
+        failure = {}
+        if error is not None:
+            failure = {
+                "error": f"{type(error).__name__}: {error}",
+                "traceback": "".join(traceback.format_exception(error, limit=20))[-4000:],
+            }
+        return self.emit(
+            "done", status=status, cancelled=status == "cancelled", **failure, **fields
+        )
 
 
 def read_events(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -230,10 +248,8 @@ def run_training(kind: str, trainer_builder, args_tuple, *, metrics_file: str | 
         trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         state = trainer.state
         if cancel.cancelled:
-            metrics.emit(
-                "done",
-                status="cancelled",
-                cancelled=True,
+            metrics.done(
+                "cancelled",
                 reason=cancel.reason,
                 step=state.global_step,
                 max_steps=state.max_steps,
@@ -245,10 +261,8 @@ def run_training(kind: str, trainer_builder, args_tuple, *, metrics_file: str | 
         trainer.save_model(training_args.output_dir)
         if trainer.is_world_process_zero():
             save_config(training_args.output_dir, config, kind=kind, **library_versions())
-        metrics.emit(
-            "done",
-            status="completed",
-            cancelled=False,
+        metrics.done(
+            "completed",
             step=state.global_step,
             max_steps=state.max_steps,
             epoch=state.epoch,
@@ -257,12 +271,9 @@ def run_training(kind: str, trainer_builder, args_tuple, *, metrics_file: str | 
         )
         return 0
     except Exception as exc:
-        metrics.emit(
-            "done",
-            status="failed",
-            cancelled=False,
-            error=f"{type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc(limit=20)[-4000:],
+        metrics.done(
+            "failed",
+            error=exc,
             step=getattr(getattr(trainer, "state", None), "global_step", 0),
             output_dir=training_args.output_dir,
         )

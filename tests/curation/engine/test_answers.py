@@ -3,6 +3,8 @@ from __future__ import annotations
 import pytest
 
 from curation.engine import extract_final_answer, judge
+from curation.engine.answer_rules import judge_text
+from curation.engine.answers import FinalAnswer, no_solution_kind
 
 
 @pytest.mark.parametrize(
@@ -17,6 +19,10 @@ from curation.engine import extract_final_answer, judge
         (r"</think>first \boxed{7}, then \boxed{\dfrac{10}{4}}", 2.5),
         (r"</think>\boxed{{12}}", 12.0),
         (r"no thinking at all: \boxed{42}", 42.0),
+        (r"</think>\boxed{1.5 \times 10^{4}}", 15000.0),
+        (r"</think>\boxed{1.5 \cdot 10^4}", 15000.0),
+        (r"</think>\boxed{1500 (x = 3)}", 1500.0),
+        (r"</think>\boxed{z = 1500 \; (x = 3, y = 2)}", 1500.0),
     ],
 )
 def test_it_reads_the_last_boxed_answer_after_thinking(text, value):
@@ -34,6 +40,24 @@ def test_it_recognizes_no_solution_answers(text):
     answer = extract_final_answer(text)
     assert answer.kind == "no_solution"
     assert answer.value is None
+
+
+@pytest.mark.parametrize(
+    ("word", "kind"),
+    [("unlimited", "unbounded"), ("无界", "unbounded"), ("unbounded", "unbounded"),
+     ("infeasible", "infeasible"), ("no feasible solution", "infeasible")],
+)  # fmt: skip
+def test_a_no_solution_word_is_read_and_judged_the_same_way(word, kind):
+    extracted = extract_final_answer(rf"</think>The model is \boxed{{{word}}}.")
+    assert (extracted.kind, extracted.value) == ("no_solution", None)
+    assert FinalAnswer.from_stored(word, None, "boxed").kind == "no_solution"
+    assert no_solution_kind(extracted.text) == kind
+    # Judged as that kind of no-solution answer, whether given extracted or as text.
+    for answer in (extracted, word, rf"\boxed{{{word}}}"):
+        assert judge(answer, None, answer_status="no_best_solution")
+        assert not judge(answer, 10.0)
+    assert judge_text("sirl", extracted, None).reason == f"answered {kind}"
+    assert judge_text("sirl", extracted, 10.0).reason.startswith("answered no solution")
 
 
 RESULTS = [
@@ -92,3 +116,12 @@ def test_it_accepts_only_no_solution_answers_for_problems_without_an_optimum():
 def test_it_rejects_an_unknown_rule():
     with pytest.raises(ValueError):
         judge(1.0, 1.0, rule="vibes")
+
+
+def test_a_box_in_a_thought_never_closed_before_its_last_output_is_unstated():
+    """Read from text alone (no step information), the final step is what follows the last
+    ```output block: the same decision the engine makes from its token tags."""
+    text = "<think>\nA guess: \\boxed{12}.\n```python\nprint(12)\n```\n```output\n12\n```\nHmm"
+    assert extract_final_answer(text) is None
+    assert extract_final_answer(text + " so \\boxed{12}.").value == 12.0
+    assert extract_final_answer("<think>\nno code, just \\boxed{7}").value == 7.0
