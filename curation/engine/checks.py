@@ -190,7 +190,13 @@ def error_line(step: Step) -> str:
 
 
 def failed(step: Step) -> bool:
-    return (step.result or {}).get("status") not in (None, "ok", "not_run")
+    """The cell's own code failed (a sandbox that failed to run it is not the model's flaw)."""
+    from .sandbox import is_infrastructure_failure
+
+    result = step.result or {}
+    if result.get("status") in (None, "ok", "not_run"):
+        return False
+    return not is_infrastructure_failure(result)
 
 
 def own_solves(steps: Sequence[Step]) -> dict[int, list[dict[str, Any]]]:
@@ -484,8 +490,8 @@ def run_checks(
     specs = specs if specs is not None else DEFAULT_CHECKS
     findings = []
     order = list(CHECKS)
-    if not record.steps:
-        return []
+    if not record.steps or record.finish_reason == "infrastructure":
+        return []  # the sandbox failed: nothing in the record is the model's doing
     for name, check in CHECKS.items():
         spec = specs.get(name)
         if spec is None or not spec.enabled:

@@ -199,3 +199,20 @@ def test_findings_come_in_step_order_and_checks_are_data(run):
     with pytest.raises(ValueError, match="unknown field"):
         check_specs({"repetition": {"hints": "x"}})
     assert set(DEFAULT_CHECKS) == {f.name for f in check_specs().values()}
+
+
+def test_a_sandbox_that_failed_is_not_the_models_flaw():
+    from curation.engine import Step
+    from curation.engine.answers import FinalAnswer
+
+    broken = {"status": "harness_error", "detail": "lost contact with the zygote", "solves": [],
+              "stdout": "", "stderr": ""}  # fmt: skip
+    steps = [
+        Step(0, "Solve.", "print(1)", "", broken, False, 0, 1, 2, 3),
+        Step(1, "</think> \\boxed{5}", None, None, None, False, 3, None, None, 4),
+    ]
+    answer = FinalAnswer(text="5", value=5.0, kind="value", source="boxed")
+    record = Record(problem=PROBLEM, steps=steps, answer=answer, finish_reason="eos")
+    assert "answer_after_failure" not in fired(record)
+    record.finish_reason = "infrastructure"
+    assert run_checks(record) == []
