@@ -6,7 +6,7 @@ from django import forms
 from django.conf import settings
 
 from .engine.answer_rules import PRESETS, RULES
-from .models import AnswerStatus, Benchmark, FlawType, ModelEndpoint, ReviewDecision
+from .models import AnswerStatus, Batch, Benchmark, FlawType, ModelEndpoint, ReviewDecision
 
 
 class ProblemUploadForm(forms.Form):
@@ -76,17 +76,26 @@ class BatchForm(forms.Form):
     intervener = forms.ModelChoiceField(
         queryset=ModelEndpoint.objects.filter(active=True, role__in=["intervener", "both"])
     )
-    samples_per_problem = forms.IntegerField(min_value=1, max_value=64, initial=1)
-    max_interventions = forms.IntegerField(min_value=0, max_value=20, initial=5)
+    # Initial values: the model's defaults (Batch.DEFAULTS), what a batch runs with anyway.
+    samples_per_problem = forms.IntegerField(
+        min_value=1, max_value=64, initial=Batch.DEFAULTS["samples_per_problem"]
+    )
+    max_interventions = forms.IntegerField(
+        min_value=0, max_value=20, initial=Batch.DEFAULTS["max_interventions"]
+    )
     answer_rule = forms.ChoiceField(
         choices=[(name, f"{name}: {RULES[name].description}") for name in ("relative", *PRESETS)],
+        initial=Batch.DEFAULTS["answer_rule"],
         help_text="The golden filter's answer rule (see curation/engine/answer_rules.py).",
     )
-    answer_tolerance = forms.FloatField(min_value=0, initial=1e-6)
+    answer_tolerance = forms.FloatField(min_value=0, initial=Batch.DEFAULTS["answer_tolerance"])
     max_code_calls = forms.IntegerField(min_value=1, max_value=100, required=False)
     max_new_tokens = forms.IntegerField(min_value=64, required=False)
     concurrency = forms.IntegerField(
-        min_value=1, max_value=512, initial=8, help_text="Items advanced together per round."
+        min_value=1,
+        max_value=512,
+        initial=Batch.DEFAULTS["concurrency"],
+        help_text="Items advanced together per round.",
     )
     intervener_mode = forms.ChoiceField(
         choices=[

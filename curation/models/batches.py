@@ -3,6 +3,8 @@ golden datasets frozen from what people approved."""
 
 from __future__ import annotations
 
+from types import MappingProxyType
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -18,6 +20,18 @@ class Batch(models.Model):
         PAUSED = "paused", "Paused"
         CANCELLED = "cancelled", "Cancelled"
         DONE = "done", "Done"
+
+    # What a batch runs with where its config does not say: the one home of these defaults
+    # (the batch form's initial values, batch_create, the properties below, re-judging).
+    # max_code_calls and max_new_tokens have none here: the endpoint's sampling and the
+    # settings' rollout defaults apply.
+    DEFAULTS = MappingProxyType({
+        "samples_per_problem": 1,
+        "max_interventions": 5,  # the paper's cap
+        "answer_rule": "relative",
+        "answer_tolerance": 1e-6,
+        "concurrency": 8,
+    })  # fmt: skip
 
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.RUNNING)
@@ -44,11 +58,11 @@ class Batch(models.Model):
 
     @property
     def max_interventions(self) -> int:
-        return int(self.config.get("max_interventions", 5))
+        return int(self.config.get("max_interventions", self.DEFAULTS["max_interventions"]))
 
     @property
     def concurrency(self) -> int:
-        return max(1, int(self.config.get("concurrency", 8)))
+        return max(1, int(self.config.get("concurrency", self.DEFAULTS["concurrency"])))
 
 
 class BatchItem(models.Model):

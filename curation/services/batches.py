@@ -34,17 +34,11 @@ from ..models import (
 from .diagnoses import Intervener
 from .endpoints import backend_for, config_dict, rollout_config
 from .hints import branch_continue, hint_check, hinted_branch_save, quote_cut
+from .jobs import Heartbeat
 from .rejudge import batch_answer_rule
 from .trajectories import GenerationError, trajectory_from_rollout
 
 log = logging.getLogger(__name__)
-DEFAULT_CONFIG = {
-    "samples_per_problem": 1,
-    "max_interventions": 5,  # the paper's cap
-    "answer_rule": "relative",
-    "answer_tolerance": 1e-6,
-    "concurrency": 8,
-}
 # Set only when a batch overrides them; otherwise the endpoint's sampling and the settings'
 # rollout defaults apply (a batch of a small local model must not inherit a 16k budget).
 ROLLOUT_KEYS = ("max_code_calls", "max_new_tokens")
@@ -86,7 +80,7 @@ def batch_create(
         raise BatchError("the selection has no problems")
     if not reasoner.can_reason or not intervener.can_intervene:
         raise BatchError("choose a Reasoner and an Intervener endpoint")
-    config = {**DEFAULT_CONFIG, **(config or {})}
+    config = {**Batch.DEFAULTS, **(config or {})}
     with transaction.atomic():
         batch = Batch.objects.create(
             name=name, reasoner=reasoner, intervener=intervener, config=config,
@@ -168,34 +162,11 @@ def _claim(batch: Batch, limit: int) -> list[BatchItem]:
     return claimed
 
 
-class _ItemsHeartbeat:
-    """Keeps the claimed items' heartbeats fresh while a long step runs."""
-
-    def __init__(self, ids: list[int]) -> None:
-        import threading
-
-        self.ids = ids
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        from django.db import connection
-
-        try:
-            while not self._stop.wait(settings.JOB_HEARTBEAT_S):
-                BatchItem.objects.filter(pk__in=self.ids, state=BatchItem.State.RUNNING).update(
-                    heartbeat_at=timezone.now()
-                )
-        finally:
-            connection.close()
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=settings.JOB_HEARTBEAT_S + 5)
+def _items_beat(ids: list[int]) -> None:
+    """Keeps the claimed items' heartbeats fresh while a long step runs (in a ``Heartbeat``)."""
+    BatchItem.objects.filter(pk__in=ids, state=BatchItem.State.RUNNING).update(
+        heartbeat_at=timezone.now()
+    )
 
 
 def batch_advance(*, batch_id: int) -> bool:
@@ -211,7 +182,8 @@ def batch_advance(*, batch_id: int) -> bool:
                 "problem", "trajectory", "pending_diagnosis__flaw_type"
             )
         )
-        with _ItemsHeartbeat([i.pk for i in items]):
+        ids = [i.pk for i in items]
+        with Heartbeat(lambda: _items_beat(ids), name=f"batch-{batch.pk}-items"):
             for phase, step in (
                 (BatchItem.Phase.GENERATE, _generate),
                 (BatchItem.Phase.DIAGNOSE, _diagnose),

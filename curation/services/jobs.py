@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Self
 
 from django.conf import settings
 from django.db import transaction
@@ -152,42 +154,65 @@ def jobs_reap(*, now=None) -> dict[str, int]:
     return {"requeued": requeued, "failed": failed}
 
 
-class job_heartbeating:  # a context manager that reads like the services around it
-    """Heartbeat a job from a background thread while a long blocking call runs.
+class Heartbeat:
+    """Beat from a background thread while a long blocking call runs: ``beat()`` every
+    ``interval`` seconds (``JOB_HEARTBEAT_S``), until the ``with`` block ends. The one heartbeat
+    thread: a job's (``job_heartbeating``) and a batch's claimed items' use it.
 
-    ``with job_heartbeating(job_id) as beat: ...``; ``beat.cancelled`` turns True when the row
-    stops being RUNNING (cancelled by a person, or reaped), so loops can stop early.
+    ``beat`` returns False when what it keeps alive is no longer running (cancelled by a
+    person, or reaped): ``cancelled`` then turns True, so loops can stop early. The thread
+    closes its own database connection when it stops.
     """
 
-    def __init__(self, job_id: int, interval: float | None = None) -> None:
+    def __init__(
+        self,
+        beat: Callable[[], bool | None],
+        *,
+        interval: float | None = None,
+        name: str = "heartbeat",
+    ) -> None:
         import threading
 
-        self.job_id = job_id
+        self.beat = beat
         self.interval = interval or settings.JOB_HEARTBEAT_S
         self.cancelled = False
-        self.done: int | None = None
-        self.total: int | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
-
-    def progress(self, done: int, total: int | None = None) -> None:
-        self.done, self.total = done, total
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _run(self) -> None:
         from django.db import connection
 
         try:
             while not self._stop.wait(self.interval):
-                alive = job_heartbeat(job_id=self.job_id, done=self.done, total=self.total)
-                if not alive:
+                if self.beat() is False:
                     self.cancelled = True
         finally:
             connection.close()  # this thread's own connection
 
-    def __enter__(self) -> job_heartbeating:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(timeout=self.interval + 5)
+
+
+class job_heartbeating(Heartbeat):  # a context manager that reads like the services around it
+    """Heartbeat a job, with its progress, while a long blocking call runs.
+
+    ``with job_heartbeating(job_id) as beat: ...``; ``beat.progress(done, total)`` is sent with
+    the next beat; ``beat.cancelled`` turns True when the row stops being RUNNING.
+    """
+
+    def __init__(self, job_id: int, interval: float | None = None) -> None:
+        self.job_id = job_id
+        self.done: int | None = None
+        self.total: int | None = None
+        super().__init__(self._beat_job, interval=interval, name=f"heartbeat-{job_id}")
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        self.done, self.total = done, total
+
+    def _beat_job(self) -> bool:
+        return job_heartbeat(job_id=self.job_id, done=self.done, total=self.total)

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 
 from .. import engine
-from ..models import BatchItem, Problem, Trajectory
+from ..models import Batch, BatchItem, Problem, Trajectory
 from ..selectors.batches import trajectories_made_by_batches
 
 
@@ -68,7 +68,8 @@ def problem_answer_current(problem: Problem) -> Problem:
 
 def batch_answer_rule(config: dict) -> tuple[str, float]:
     """A batch's answer rule and tolerance, from its config (the one place that reads them)."""
-    return config.get("answer_rule", "relative"), float(config.get("answer_tolerance", 1e-6))
+    config = {**Batch.DEFAULTS, **config}
+    return config["answer_rule"], float(config["answer_tolerance"])
 
 
 def trajectories_rejudge(*, problem: Problem) -> Rejudged:

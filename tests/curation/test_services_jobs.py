@@ -14,8 +14,10 @@ from curation.services.jobs import (
     job_create,
     job_finish,
     job_heartbeat,
+    job_heartbeating,
     jobs_reap,
 )
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -59,6 +61,21 @@ def test_it_records_progress_with_the_heartbeat():
     assert job_heartbeat(job_id=job.pk, done=5, total=20)
     job.refresh_from_db()
     assert (job.progress_done, job.progress_total, job.progress_percent) == (5, 20, 25)
+
+
+@pytest.mark.django_db(transaction=True)  # the heartbeat thread has its own connection
+def test_the_heartbeat_thread_keeps_a_job_alive_with_its_progress_until_it_is_cancelled():
+    job = new_job()
+    job_claim(job_id=job.pk, worker="w1")
+    old = timezone.now() - timedelta(hours=1)
+    Job.objects.filter(pk=job.pk).update(heartbeat_at=old)
+    with job_heartbeating(job.pk, interval=0.05) as beat:
+        beat.progress(3, 12)
+        wait_for(lambda: Job.objects.get(pk=job.pk).progress_done == 3, what="a beat")
+        assert Job.objects.get(pk=job.pk).heartbeat_at > old and not beat.cancelled
+        job_cancel(job_id=job.pk)
+        wait_for(lambda: beat.cancelled, what="the beat to see the cancel")
+    assert not beat._thread.is_alive()
 
 
 def test_a_heartbeat_tells_a_cancelled_job_to_stop():

@@ -9,9 +9,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 from solver_sandbox.isolation import UidBlock
+from tests.polling import wait_for
 from tests.solver_sandbox.sandbox_helpers import REPO
 
 # A zygote with one spare for the slot uid: it prints the spare, waits for a line, sweeps the
@@ -44,13 +44,6 @@ def _state(pid: int) -> str:
         return fh.read().rsplit(")", 1)[1].split()[0]
 
 
-def _until(predicate, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"still waiting for {what}"
-        time.sleep(0.01)
-
-
 def test_the_slot_sweep_drops_a_spare_that_died_and_removes_its_folder(tmp_path):
     uids = UidBlock(1)  # a slot uid no other pool holds: the sweep kills what runs as it
     proc = subprocess.Popen(
@@ -61,9 +54,9 @@ def test_the_slot_sweep_drops_a_spare_that_died_and_removes_its_folder(tmp_path)
     )
     try:
         spare = json.loads(proc.stdout.readline())
-        _until(lambda: os.path.isdir(spare["workdir"]), "the spare to make its folder")
+        wait_for(lambda: os.path.isdir(spare["workdir"]), what="the spare to make its folder")
         os.kill(spare["pid"], signal.SIGKILL)  # dies before it gets a job
-        _until(lambda: _state(spare["pid"]) == "Z", "the spare to die (a zombie, not reaped)")
+        wait_for(lambda: _state(spare["pid"]) == "Z", what="the spare to die (not yet reaped)")
 
         proc.stdin.write("sweep\n")
         proc.stdin.flush()
