@@ -251,3 +251,19 @@ def test_in_a_batch_a_checks_hint_makes_the_branch_and_the_bench_counts_it_by_so
     assert table["broken_code"]["checks"] == {"fired": 1, "hinted": 1, "correct": 1}
     assert table["manual_computation"]["checks"] == {"fired": 1, "hinted": 0, "correct": 0}
     assert table["broken_code"]["llm"] == {"verdicts": 0, "hinted": 0, "correct": 0}
+
+
+def test_an_endpoints_checks_override_is_validated_and_used(make_trajectory, intervener_endpoint):
+    from django.core.exceptions import ValidationError
+
+    endpoint = intervener_endpoint(verdict(2))
+    endpoint.prompts = {"checks": {"unavailable_solvers": {"enabled": False}}}
+    with pytest.raises(ValidationError, match="unknown check 'unavailable_solvers'"):
+        endpoint.full_clean()
+    endpoint.prompts = {"checks": {"unavailable_solver": {"enabled": False},
+                                   "no_solver_call": {"hint": "By hand: {no_solve}."}}}  # fmt: skip
+    endpoint.full_clean()
+    endpoint.save()
+    got = Intervener(endpoint, mode="checks").ask(make_trajectory(steps_with_a_missing_solver()))
+    assert [f["check"] for f in got.findings] == ["answer_after_failure", "no_solver_call"]
+    assert got.findings[1]["hint"] == "By hand: none of my 2 code cell(s) called a solver."
