@@ -53,6 +53,8 @@ class HintForm(forms.Form):
         queryset=FlawType.objects.filter(active=True), required=False
     )
     diagnosis = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    # A hint that states the reference value is inserted only with this ticked (recorded).
+    confirm_reveal = forms.BooleanField(required=False)
 
 
 class DecisionForm(forms.Form):

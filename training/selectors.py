@@ -10,7 +10,14 @@ from django.db.models import Prefetch
 from curation.models import Job, Trajectory
 
 from .models import EvaluationScore, RunMetric, TrainingRun
-from .scripts.eval_scoring import PAPER_MACRO, PAPER_RESULTS, brier, paper_numbers, reliability
+from .scripts.eval_scoring import (
+    PAPER_MACRO,
+    PAPER_PER_BENCHMARK_CAVEAT,
+    PAPER_RESULTS,
+    brier,
+    paper_numbers,
+    reliability,
+)
 
 
 def runs_recent(limit: int = 100):
@@ -104,6 +111,7 @@ class EvaluationTable:
     choices: list[str]  # every rule and mode some evaluation was judged under
     hidden: dict[str, int]  # rows left out because their rule or mode differs: count per kind
     mixed: bool
+    paper_caveat: str = PAPER_PER_BENCHMARK_CAVEAT  # shown with the paper's per-benchmark cells
 
 
 def evaluation_table(*, judged_as: str | None = None, mix: bool = False) -> EvaluationTable:

@@ -264,9 +264,10 @@ def _print(rows: list[dict], summary: dict, args, out: Path) -> None:
         ("golden candidates", str(s["golden_candidates"]), f">= {TARGETS['golden_candidates']}",
          "112 golden (paper, full run)"),
         ("interventions", str(s["interventions"]), "", ""),
-        ("token modification ratio", f"{s['token_modification_ratio']:.2%}",
+        # The paper's figure is over golden trajectories: that is the headline row.
+        ("token modification ratio, golden", f"{s['token_modification_ratio_golden']:.2%}",
          f"<= {TARGETS['token_modification_ratio']:.0%}", PAPER["token_modification_ratio"]),
-        ("  over golden candidates", f"{s['token_modification_ratio_golden']:.2%}", "", ""),
+        ("  over all trajectories", f"{s['token_modification_ratio']:.2%}", "", ""),
         ("code calls", str(s["code_calls"]), "", ""),
         ("minutes per trajectory", str(s["minutes_per_trajectory"]), "", ""),
         ("minutes, whole run", str(s["minutes"]), f"<= {TARGETS['minutes']} (2 cores)", ""),

@@ -7,7 +7,7 @@ httpx and vllm are imported only inside the backends that need them. See README.
 
 from __future__ import annotations
 
-from . import checks
+from . import checks, hint_checks
 from .answer_rules import judge
 from .answers import FinalAnswer, extract_final_answer
 from .backends import (
@@ -73,6 +73,7 @@ __all__ = [
     "cut_offset",
     "diagnose",
     "extract_final_answer",
+    "hint_checks",
     "is_infrastructure_failure",
     "judge",
     "load_backend",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -103,12 +103,12 @@ class Facts:
         out = [f"- Final answer stated in \\boxed{{}}: {self.answer or 'none'}."]
         if self.reference is not None:
             out.append(f"- Reference optimal objective value: {self.reference}.")
-            if self.correct is not None:
+            # Only a wrong answer is pointed out (it helps find the flaw). A matching one is not
+            # announced: the flawless verdict is about the reasoning, and telling the
+            # Intervener "it matches" primed it to call correct trajectories flawless.
+            if self.correct is False:
                 out.append(
-                    "- The stated answer matches the reference."
-                    if self.correct
-                    else "- The stated answer does NOT match the reference: the trajectory has "
-                    "a flaw."
+                    "- The stated answer does NOT match the reference: the trajectory has a flaw."
                 )
         for s in steps:
             if s.code is not None and _failed(s):
@@ -134,9 +134,11 @@ class Facts:
                 "reasoning or model is already wrong.\n"
             )
         if self.correct is True:
+            # Not "flawless unless ...": a right answer reached by hand arithmetic, by
+            # distrusting the solver or by delaying code is still flawed (the flaws SFT removes).
             return (
-                "The stated answer matches the reference. Answer flawless: true unless a step "
-                "clearly has one of the flaws above.\n"
+                "Judge the reasoning itself, step by step: a right final answer does not make a "
+                "trajectory flawless. Check every step for each flaw type above.\n"
             )
         if self.correct is False:
             return (
@@ -352,9 +354,14 @@ def diagnose(
     facts: Facts | None = None,
     system_prompt: str | None = None,
     hint_templates: dict[str, str] | None = None,
+    hint_check: Callable[[str], str | None] | None = None,
     **sampling: Any,
 ) -> Verdict:
     """Ask the Intervener (``backend.chat``) for the first flaw of a trajectory.
+
+    ``hint_check(hint)`` says what is wrong with a hint (it states the reference value, it is
+    too long; see ``hint_checks``) or None: such a verdict is sent back for repair like a
+    malformed one.
 
     The answer must be a JSON verdict (``flawless``, ``step``, ``flaw_type``, ``hint``,
     ``rationale``); when it is malformed or invalid, up to ``max_repairs`` repair requests
@@ -383,6 +390,9 @@ def diagnose(
                     "the stated answer does not match the reference, so the trajectory is not "
                     "flawless: name the step of its first flaw"
                 )
+            problem_with_hint = hint_check(verdict.hint) if hint_check and verdict.hint else None
+            if problem_with_hint:
+                raise ValueError(problem_with_hint)
         except (ValueError, RecursionError) as exc:
             # json.loads raises RecursionError, not ValueError, on a deeply nested answer.
             error = str(exc) if isinstance(exc, ValueError) else "the JSON is nested too deeply"

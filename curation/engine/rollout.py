@@ -42,6 +42,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SYSTEM_PROMPT = REASONER_SYSTEM_PROMPT
 REPETITION = "repetition"  # the finish reason of a trajectory stuck on one failing block
+# Response length, one definition for curation's statistics and evaluation alike: the tokens
+# generated, the Reasoner's own plus hints; not interpreter output (context the sandbox wrote)
+# nor the forced think prefix (prompt side).
+RESPONSE_LENGTH_DEFINITION = (
+    "generated tokens: model + hint (interpreter output and the forced think prefix excluded)"
+)
 
 
 @dataclass
@@ -111,6 +117,12 @@ class Rollout:
         out["code_calls"] = self.code_calls
         out["failed_code_calls"] = self.failed_code_calls
         return out
+
+    @property
+    def response_tokens(self) -> int:
+        """The response length (``RESPONSE_LENGTH_DEFINITION``)."""
+        c = self.completion.counts()
+        return c["model"] + c["hint"]
 
     @property
     def token_modification_ratio(self) -> float:

@@ -108,8 +108,10 @@ def trajectory_token_record(trajectory: Trajectory, *, train_on_hints: bool = Tr
 
 
 def trajectory_chat_record(trajectory: Trajectory, *, system_prompt: str = "") -> dict:
-    """One conversation: the question as the user turn and the whole code-and-output turn
-    (hints in place, as generated) as the assistant message."""
+    """One conversation, for reading (train on ``tokens.jsonl``): the question as the user turn
+    and the whole code-and-output turn (hints in place, as generated) as the assistant message.
+    The interpreter's output inside it is marked: ``interpreter_spans`` are the [start, end)
+    character ranges of the assistant content that the sandbox wrote, never the model."""
     messages = []
     if system_prompt:
         messages.append({"role": "system", "content": system_prompt})
@@ -120,4 +122,21 @@ def trajectory_chat_record(trajectory: Trajectory, *, system_prompt: str = "") -
         "problem_id": trajectory.problem_id,
         "benchmark": trajectory.problem.benchmark.name,
         "messages": messages,
+        "interpreter_spans": interpreter_spans(trajectory.text, trajectory.steps),
+        "for_training": False,
     }
+
+
+def interpreter_spans(text: str, steps: list[dict]) -> list[list[int]]:
+    """Where the interpreter's output blocks stand in ``text``: each code step ends with one
+    (the engine splits steps at its INTERPRETER tokens), the last ```output fence of the step."""
+    spans = []
+    for k, step in enumerate(steps):
+        if step.get("code") is None:
+            continue
+        start = step.get("char_start", 0)
+        end = steps[k + 1].get("char_start", len(text)) if k + 1 < len(steps) else len(text)
+        at = text.rfind("```output", start, end)
+        if at >= 0:
+            spans.append([at, end])
+    return spans

@@ -121,6 +121,14 @@ class Hint(models.Model):
     )
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A person's hint that states the reference value is inserted only once confirmed: the
+    # value as written, who confirmed that the hint may give the answer away, and when.
+    reveals_value = models.CharField(max_length=100, blank=True)
+    reveal_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    reveal_confirmed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at"]

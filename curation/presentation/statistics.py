@@ -24,6 +24,8 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from curation.engine.rollout import RESPONSE_LENGTH_DEFINITION as _RESPONSE_LENGTH
+
 NO_FLAW_LABEL = "no flaw"
 
 Record = Mapping[str, Any] | Any
@@ -115,6 +117,13 @@ def token_modification_ratio_per_trajectory(trajectories: Iterable[Record]) -> d
         ratio = _ratio(hint, _num(record, "n_model_tokens") + hint)
         if ratio is not None:
             values.append(ratio)
+    return {"values": values, **_summary(values)}
+
+
+def hint_lengths(lengths: Iterable[int]) -> dict[str, Any]:
+    """The length distribution of hints (in tokens, as CALM_HINT_MAX_TOKENS counts them), shown
+    beside the modification ratio: ``{"values", "n", "mean", "median", "p90", "max"}``."""
+    values = [int(v) for v in lengths]
     return {"values": values, **_summary(values)}
 
 
@@ -304,7 +313,8 @@ def golden_yield(items: Iterable[Record]) -> dict[str, Any]:
 # per model
 
 
-RESPONSE_LENGTH_DEFINITION = "generated tokens: model + hint (interpreter output excluded)"
+# The one definition of response length (evaluation's ``response_tokens`` is the same count).
+RESPONSE_LENGTH_DEFINITION = _RESPONSE_LENGTH
 
 
 def per_model(trajectories: Iterable[Record]) -> dict[str, Any]:

@@ -268,9 +268,10 @@ def _generate(batch: Batch, items: list[BatchItem]) -> None:
 def _diagnose(batch: Batch, items: list[BatchItem]) -> None:
     with_reference = bool(batch.config.get("intervener_sees_reference",
                                            settings.CALM_INTERVENER_SEES_REFERENCE))  # fmt: skip
-    intervener = Intervener(batch.intervener, with_reference=with_reference,
-                            mode=batch.config.get("intervener_mode"),
-                            answer_rule=batch_answer_rule(batch.config))  # fmt: skip
+    intervener = Intervener(
+        batch.intervener, with_reference=with_reference, answer_rule=_rule(batch),
+        mode=batch.config.get("intervener_mode"),
+    )  # fmt: skip
     workers = 1 if batch.intervener.backend == "transformers" else batch.concurrency
     with ThreadPoolExecutor(max_workers=workers) as pool:
         verdicts = list(pool.map(lambda item: intervener.ask(item.trajectory), items))

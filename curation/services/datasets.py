@@ -117,8 +117,9 @@ def dataset_card(name, note, chosen, counts, summary, content_hash, filters) -> 
         "- `tokens.jsonl`: `input_ids`, `labels` (-100 on the prompt and on interpreter output"
         + ("" if summary["train_on_hints"] else " and on hint tokens")
         + "), `token_tags` (0 prompt, 1 model, 2 interpreter, 3 hint); for `training.scripts.sft`.",
-        "- `chat.jsonl`: one conversation per line, the whole code-and-output turn as the"
-        " assistant message, hints in place.",
+        "- `chat.jsonl`: for reading, not for training (its assistant message holds the"
+        " interpreter's output, marked by `interpreter_spans`, and hints in place); one"
+        " conversation per line.",
         "",
         'Load with `datasets.load_dataset("json", data_files="tokens.jsonl")`.',
         "",

@@ -19,6 +19,7 @@ from .. import engine
 from ..models import Diagnosis, FlawType, Job, ModelEndpoint, Trajectory
 from .checks import trajectory_findings
 from .endpoints import backend_for, endpoint_prompts, intervener_default
+from .hints import intervener_hint_problem
 from .jobs import job_claim, job_create, job_fail, job_finish, job_heartbeating
 from .labels import flaw_label_set
 from .trajectories import GenerationError
@@ -55,7 +56,8 @@ class Intervener:
     ``mode`` (default: the CALM_INTERVENER_MODE setting; a batch may set its own): "both" runs
     the checks over the execution record first, tells the LLM their findings as facts, and a
     finding at an earlier step than the LLM's verdict wins; "checks" asks no LLM; "llm" runs
-    no check. ``answer_rule`` (rule, tolerance) is what the checks compare answers with."""
+    no check. ``answer_rule`` ({rule, tolerance}, a batch's; else the settings') is what the checks
+    compare answers with."""
 
     def __init__(
         self,
@@ -63,9 +65,10 @@ class Intervener:
         *,
         with_reference: bool | None = None,
         mode: str | None = None,
-        answer_rule: tuple[str, float] | None = None,
+        answer_rule: dict | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.answer_rule = answer_rule  # {"rule", "tolerance"} (a batch's), else the settings
         self.with_reference = (
             settings.CALM_INTERVENER_SEES_REFERENCE if with_reference is None else with_reference
         )
@@ -74,7 +77,6 @@ class Intervener:
             raise GenerationError(
                 f"unknown Intervener mode {self.mode!r}: one of {', '.join(engine.checks.MODES)}"
             )
-        self.answer_rule = answer_rule
         self.flaw_types = {
             ft.code: ft for ft in FlawType.objects.filter(active=True).select_related("category")
         }
@@ -88,8 +90,9 @@ class Intervener:
         if self.mode == "llm":
             return []
         return trajectory_findings(
-            trajectory, specs=self.check_specs, answer_rule=self.answer_rule,
-            flaw_codes=list(self.flaw_types),
+            trajectory, specs=self.check_specs, flaw_codes=list(self.flaw_types),
+            answer_rule=(self.answer_rule["rule"], self.answer_rule["tolerance"])
+            if self.answer_rule else None,
         )  # fmt: skip
 
     def ask(self, trajectory: Trajectory) -> engine.Verdict:
@@ -108,6 +111,8 @@ class Intervener:
             facts=facts,
             system_prompt=self.prompts.intervener_system,
             hint_templates=self.prompts.hint_templates,
+            # A hint that states the reference value, or runs too long, goes back for repair.
+            hint_check=intervener_hint_problem(trajectory.problem, self.answer_rule),
         )
         return engine.checks.combine(verdict, findings, self.mode)
 

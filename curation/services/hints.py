@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from calm_studio.queues import Queue
 
@@ -18,19 +20,80 @@ from .. import engine
 from ..models import Diagnosis, FlawType, Hint, Job, ModelEndpoint, Trajectory
 from .endpoints import backend_for, config_dict, reasoner_default, rollout_config
 from .jobs import job_claim, job_create, job_fail, job_finish, job_heartbeating
+from .rejudge import problem_answer_current
 from .trajectories import GenerationError, LivePreview, branch_source, trajectory_from_rollout
 
 log = logging.getLogger(__name__)
 
 
+class HintRevealsAnswer(GenerationError):
+    """A person's hint states the reference value: it is inserted only once confirmed."""
+
+    def __init__(self, written: str) -> None:
+        self.written = written
+        super().__init__(
+            f'{engine.hint_checks.leak_message(written)}. Tick "I confirm this hint may give '
+            'the answer away" to insert it anyway (the confirmation is recorded)'
+        )
+
+
+def hint_leak(
+    text: str, *, problem, answer_rule: dict | None = None, fresh: bool = True
+) -> str | None:
+    """The number in ``text`` that states ``problem``'s reference value (read again from the
+    database unless ``fresh`` is False) under the answer rule (``{"rule", "tolerance"}``: a
+    batch's, else the CALM_ANSWER_* settings), as written; None when there is none."""
+    rule = (answer_rule or {}).get("rule") or settings.CALM_ANSWER_RULE
+    tolerance = (answer_rule or {}).get("tolerance")
+    if tolerance is None:
+        tolerance = settings.CALM_ANSWER_TOLERANCE
+    if fresh and problem.pk:
+        problem = problem_answer_current(problem)
+    reference = problem.answer if problem.answer_status == "value" else None
+    return engine.hint_checks.states_reference(text, reference, rule=rule, tolerance=tolerance)
+
+
+def hint_too_long(text: str) -> str | None:
+    """Why ``text`` is over CALM_HINT_MAX_TOKENS (counted as pre-tokens, ``count_tokens``)."""
+    limit = settings.CALM_HINT_MAX_TOKENS
+    tokens = engine.hint_checks.count_tokens(text)
+    return engine.hint_checks.length_message(tokens, limit) if limit and tokens > limit else None
+
+
+def intervener_hint_problem(problem, answer_rule: dict | None = None):
+    """``engine.diagnose``'s ``hint_check`` for a trajectory of ``problem``: an Intervener's
+    hint that states the reference value, or is too long, is sent back for repair."""
+
+    def check(text: str) -> str | None:  # runs in the Intervener's threads: no database
+        written = hint_leak(text, problem=problem, answer_rule=answer_rule, fresh=False)
+        return engine.hint_checks.leak_message(written) if written else hint_too_long(text)
+
+    return check
+
+
 def hint_check(
-    *, trajectory: Trajectory, step_index: int | None, text: str, char_offset: int | None = None
+    *,
+    trajectory: Trajectory,
+    step_index: int | None,
+    text: str,
+    char_offset: int | None = None,
+    answer_rule: dict | None = None,
+    reveal_confirmed: bool = True,
 ) -> str:
-    """The one check of a hint, whoever wrote it: some text, a step that exists, a cut inside
-    that step's reasoning. Returns the text stripped; raises ``GenerationError``."""
+    """The one check of a hint, whoever wrote it: some text, no longer than
+    CALM_HINT_MAX_TOKENS, a step that exists, a cut inside that step's reasoning, and, unless
+    ``reveal_confirmed``, not stating the reference value (``HintRevealsAnswer``). Returns the
+    text stripped; raises ``GenerationError``."""
     text = (text or "").strip()
     if not text:
         raise GenerationError("a hint needs some text")
+    too_long = hint_too_long(text)
+    if too_long:
+        raise GenerationError(too_long)
+    if not reveal_confirmed:
+        written = hint_leak(text, problem=trajectory.problem, answer_rule=answer_rule)
+        if written:
+            raise HintRevealsAnswer(written)
     if step_index is None or not 0 <= step_index < len(trajectory.steps):
         raise GenerationError(f"step {step_index} does not exist")
     reasoning = trajectory.steps[step_index].get("reasoning", "")
@@ -51,12 +114,17 @@ def hint_insert(
     diagnosis: Diagnosis | None = None,
     endpoint: ModelEndpoint | None = None,
     enqueue: bool = True,
+    confirm_reveal: bool = False,
 ) -> Hint:
     """Insert a hint before step ``step_index`` (or inside its reasoning at ``char_offset``)
-    and queue the continuation that makes the new branch."""
+    and queue the continuation that makes the new branch. A hint that states the reference
+    value is refused (``HintRevealsAnswer``) unless ``confirm_reveal``; then the value and who
+    confirmed it, when, are stored on the hint."""
     text = hint_check(
-        trajectory=trajectory, step_index=step_index, text=text, char_offset=char_offset
-    )
+        trajectory=trajectory, step_index=step_index, text=text, char_offset=char_offset,
+        reveal_confirmed=confirm_reveal,
+    )  # fmt: skip
+    revealed = hint_leak(text, problem=trajectory.problem) if confirm_reveal else None
     reasoner = endpoint or trajectory.endpoint or reasoner_default()
     if reasoner is None:
         raise GenerationError("no Reasoner endpoint is configured")
@@ -70,6 +138,9 @@ def hint_insert(
             author_user=by_user,
             author_endpoint=by_endpoint,
             diagnosis=diagnosis,
+            reveals_value=revealed or "",
+            reveal_confirmed_by=by_user if revealed else None,
+            reveal_confirmed_at=timezone.now() if revealed else None,
         )
         job = job_create(
             kind=Job.Kind.CONTINUE,

@@ -193,8 +193,9 @@ def hint_create(request: HttpRequest, pk: int) -> HttpResponse:
             flaw_type=form.cleaned_data.get("flaw_type"),
             diagnosis=diagnosis,
             by_user=request.user,
+            confirm_reveal=form.cleaned_data["confirm_reveal"],
         )
-    except GenerationError as exc:
+    except GenerationError as exc:  # HintRevealsAnswer says how to confirm
         messages.error(request, f"The hint was not inserted: {exc}")
         return redirect(trajectory.get_absolute_url())
     return redirect(reverse("curation-job-detail", args=[hint.job_id]))

@@ -57,6 +57,14 @@ def endpoints(tiny_model_path, taxonomy):
 
 
 @pytest.fixture(autouse=True)
+def _room_for_the_whole_model_in_fix(settings):
+    # The random Reasoner cannot write the model, so the scripted Intervener's hint (FIX)
+    # carries all of it: 149 tokens, over the default CALM_HINT_MAX_TOKENS (120) that keeps
+    # real hints to a sentence or two.
+    settings.CALM_HINT_MAX_TOKENS = 200
+
+
+@pytest.fixture(autouse=True)
 def sent(monkeypatch):
     """The batches whose driver task was queued. Nothing reaches Redis: these tests drive the
     batch themselves, and a session's live worker (tests/conftest.py) would otherwise take the
@@ -177,6 +185,11 @@ def test_the_batch_pages_show_progress_and_figures_and_leads_steer_them(
     page = client.get(batch.get_absolute_url()).content.decode()
     assert 'id="outcome-candidate">1<' in page and "<svg" in page
     assert "Interventions per round: round 1: 1 (1 fixed)" in page
+    # The headline ratio is the paper's (over golden candidates); the other one is labelled,
+    # and the hint-length distribution stands beside them (one hint: FIX, 149 tokens).
+    assert page.index('id="tmr-golden"') < page.index('id="tmr-all"')
+    assert "over all trajectories of the batch" in page
+    assert "Hint length: median <strong>149</strong> tokens" in page and "limit 200" in page
     fragment = client.get(batch.get_absolute_url(), headers={"HX-Request": "true"}).content
     assert b"<html" not in fragment and fragment.strip().startswith(b'<div id="batch-progress"')
     # Reviewers watch; only leads steer.
@@ -216,6 +229,9 @@ def test_approved_candidates_freeze_into_a_versioned_dataset_loadable_with_datas
     version = DatasetVersion.objects.get()
     assert response["Location"] == version.get_absolute_url()
     assert version.counts["trajectories"] == 1 and len(version.content_hash) == 64
+    # The hint the golden branch holds (inserted on its parent) is counted in its lineage.
+    page = client_for(lead).get(version.get_absolute_url()).content.decode()
+    assert "median 149 tokens" in page and "over 1 hint (limit 200)" in page
     out = tmp_path / "export"
     call_command("export_dataset", "--dataset", str(version.pk), "--out", str(out))
     rows = datasets.load_dataset("json", data_files=str(out / "tokens.jsonl"), split="train")

@@ -11,6 +11,7 @@ import json
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 
 from curation import engine
 from curation.models import Diagnosis, FlawLabel, Hint, Job, ModelEndpoint, Trajectory
@@ -193,6 +194,21 @@ def test_token_and_chat_exports_load_with_datasets_and_mask_token_by_token(
     conversation = datasets.load_dataset("json", data_files=str(chat), split="train")[0]
     assert [m["role"] for m in conversation["messages"]] == ["user", "assistant"]
     assert "```output" in conversation["messages"][1]["content"]
+    # The interpreter's output is marked in the chat export: the spans are the text of the
+    # INTERPRETER tokens from their ```output fence (a leading newline the engine adds after a
+    # fence the model left open is not told apart by text), and it is not for training.
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_reasoner.model)
+    completion = engine.TaggedTokens.from_bytes(bytes(branch.completion_tokens))
+    interpreter = [
+        tokenizer.decode(completion.ids[a:b], skip_special_tokens=False)
+        for tag, a, b in completion.runs() if tag == engine.Tag.INTERPRETER
+    ]  # fmt: skip
+    content = conversation["messages"][1]["content"]
+    marked = [content[a:b] for a, b in conversation["interpreter_spans"]]
+    assert marked == [x.lstrip("\n") for x in interpreter] and marked
+    assert conversation["for_training"] is False
 
 
 CODE_TURN = "Let me solve it.\n```python\nprint('OBJECTIVE_VALUE: 4100')\n```\nSo \\boxed{4100}."
@@ -226,3 +242,81 @@ def test_a_continuation_whose_sandbox_cannot_start_fails_as_infrastructure(
     assert done.error.startswith("SandboxUnavailableError: infrastructure:")
     hint.refresh_from_db()
     assert hint.branch is None
+
+
+LEAKY = {"flawless": False, "step": 0, "flaw_type": "manual_computation",
+         "hint": "The optimum should be 4,100; let me check with code.",
+         "rationale": "Hand arithmetic."}  # fmt: skip
+CLEAN_HINT = {**LEAKY, "hint": "I should let a solver do the arithmetic."}
+
+
+def test_an_intervener_hint_that_states_the_reference_is_sent_back_for_repair_leak(
+    make_trajectory, tiny_model_path, taxonomy
+):
+    t = make_trajectory(is_correct=False, final_answer="4000", final_value=4000.0)
+    intervener = scripted(tiny_model_path, chat_replies=[json.dumps(LEAKY), json.dumps(CLEAN_HINT)])
+    job = diagnosis_request(trajectory=t, endpoint=intervener, enqueue=False)
+    assert diagnose_job_run(job_id=job.pk, worker="t").status == Job.Status.SUCCEEDED
+    d = Diagnosis.objects.get(job=job)
+    assert (d.status, d.hint) == ("ok", CLEAN_HINT["hint"])
+    # The repair request said why; a second leaky answer is an Intervener error, no label.
+    t2 = make_trajectory(is_correct=False)
+    FlawLabel.objects.all().delete()
+    stubborn = scripted(tiny_model_path, name="s2", chat_replies=[json.dumps(LEAKY)] * 2)
+    job = diagnosis_request(trajectory=t2, endpoint=stubborn, enqueue=False)
+    diagnose_job_run(job_id=job.pk, worker="t")
+    d = Diagnosis.objects.get(job=job)
+    assert d.status == "error" and "states the reference value (4,100)" in d.error
+    assert not FlawLabel.objects.filter(trajectory=t2).exists()
+
+
+def test_a_persons_hint_that_states_the_reference_needs_a_recorded_confirmation_leak(
+    make_trajectory, tiny_model_path, reviewer
+):
+    from curation.services.hints import HintRevealsAnswer
+
+    t = make_trajectory()
+    reasoner = scripted(tiny_model_path)
+    text = r"I think it is $4.1 \times 10^3$; let me verify with code."
+    with pytest.raises(HintRevealsAnswer, match="states the reference value"):
+        hint_insert(trajectory=t, step_index=0, text=text, by_user=reviewer, endpoint=reasoner,
+                    enqueue=False)  # fmt: skip
+    assert not Hint.objects.exists()
+    hint = hint_insert(trajectory=t, step_index=0, text=text, by_user=reviewer,
+                       endpoint=reasoner, enqueue=False, confirm_reveal=True)  # fmt: skip
+    hint.refresh_from_db()
+    assert hint.reveals_value == "4.1e3" and hint.reveal_confirmed_by == reviewer
+    assert hint.reveal_confirmed_at is not None
+    # A hint with no such number needs nothing and records nothing.
+    plain = hint_insert(trajectory=t, step_index=0, text="Use integers for the tables.",
+                        by_user=reviewer, endpoint=reasoner, enqueue=False)  # fmt: skip
+    assert (plain.reveals_value, plain.reveal_confirmed_by) == ("", None)
+
+
+def test_the_hint_form_asks_for_the_confirmation_and_records_it_leak(
+    make_trajectory, tiny_model_path, reviewer, client_for
+):
+    scripted(tiny_model_path)  # a Reasoner for the continuation
+    t = make_trajectory(endpoint=ModelEndpoint.objects.get())
+    client = client_for(reviewer)
+    page = client.get(t.get_absolute_url()).content.decode()
+    assert 'name="confirm_reveal"' in page
+    data = {"step": 0, "text": "The optimum should be 4100."}
+    url = reverse("curation-hint-create", args=[t.pk])
+    response = client.post(url, data, follow=True)
+    assert "states the reference value (4100)" in response.content.decode()
+    assert not Hint.objects.exists()
+    response = client.post(url, {**data, "confirm_reveal": "1"})
+    hint = Hint.objects.get()
+    assert response.url == reverse("curation-job-detail", args=[hint.job_id])
+    assert (hint.reveals_value, hint.reveal_confirmed_by) == ("4100", reviewer)
+
+
+def test_a_hint_over_the_token_limit_is_refused_leak(make_trajectory, tiny_model_path, settings):
+    from curation.services.trajectories import GenerationError
+
+    settings.CALM_HINT_MAX_TOKENS = 10
+    t = make_trajectory()
+    with pytest.raises(GenerationError, match="over the limit of 10"):
+        hint_insert(trajectory=t, step_index=0, text="word " * 11,
+                    endpoint=scripted(tiny_model_path), enqueue=False)  # fmt: skip

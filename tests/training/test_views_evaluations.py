@@ -161,3 +161,13 @@ def test_it_keeps_any_of_k_figures_out_of_a_pass_at_1_column(finished_eval, tiny
     assert [(r.judged_as, r.marked) for r in mixed.rows if r.run] == [
         ("sirl · pass@1", False), ("sirl · any of k", True),
     ]  # fmt: skip
+
+
+def test_the_papers_per_benchmark_figures_carry_the_column_order_caveat(
+    client_for, lead, finished_eval
+):
+    page = client_for(lead).get("/training/evaluations/").content.decode()
+    assert 'title="per-benchmark paper figures: column order inferred' in page
+    assert ">67.9*<" in page  # NL4Opt, base: marked
+    assert "<strong>57.1</strong>" in page  # the macro average: the paper's, unmarked
+    assert "the macro averages are the paper" in page

@@ -256,7 +256,6 @@ def evaluate(
                     infrastructure=r.infrastructure_failed,
                 )  # fmt: skip
                 correct = outcome == "correct"
-                counts = r.completion.counts()
                 samples.setdefault((problem["benchmark"], problem["id"]), []).append(
                     {
                         "sample": sample,
@@ -266,8 +265,10 @@ def evaluate(
                         "correct": correct,
                         "code_calls": r.code_calls,
                         "failed_code_calls": r.failed_code_calls,
-                        "response_tokens": len(r.completion),
-                        "model_tokens": counts["model"] + counts["hint"],
+                        # Response length as curation counts it (model + hint tokens);
+                        # the whole completion, interpreter and forced prefix included, apart.
+                        "response_tokens": r.response_tokens,
+                        "completion_tokens": len(r.completion),
                         "finish_reason": r.finish_reason,
                         "error": r.error,
                     }

@@ -335,6 +335,9 @@ def _log_rollout_metrics(trainer, out: dict[str, list[Any]]) -> None:
     metrics[mode]["rollout/interpreter_tokens"].append(sum(out["interpreter_tokens"]) / n)
     answered = sum(1 for a in out["final_answer"] if a is not None)
     metrics[mode]["rollout/answered"].append(answered / n)
+    # Rollouts the sandbox failed (not the policy's doing), trained on nothing: watch this.
+    broken = sum(1 for reason in out["finish_reason"] if reason == "infrastructure")
+    metrics[mode]["rollout/infrastructure"].append(broken / n)
 
 
 # --- the trainer ------------------------------------------------------------------------------

@@ -192,12 +192,17 @@ def make_calibration_reward(rule: str = "relative", tolerance: float = 1e-6) -> 
         kwargs.pop("rule", None)
         kwargs.pop("tolerance", None)
         correct = correctness_scores(completions, rule=rule, tolerance=tolerance, **kwargs)
+        finals = _column(kwargs, "final_answer", len(completions))
+        from_rollout = kwargs.get("final_answer") is not None
         out = []
-        for completion, c in zip(completions, correct, strict=True):
+        for completion, c, final in zip(completions, correct, finals, strict=True):
             if c is None:  # an infrastructure failure: not scored
                 out.append(None)
                 continue
-            q = stated_confidence(completion_text(completion))
+            # No stated answer (the rollout's decision): no confidence in it either, whatever
+            # tag the thought holds; RLCR's format gate gives the worst term.
+            unstated = from_rollout and final is None
+            q = None if unstated else stated_confidence(completion_text(completion))
             if q is None:
                 q = 1.0 - c  # missing or malformed: RLCR's format gate, the worst Brier term
             out.append(c - (q - c) ** 2)

@@ -57,6 +57,17 @@ def test_it_writes_pass_at_1_per_benchmark_and_the_macro_average(
         (p, s) for p in "abc" for s in range(2)
     }
     assert all(x["completion"]["ids"] and x["counts"]["interpreter"] > 0 for x in lines)
+    # One definition of response length (curation's): model + hint tokens, not the interpreter's
+    # output nor the forced prefix, which the whole completion holds besides.
+    from curation.presentation.statistics import RESPONSE_LENGTH_DEFINITION
+
+    first_line = lines[0]
+    assert (first_line["problem_id"], first_line["sample"]) == ("a", 0)
+    counts = first_line["counts"]
+    assert sample["response_tokens"] == counts["model"] + counts["hint"]
+    assert sample["completion_tokens"] == len(first_line["completion"]["ids"])
+    assert sample["completion_tokens"] > sample["response_tokens"]
+    assert "interpreter output and the forced think prefix excluded" in RESPONSE_LENGTH_DEFINITION
 
     table = capsys.readouterr().out
     assert "NL4Opt" in table and "50.0" in table and "67.9" in table and "70.3" in table

@@ -197,4 +197,22 @@ def test_a_grpo_step_whose_sandbox_dies_mid_run_trains_on_nothing_infrastructure
     assert [r["finish_reason"] for r in records] == ["infrastructure"] * 2
     assert all(set(r["env_mask"]) == {0} for r in records)
     events = read_events(metrics_file)
+    log = next(e["logs"] for e in events if e["event"] == "log")
+    assert log["rollout/infrastructure"] == 1.0
     assert events[-1]["event"] == "done" and events[-1]["status"] == "completed"
+
+
+def test_a_confidence_inside_the_thought_of_an_unstated_answer_earns_no_calibration(
+    tiny_tokenizer, sandbox
+):
+    """RLCR: no stated answer, so no stated confidence either; a <confidence>0</confidence>
+    inside the thought would otherwise turn the worst term (-1) into a perfect one (0)."""
+    from training.scripts.rewards import make_calibration_reward
+
+    script = GUESS_IN_THOUGHT.replace("Still checking", "<confidence>0</confidence> Still")
+    _, out, completions = _grpo_batch(tiny_tokenizer, [script])
+    assert out["final_answer"] == [None] and "<confidence>0</confidence>" in completions[0]
+    columns = {k: out[k] for k in ("final_answer", "code_calls", "failed_code_calls",
+                                   "finish_reason")}  # fmt: skip
+    calibration = make_calibration_reward("relative", 1e-6)
+    assert calibration(completions, answer=[12.0], answer_status=["value"], **columns) == [-1.0]

@@ -123,3 +123,21 @@ def test_it_trains_a_lora_adapter_with_iw_sft(tmp_path, tiny_model_path, sft_fil
     events = read_events(tmp_path / "metrics.jsonl")
     assert events[-1]["status"] == "completed"
     assert any(e["event"] == "step" and e["step"] == 1 for e in events)
+
+
+def test_iw_sft_weights_move_off_1_once_the_model_differs_from_its_reference(
+    tmp_path, tiny_model_path, sft_file
+):
+    """Step 1: the model is its reference, every weight is 1. After a few large steps on the
+    same records the model assigns them a higher likelihood than the frozen reference did, so
+    the unnormalised weights exp(mean log-ratio) rise above 1 (a reference that followed the
+    model, or no reference at all, would keep them at 1)."""
+    args = _args(tiny_model_path, sft_file, tmp_path, "--iw_sft", "true", "--max_steps", "4",
+                 "--per_device_train_batch_size", "3", "--iw_normalize", "none",
+                 "--learning_rate", "0.01", "--num_train_epochs", "10")  # fmt: skip
+    assert run_training("sft", sft.build_trainer, args, metrics_file=args[0].metrics_file) == 0
+    logs = [e["logs"] for e in read_events(tmp_path / "metrics.jsonl")
+            if e["event"] == "log" and "iw/weight_mean" in e["logs"]]  # fmt: skip
+    assert len(logs) >= 3
+    assert logs[0]["iw/weight_mean"] == pytest.approx(1.0)
+    assert logs[-1]["iw/weight_mean"] > 1.01 and logs[-1]["iw/weight_max"] > 1.01
