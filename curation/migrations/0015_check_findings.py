@@ -11,7 +11,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("curation", "0013_hint_confirmation"),
+        ("curation", "0014_merge_splits_hint_confirmation"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
