@@ -273,6 +273,10 @@ CALM_ROLLOUT_DEFAULTS = {
 # Show the Intervener the problem's reference answer while curating, as an expert reviewer
 # would know it (never available to evaluation; the golden filter checks correctness itself).
 CALM_INTERVENER_SEES_REFERENCE = env_bool("CALM_INTERVENER_SEES_REFERENCE", True)
+# Which parts of the Intervener judge (curation/engine/checks.py): "both" (the checks over the
+# execution record first, their findings told to the LLM, an earlier finding wins), "checks"
+# (no LLM) or "llm" (no check). A batch may set its own.
+CALM_INTERVENER_MODE = env_str("CALM_INTERVENER_MODE", "both")
 # The longest hint, in tokens (counted as pre-tokens: words, numbers and symbols, a lower bound
 # of the Reasoner's BPE count). The paper's hints are a sentence or two; 0: no limit.
 CALM_HINT_MAX_TOKENS = env_int("CALM_HINT_MAX_TOKENS", 120)

@@ -10,6 +10,7 @@ from .models import (
     BatchReviewPolicy,
     BatchRound,
     Benchmark,
+    CheckFinding,
     Comment,
     DatasetEntry,
     DatasetVersion,
@@ -103,9 +104,16 @@ class FlawLabelAdmin(admin.ModelAdmin):
 
 @admin.register(Diagnosis)
 class DiagnosisAdmin(admin.ModelAdmin):
-    list_display = ["id", "trajectory", "endpoint", "status", "flawless", "step_index"]
-    list_filter = ["status", "flawless"]
+    list_display = ["id", "trajectory", "endpoint", "status", "source", "flawless", "step_index"]
+    list_filter = ["status", "source", "flawless"]
     raw_id_fields = ["trajectory", "job"]
+
+
+@admin.register(CheckFinding)
+class CheckFindingAdmin(admin.ModelAdmin):
+    list_display = ["id", "trajectory", "step_index", "check_name", "status", "decided_by"]
+    list_filter = ["status", "check_name"]
+    raw_id_fields = ["trajectory", "label"]
 
 
 @admin.register(Batch)

@@ -123,6 +123,18 @@ class BatchForm(forms.Form):
         initial=Batch.DEFAULTS["concurrency"],
         help_text="Items advanced together per round.",
     )
+    intervener_mode = forms.ChoiceField(
+        choices=[
+            ("both", "Checks and LLM: the checks' findings are facts for the LLM; an earlier "
+             "finding wins"),
+            ("checks", "Checks only: no LLM is asked"),
+            ("llm", "LLM only: no check runs"),
+        ],
+        initial="both",
+        required=False,
+        help_text="Who judges each trajectory: checks over the execution record, the "
+        "Intervener LLM, or both (curation/engine/checks.py).",
+    )  # fmt: skip
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -137,7 +149,7 @@ class BatchForm(forms.Form):
 
     CONFIG_FIELDS = (
         "samples_per_problem", "max_interventions", "answer_rule", "answer_tolerance",
-        "max_code_calls", "max_new_tokens", "concurrency",
+        "max_code_calls", "max_new_tokens", "concurrency", "intervener_mode",
     )  # fmt: skip
 
     def config(self) -> dict:

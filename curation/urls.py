@@ -48,6 +48,11 @@ urlpatterns = [
         trajectories.step_history,
         name="curation-step-history",
     ),
+    path(
+        "trajectories/<int:pk>/steps/<int:step>/check",
+        trajectories.check_finding_decide_view,
+        name="curation-check-finding-decide",
+    ),
     path("trajectories/<int:pk>/hint", trajectories.hint_create, name="curation-hint-create"),
     path(
         "trajectories/<int:pk>/diagnose",

@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     loop.add_argument("--intervener", default="embedded", help="embedded | URL[#model] | PATH")
     loop.add_argument("--tokenizer", default="", help="local tokenizer for a URL endpoint")
     loop.add_argument("--concurrency", type=int, default=4, help="items advanced per round")
+    loop.add_argument(
+        "--intervener-mode", choices=["both", "checks", "llm"],
+        help="checks over the execution record, the LLM, or both (default: CALM_INTERVENER_MODE)",
+    )  # fmt: skip
     loop.add_argument("--out", help="where the run is kept (default var/bench/loop-<time>)")
     loop.add_argument("--json", action="store_true")
     loop.add_argument(

@@ -149,6 +149,47 @@ def _rows(batch) -> list[dict]:
     return rows
 
 
+def by_source(batch) -> dict[str, dict]:
+    """Per flaw type, the two parts of the Intervener side by side: how often a check fired
+    (a finding in a verdict's facts, whether or not it won), how often a check's verdict
+    hinted a branch and how many of those branches came out correct; the same for the LLM's
+    verdicts (``verdicts``: the LLM's own verdicts naming that flaw type)."""
+    from curation.models import BatchItem, BatchRound, Diagnosis
+
+    table: dict[str, dict] = {}
+
+    def row(code: str) -> dict:
+        return table.setdefault(code, {
+            "checks": {"fired": 0, "hinted": 0, "correct": 0},
+            "llm": {"verdicts": 0, "hinted": 0, "correct": 0},
+        })  # fmt: skip
+
+    made = set()
+    for ids in (
+        BatchItem.objects.filter(batch=batch).values_list("root_id", "trajectory_id"),
+        BatchRound.objects.filter(item__batch=batch).values_list("before_id", "after_id"),
+    ):
+        for pair in ids:
+            made.update(pk for pk in pair if pk)
+    diagnoses = Diagnosis.objects.filter(
+        trajectory_id__in=made, endpoint=batch.intervener, status="ok"
+    )
+    for source, code, findings in diagnoses.values_list("source", "flaw_type__code", "findings"):
+        for flaw in {f.get("flaw_type") for f in findings or [] if f.get("flaw_type")}:
+            row(flaw)["checks"]["fired"] += 1
+        if source == "llm" and code:
+            row(code)["llm"]["verdicts"] += 1
+    rounds = BatchRound.objects.filter(item__batch=batch).exclude(diagnosis=None)
+    for source, code, correct in rounds.values_list(
+        "diagnosis__source", "diagnosis__flaw_type__code", "correct_after"
+    ):
+        if code:
+            part = row(code)["checks" if source == "checks" else "llm"]
+            part["hinted"] += 1
+            part["correct"] += int(bool(correct))
+    return dict(sorted(table.items()))
+
+
 def _summary(rows: list[dict], minutes: float) -> dict:
     hint = sum(r["hint_tokens"] for r in rows)
     generated = sum(r["generated_tokens"] for r in rows)
@@ -177,6 +218,13 @@ def _summary(rows: list[dict], minutes: float) -> dict:
         "flaw_types": flaws,
         "minutes": round(minutes, 1),
     }
+
+
+def _parts(batch) -> dict:
+    from django.conf import settings
+
+    mode = batch.config.get("intervener_mode") or settings.CALM_INTERVENER_MODE
+    return {"intervener_mode": mode, "by_source": by_source(batch)}
 
 
 def _export(batch, out: Path) -> None:
@@ -227,6 +275,14 @@ def _print(rows: list[dict], summary: dict, args, out: Path) -> None:
     for label, value, target, paper in lines:
         print(f"{label:<34}{value:>16}{target:>22}   {paper}")
     print(f"flaw types found: {json.dumps(s['flaw_types'])}")
+    if s.get("by_source"):
+        print(f"\n{'flaw type (Intervener mode ' + s.get('intervener_mode', '?') + ')':<40}"
+              f"{'check fired':>12}{'hinted':>8}{'correct':>8}{'LLM named':>11}{'hinted':>8}"
+              f"{'correct':>8}")  # fmt: skip
+        for code, parts in s["by_source"].items():
+            c, m = parts["checks"], parts["llm"]
+            print(f"{code:<40}{c['fired']:>12}{c['hinted']:>8}{c['correct']:>8}"
+                  f"{m['verdicts']:>11}{m['hinted']:>8}{m['correct']:>8}")  # fmt: skip
     print(f"\nKept: {out}/loop.sqlite3, trajectories.jsonl, summary.json")
 
 
@@ -251,6 +307,7 @@ def report(args, out: Path) -> int:
     minutes = (last - batch.created_at).total_seconds() / 60 if last else 0.0
     rows = _rows(batch)
     summary = _summary(rows, minutes)
+    summary.update(_parts(batch))
     summary["finished"] = BatchItem.objects.filter(batch=batch, finished_at__isnull=False).count()
     args.reasoner, args.intervener = batch.reasoner.name, batch.intervener.name
     args.max_interventions = batch.max_interventions
@@ -287,7 +344,9 @@ def run(args, out: Path) -> int:
             name=f"bench loop {time.strftime('%Y-%m-%d %H:%M')}", problems=problems,
             reasoner=reasoner, intervener=intervener, enqueue=False,
             config={"max_interventions": args.max_interventions,
-                    "concurrency": args.concurrency},
+                    "concurrency": args.concurrency,
+                    **({"intervener_mode": args.intervener_mode}
+                       if getattr(args, "intervener_mode", None) else {})},
         )  # fmt: skip
         minutes = _drive(batch, len(problems))
     finally:
@@ -295,6 +354,7 @@ def run(args, out: Path) -> int:
             server.stop()
     rows = _rows(batch)
     summary = _summary(rows, minutes)
+    summary.update(_parts(batch))
     _export(batch, out)
     (out / "summary.json").write_text(json.dumps({"summary": summary, "problems": rows,
                                                   "args": vars(args)}, indent=2))  # fmt: skip

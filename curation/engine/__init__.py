@@ -7,7 +7,7 @@ httpx and vllm are imported only inside the backends that need them. See README.
 
 from __future__ import annotations
 
-from . import hint_checks
+from . import checks, hint_checks
 from .answer_rules import judge
 from .answers import FinalAnswer, extract_final_answer
 from .backends import (
@@ -70,6 +70,7 @@ __all__ = [
     "backend_fingerprint",
     "branch_point",
     "branch_rollout",
+    "checks",
     "continue_rollout",
     "cut_offset",
     "diagnose",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .format import Step
@@ -76,6 +76,11 @@ class Verdict:
     # The first wrong sentence of the flawed step, as the Intervener quoted it: the automated
     # hint cuts there, keeping the correct part of the step (``quote_offset``).
     quote: str | None = None
+    # Which part made the verdict: "llm" (the Intervener model) or "checks" (a check over the
+    # execution record, ``check`` naming it).
+    source: str = "llm"
+    check: str | None = None
+    findings: list[dict[str, Any]] = field(default_factory=list)  # the checks' (as dicts)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +96,8 @@ class Facts:
     reference: str | None = None
     correct: bool | None = None
     finish_reason: str = ""
+    # What the checks over the execution record found (``checks.Finding``), told as facts.
+    findings: Sequence[Any] = ()
 
     def lines(self, steps: Sequence[Step]) -> list[str]:
         out = [f"- Final answer stated in \\boxed{{}}: {self.answer or 'none'}."]
@@ -110,10 +117,22 @@ class Facts:
             out.append("- It stopped because it ran the same failing code several times.")
         elif self.finish_reason == "budget":
             out.append("- It ran out of its token budget before finishing.")
+        for finding in self.findings:
+            out.append(
+                f"- Checked from the execution record, at step {finding.step} "
+                f"(`{finding.flaw_type}`): {finding.evidence}"
+            )
         return out
 
     def task(self) -> str:
         """The first lines of the task, where the facts decide most of it."""
+        if self.findings:
+            first = min(f.step for f in self.findings)
+            return (
+                f"The execution record proves a flaw at step {first}: the trajectory is not "
+                f"flawless. Name the first flaw: at step {first}, or at an earlier step whose "
+                "reasoning or model is already wrong.\n"
+            )
         if self.correct is True:
             # Not "flawless unless ...": a right answer reached by hand arithmetic, by
             # distrusting the solver or by delaying code is still flawed (the flaws SFT removes).

@@ -98,6 +98,9 @@ class Prompts:
     worked_example: tuple[str, str] | None = (WORKED_EXAMPLE_PROBLEM, WORKED_EXAMPLE_SOLUTION)
     intervener_system: str = INTERVENER_SYSTEM_PROMPT
     hint_templates: dict[str, str] = field(default_factory=dict)
+    # Which checks over the execution record run and their hint templates
+    # (``checks.check_specs``: {check name: {enabled, hint, flaw_type}}).
+    checks: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_overrides(cls, data: dict[str, Any] | None) -> Prompts:

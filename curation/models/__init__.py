@@ -16,7 +16,7 @@ from .reviews import (
     ReviewLock,
 )
 from .taxonomy import FlawCategory, FlawType
-from .trajectories import Diagnosis, FlawLabel, Hint, Trajectory
+from .trajectories import CheckFinding, Diagnosis, FlawLabel, Hint, Trajectory
 
 __all__ = [
     "AnswerFlag",
@@ -27,6 +27,7 @@ __all__ = [
     "BatchReviewPolicy",
     "BatchRound",
     "Benchmark",
+    "CheckFinding",
     "Comment",
     "DatasetEntry",
     "DatasetVersion",

@@ -41,7 +41,9 @@ class ModelEndpoint(models.Model):
         help_text=(
             "Overrides of the engine's prompts (curation/engine/prompts.py), any of: "
             "system_prompt, worked_example ({problem, solution}; empty: none), "
-            "intervener_system, hint_templates ({flaw code: hint}). Unset keys keep the defaults."
+            "intervener_system, hint_templates ({flaw code: hint}), checks ({check name: "
+            "{enabled, hint, flaw_type}}: curation/engine/checks.py). Unset keys keep the "
+            "defaults."
         ),
     )
     is_default_reasoner = models.BooleanField(default=False)
@@ -56,14 +58,25 @@ class ModelEndpoint(models.Model):
         return self.name
 
     def clean(self) -> None:
-        """The admin and every form refuse an ``api_key_env`` off the allow-list."""
+        """An ``api_key_env`` off the allow-list is refused, and an admin's ``checks`` override
+        with the reason when it names an unknown check or field (the Intervener and the step
+        view would otherwise not use it)."""
         from django.core.exceptions import ValidationError
 
         from ..engine.backends.api_keys import api_key_env_error
+        from ..engine.checks import check_specs
 
-        super().clean()
         if refused := api_key_env_error(self.api_key_env):
             raise ValidationError({"api_key_env": refused})
+        checks = (self.prompts or {}).get("checks") if isinstance(self.prompts, dict) else None
+        if checks is None:
+            return
+        if not isinstance(checks, dict):
+            raise ValidationError({"prompts": "checks must be an object: {check name: {...}}"})
+        try:
+            check_specs(checks)
+        except ValueError as exc:
+            raise ValidationError({"prompts": f"checks: {exc}"}) from None
 
     @property
     def can_reason(self) -> bool:

@@ -205,6 +205,13 @@ class Diagnosis(models.Model):
     error = models.TextField(blank=True)
     # A reviewer dismissed the suggestion (the verdict itself is kept).
     dismissed = models.BooleanField(default=False)
+    # Which part of the Intervener made the verdict: its LLM, or a check over the execution
+    # record (``check_name`` names it); ``findings``: what the checks found, told to the LLM.
+    source = models.CharField(
+        max_length=10, choices=[("llm", "LLM"), ("checks", "Checks")], default="llm"
+    )
+    check_name = models.CharField(max_length=40, blank=True)
+    findings = models.JSONField(default=list, blank=True)
     job = models.OneToOneField(Job, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -214,3 +221,43 @@ class Diagnosis(models.Model):
 
     def __str__(self) -> str:
         return f"Diagnosis #{self.pk} of trajectory #{self.trajectory_id}"
+
+
+class CheckFinding(models.Model):
+    """A reviewer's decision on what a check over the execution record found at a step:
+    accepted (it became the reviewer's label) or dismissed. One per (trajectory, step, check):
+    a decided finding is not offered again for that step."""
+
+    class Status(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted as a label"
+        DISMISSED = "dismissed", "Dismissed"
+
+    trajectory = models.ForeignKey(
+        Trajectory, on_delete=models.CASCADE, related_name="check_findings"
+    )
+    step_index = models.IntegerField()
+    check_name = models.CharField(max_length=40)
+    flaw_type = models.ForeignKey(FlawType, null=True, blank=True, on_delete=models.SET_NULL)
+    evidence = models.TextField()
+    hint = models.TextField(blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    label = models.ForeignKey(
+        FlawLabel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["trajectory", "step_index", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trajectory", "step_index", "check_name"], name="check_finding_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.check_name} at step {self.step_index} of #{self.trajectory_id} ({self.status})"
+        )

@@ -277,8 +277,9 @@ def _diagnose(batch: Batch, items: list[BatchItem]) -> None:
     with_reference = bool(batch.config.get("intervener_sees_reference",
                                            settings.CALM_INTERVENER_SEES_REFERENCE))  # fmt: skip
     intervener = Intervener(
-        batch.intervener, with_reference=with_reference, answer_rule=_rule(batch)
-    )
+        batch.intervener, with_reference=with_reference, answer_rule=_rule(batch),
+        mode=batch.config.get("intervener_mode"),
+    )  # fmt: skip
     workers = 1 if batch.intervener.backend == "transformers" else batch.concurrency
     with ThreadPoolExecutor(max_workers=workers) as pool:
         verdicts = list(pool.map(lambda item: intervener.ask(item.trajectory), items))

@@ -17,6 +17,7 @@ from calm_studio.queues import Queue
 
 from .. import engine
 from ..models import Diagnosis, FlawType, Job, ModelEndpoint, Trajectory
+from .checks import trajectory_findings
 from .endpoints import backend_for, endpoint_prompts, intervener_default
 from .hints import intervener_hint_problem
 from .jobs import job_claim, job_create, job_fail, job_finish, job_heartbeating
@@ -50,13 +51,20 @@ def intervener_facts(trajectory: Trajectory, *, with_reference: bool | None = No
 class Intervener:
     """An Intervener endpoint ready to judge trajectories: its backend, its prompts, the
     active flaw taxonomy, and whether it is shown the reference answer (default: the
-    CALM_INTERVENER_SEES_REFERENCE setting; a batch may set its own)."""
+    CALM_INTERVENER_SEES_REFERENCE setting; a batch may set its own).
+
+    ``mode`` (default: the CALM_INTERVENER_MODE setting; a batch may set its own): "both" runs
+    the checks over the execution record first, tells the LLM their findings as facts, and a
+    finding at an earlier step than the LLM's verdict wins; "checks" asks no LLM; "llm" runs
+    no check. ``answer_rule`` ({rule, tolerance}, a batch's; else the settings') is what the checks
+    compare answers with."""
 
     def __init__(
         self,
         endpoint: ModelEndpoint,
         *,
         with_reference: bool | None = None,
+        mode: str | None = None,
         answer_rule: dict | None = None,
     ) -> None:
         self.endpoint = endpoint
@@ -64,26 +72,49 @@ class Intervener:
         self.with_reference = (
             settings.CALM_INTERVENER_SEES_REFERENCE if with_reference is None else with_reference
         )
+        self.mode = mode or settings.CALM_INTERVENER_MODE
+        if self.mode not in engine.checks.MODES:
+            raise GenerationError(
+                f"unknown Intervener mode {self.mode!r}: one of {', '.join(engine.checks.MODES)}"
+            )
         self.flaw_types = {
             ft.code: ft for ft in FlawType.objects.filter(active=True).select_related("category")
         }
         self.taxonomy = [ft.as_engine_dict() for ft in self.flaw_types.values()]
         self.prompts = endpoint_prompts(endpoint)
-        self.backend = backend_for(endpoint)
+        self.check_specs = engine.checks.check_specs(self.prompts.checks)
+        self.backend = backend_for(endpoint) if self.mode != "checks" else None
+
+    def findings(self, trajectory: Trajectory) -> list[engine.checks.Finding]:
+        """What the checks find in ``trajectory``'s record (none in mode "llm")."""
+        if self.mode == "llm":
+            return []
+        return trajectory_findings(
+            trajectory, specs=self.check_specs, flaw_codes=list(self.flaw_types),
+            answer_rule=(self.answer_rule["rule"], self.answer_rule["tolerance"])
+            if self.answer_rule else None,
+        )  # fmt: skip
 
     def ask(self, trajectory: Trajectory) -> engine.Verdict:
-        """The Intervener's verdict on ``trajectory`` (nothing is stored; safe in threads)."""
-        return engine.diagnose(
+        """The Intervener's verdict on ``trajectory`` (nothing is stored; safe in threads):
+        the checks first, then the LLM told their findings, then ``checks.combine``."""
+        findings = self.findings(trajectory)
+        if self.mode == "checks":
+            return engine.checks.combine(None, findings, "checks")
+        facts = intervener_facts(trajectory, with_reference=self.with_reference)
+        facts.findings = findings
+        verdict = engine.diagnose(
             self.backend,
             problem=trajectory.problem.question,
             steps=[engine.Step.from_dict(step) for step in trajectory.steps],
             taxonomy=self.taxonomy,
-            facts=intervener_facts(trajectory, with_reference=self.with_reference),
+            facts=facts,
             system_prompt=self.prompts.intervener_system,
             hint_templates=self.prompts.hint_templates,
             # A hint that states the reference value, or runs too long, goes back for repair.
             hint_check=intervener_hint_problem(trajectory.problem, self.answer_rule),
         )
+        return engine.checks.combine(verdict, findings, self.mode)
 
     def record(
         self, trajectory: Trajectory, verdict: engine.Verdict, *, job=None, reason: str = ""
@@ -154,6 +185,8 @@ def diagnosis_record(
         flawless=None if verdict.error else verdict.flawless, step_index=verdict.step,
         flaw_type=flaw_type, hint=verdict.hint or "", rationale=verdict.rationale or "",
         raw=verdict.raw or "", error=verdict.error or "", job=job, quote=verdict.quote or "",
+        source=getattr(verdict, "source", "llm"), check_name=getattr(verdict, "check", "") or "",
+        findings=list(getattr(verdict, "findings", []) or []),
     )  # fmt: skip
     if diagnosis.status == Diagnosis.Status.OK and not verdict.flawless:
         flaw_label_set(

@@ -8,9 +8,18 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from ..models import Diagnosis, FlawLabel, FlawType, ModelEndpoint, ReviewDecision
+from ..models import (
+    CheckFinding,
+    Diagnosis,
+    FlawLabel,
+    FlawType,
+    ModelEndpoint,
+    ReviewDecision,
+    Trajectory,
+)
 from ..presentation import plots, statistics
 from ..roles import Role, role_required
+from ..services.checks import check_specs_for, trajectory_findings
 
 
 def _labels() -> list[dict]:
@@ -54,6 +63,41 @@ def _human_model(labels: list[dict], reviewed: list[dict]) -> dict:
     )  # fmt: skip
 
 
+def _checks_reviewers() -> dict:
+    """The checks over the execution record as one more rater, against reviewers: on every
+    trajectory a reviewer read (decided, labelled, or decided a finding of), the checks'
+    first finding per step is their label. Findings are computed from the record (only the
+    trajectories people read, so the page stays cheap)."""
+    labels = [r for r in _labels() if r["source"] == "human"]
+    decided = CheckFinding.objects.values_list("trajectory_id", "decided_by_id")
+    humans = [
+        *({"trajectory_id": t, "author": f"user:{a}", "source": "human"}
+          for t, a in ReviewDecision.objects.values_list("trajectory_id", "author_id")),
+        *({"trajectory_id": t, "author": f"user:{a}", "source": "human"} for t, a in decided),
+    ]  # fmt: skip
+    read = {r["trajectory_id"] for r in [*labels, *humans]}
+    names = dict(FlawType.objects.values_list("code", "name"))
+    specs = check_specs_for(None)
+    codes = list(FlawType.objects.filter(active=True).values_list("code", flat=True))
+    checked = []
+    for trajectory in Trajectory.objects.filter(pk__in=read).select_related("problem"):
+        seen = set()
+        for f in trajectory_findings(trajectory, specs=specs, flaw_codes=codes):
+            if f.step in seen:
+                continue
+            seen.add(f.step)
+            checked.append({"trajectory_id": trajectory.pk, "step_index": f.step,
+                            "source": "check", "author": "checks",
+                            "flaw_type": names.get(f.flaw_type, f.flaw_type),
+                            "created_at": trajectory.created_at})  # fmt: skip
+    reviewed = [*humans, *({"trajectory_id": t, "author": "checks", "source": "check"}
+                           for t in read)]  # fmt: skip
+    return statistics.agreement(
+        [*labels, *checked], left={"source": "human"}, right={"source": "check"},
+        reviewed=reviewed,
+    )  # fmt: skip
+
+
 def _label(value) -> str:
     return statistics.NO_FLAW_LABEL if value is None else str(value)
 
@@ -82,6 +126,7 @@ def agreement_page(request: HttpRequest) -> HttpResponse:
             row_title="human", col_title="Intervener",
         ),
         "reviewers": statistics.reviewer_agreement(labels, reviewed=reviewed),
+        "checks": _checks_reviewers(),
     }  # fmt: skip
     return render(request, "curation/agreement.html", context)
 

@@ -3,6 +3,7 @@ it through the sanitizing filters, never ``|safe``."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 COLLAPSE_CHARS = 1200  # reasoning or output longer than this starts collapsed
@@ -19,6 +20,8 @@ class StepView:
     has_hint: bool
     labels: list = field(default_factory=list)
     comments: list = field(default_factory=list)
+    # What the checks over the execution record found here, not yet decided by a reviewer.
+    findings: list = field(default_factory=list)
 
     @property
     def number(self) -> int:
@@ -91,3 +94,14 @@ def flaw_options(flaw_types) -> dict:
         ((ft.hint_template, ft.pk, ft.name) for ft in types if ft.hint_template),
     )
     return {"label": format_html("{}", label), "hint": format_html("{}", hint)}
+
+
+_STEP_NUMBER = re.compile(r"\b([Ss]tep) (\d+)\b")
+
+
+def finding_view(finding) -> dict:
+    """A check's finding as the step card shows it: steps numbered from 1, as on the page (the
+    evidence is written for the Intervener's prompt, which numbers them from 0)."""
+    evidence = _STEP_NUMBER.sub(lambda m: f"{m.group(1)} {int(m.group(2)) + 1}", finding.evidence)
+    return {"check": finding.check, "flaw_type": finding.flaw_type, "evidence": evidence,
+            "hint": finding.hint}  # fmt: skip

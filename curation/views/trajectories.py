@@ -16,6 +16,7 @@ from ..roles import Role, role_required
 from ..selectors.labels import current_labels, label_history
 from ..selectors.reviews import current_decisions, review_state_of
 from ..selectors.trajectories import trajectory_tree
+from ..services.checks import CheckError, check_finding_decide, open_findings
 from ..services.comments import comments_by_step
 from ..services.diagnoses import diagnosis_request
 from ..services.hints import hint_insert
@@ -28,7 +29,7 @@ from ..services.reviews import (
     review_lock_require,
 )
 from ..services.trajectories import GenerationError
-from .presenters import flaw_options, step_views
+from .presenters import finding_view, flaw_options, step_views
 from .review import lock_context, next_in_queue
 
 
@@ -42,8 +43,10 @@ def _steps(trajectory: Trajectory) -> tuple[list, dict]:
     """The step cards (labels and comment threads attached) and the comment threads."""
     threads = comments_by_step(trajectory)
     views = step_views(trajectory.steps, current_labels(trajectory))
+    findings = open_findings(trajectory)
     for view in views:
         view.comments = threads.get(view.index, [])
+        view.findings = [finding_view(f) for f in findings.get(view.index, [])]
     return views, threads
 
 
@@ -216,6 +219,28 @@ def suggestion_dismiss(request: HttpRequest, pk: int, diagnosis: int) -> HttpRes
     trajectory = _get_trajectory(pk)
     trajectory.diagnoses.filter(pk=diagnosis).update(dismissed=True)
     return redirect(trajectory.get_absolute_url())
+
+
+@require_POST
+@role_required(Role.REVIEWER)
+def check_finding_decide_view(request: HttpRequest, pk: int, step: int) -> HttpResponse:
+    """Accept a check's finding at a step as the reviewer's label, or dismiss it."""
+    trajectory = _get_trajectory(pk)
+    decision = request.POST.get("decision")
+    refusal = _refused(request, trajectory)
+    if refusal:
+        messages.error(request, refusal)
+    elif decision not in ("accept", "dismiss"):
+        messages.error(request, "Choose accept or dismiss.")
+    else:
+        try:
+            check_finding_decide(
+                trajectory=trajectory, step_index=step, check=request.POST.get("check", ""),
+                accept=decision == "accept", by=request.user,
+            )  # fmt: skip
+        except (CheckError, LabelError) as exc:
+            messages.error(request, f"Nothing was decided: {exc}")
+    return redirect(f"{trajectory.get_absolute_url()}?step={step}#step-{step}")
 
 
 @require_POST

@@ -104,7 +104,10 @@ def test_a_batch_whose_worker_is_killed_resumes_where_it_was_and_duplicates_noth
         first, _ = start_worker(test_database_url, JOB_HEARTBEAT_S="0.5")
         batch = batch_create(name="kill me", problems=[problem], reasoner=reasoner,
                              intervener=intervener,
-                             config={"samples_per_problem": 4, "concurrency": 1})  # fmt: skip
+                             # The scripted answer is stated with no solver call (a check's
+                             # finding): only the LLM judges here.
+                             config={"samples_per_problem": 4, "concurrency": 1,
+                                     "intervener_mode": "llm"})  # fmt: skip
         started = BatchItem.objects.filter(batch=batch).exclude(phase="generate")
         assert wait_for(started.exists, 60)
         os.killpg(first.pid, signal.SIGKILL)

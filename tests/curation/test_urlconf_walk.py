@@ -36,6 +36,7 @@ MINIMUM = {
     "curation-trajectory-detail": R, "curation-step-label": R, "curation-step-history": R,
     "curation-hint-create": R, "curation-trajectory-diagnose": R,
     "curation-suggestion-dismiss": R, "curation-trajectory-decide": R,
+    "curation-check-finding-decide": R,
     "curation-trajectory-compare": R,
     "curation-batch-list": R, "curation-batch-new": L, "curation-batch-detail": R,
     "curation-batch-control": L,

@@ -38,7 +38,9 @@ class Command(BaseCommand):
         elif d.flawless:
             self.stdout.write(f"Flawless (diagnosis #{d.pk}). {d.rationale}")
         else:
+            made_by = f"the check {d.check_name}" if d.source == "checks" else "the LLM"
             self.stdout.write(
-                f"First flaw at step {d.step_index}: {d.flaw_type} (diagnosis #{d.pk})\n"
+                f"First flaw at step {d.step_index}: {d.flaw_type} (diagnosis #{d.pk}, "
+                f"by {made_by})\n"
                 f"Hint: {d.hint}\nWhy: {d.rationale}"
             )
