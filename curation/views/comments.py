@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from ..models import Comment, Trajectory
 from ..roles import Role, role_required
 from ..services.comments import CommentError, comment_add, comment_resolve, comments_by_step
+from ..services.reviews import LockHeld, review_lock_require
 
 
 def _thread(request: HttpRequest, trajectory: Trajectory, step: int | None, *, error: str = ""):
@@ -54,6 +55,11 @@ def comment_resolve_view(request: HttpRequest, pk: int, comment: int) -> HttpRes
     found = get_object_or_404(
         Comment.objects.select_related("trajectory"), pk=comment, trajectory=pk
     )
+    try:  # while someone else holds the lock, their trajectory's threads are theirs to close
+        review_lock_require(trajectory=found.trajectory, user=request.user)
+    except LockHeld as exc:
+        messages.error(request, f"The comment stays open: {exc}")
+        return _back(found.trajectory, found.step_index)
     comment_resolve(comment=found, by=request.user)
     if request.htmx:
         return _thread(request, found.trajectory, found.step_index)

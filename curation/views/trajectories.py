@@ -217,7 +217,11 @@ def trajectory_diagnose(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(Role.REVIEWER)
 def suggestion_dismiss(request: HttpRequest, pk: int, diagnosis: int) -> HttpResponse:
     trajectory = _get_trajectory(pk)
-    trajectory.diagnoses.filter(pk=diagnosis).update(dismissed=True)
+    refusal = _refused(request, trajectory)
+    if refusal:
+        messages.error(request, f"Nothing was dismissed: {refusal}")
+    else:
+        trajectory.diagnoses.filter(pk=diagnosis).update(dismissed=True)
     return redirect(trajectory.get_absolute_url())
 
 

@@ -144,3 +144,28 @@ def test_a_leads_decision_can_be_changed_only_by_a_lead(
     client.force_login(_make_user("lin-lead", "lead"))
     client.post(reverse("curation-trajectory-decide", args=[t.pk]), {"decision": "approved"})
     assert ReviewDecision.objects.count() == 2
+
+
+def test_another_reviewer_cannot_resolve_comments_while_someone_holds_the_lock(
+    client_for, held, lead, second_reviewer
+):
+    from curation.models import Comment
+
+    comment = Comment.objects.create(trajectory=held, step_index=0, text="check this", author=lead)
+    client = client_for(second_reviewer)
+    client.post(reverse("curation-comment-resolve", args=[held.pk, comment.pk]))
+    comment.refresh_from_db()
+    assert comment.is_open
+
+
+def test_another_reviewer_cannot_dismiss_suggestions_while_someone_holds_the_lock(
+    client_for, held, second_reviewer
+):
+    from curation.models import Diagnosis, ModelEndpoint
+
+    endpoint = ModelEndpoint.objects.create(name="judge", backend="openai", model="m")
+    suggestion = Diagnosis.objects.create(trajectory=held, endpoint=endpoint, status="ok")
+    client = client_for(second_reviewer)
+    client.post(reverse("curation-suggestion-dismiss", args=[held.pk, suggestion.pk]))
+    suggestion.refresh_from_db()
+    assert not suggestion.dismissed
