@@ -364,6 +364,7 @@ def _free_port() -> int:
 
 
 _LOADED = re.compile(r"loaded CPU backend from (\S+)")
+_SYSTEM_INFO = re.compile(r"system_info: [^\n]*?\| (CPU : [^\n]*)")
 
 
 def smoke_test(
@@ -440,12 +441,15 @@ def _smoke_generate(proc: subprocess.Popen, port: int, log, timeout_s: float) ->
     seconds = time.monotonic() - started
     tokens = int(data.get("tokens_predicted") or 0)
     log.seek(0)
-    loaded = _LOADED.search(log.read())
+    output = log.read()
+    loaded = _LOADED.search(output)
+    info = _SYSTEM_INFO.search(output)  # what the loaded backend says it uses ("AVX512 = 1")
     if not tokens:
         return {"ok": False, "error": "the model generated no tokens"}
     return {"ok": True, "kind": "generation", "tokens": tokens,
             "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
-            "loaded": Path(loaded.group(1)).name if loaded else None}  # fmt: skip
+            "loaded": Path(loaded.group(1)).name if loaded else None,
+            "system_info": info.group(1).strip() if info else ""}  # fmt: skip
 
 
 # --- the whole thing ------------------------------------------------------------------------------

@@ -96,6 +96,9 @@ class Command(BaseCommand):
                 f"{record.instruction_sets} (built in {record.build_seconds:.0f} s; "
                 f"variants that passed: {', '.join(record.variants)})"
             )
+            info = (record.smoke.get(record.in_use) or {}).get("system_info")
+            if info:
+                self.stdout.write(f"  llama.cpp says {info}")
             self.stdout.write(f"  slots     {local_model.n_slots()} (CALM_LOCAL_MODEL_SLOTS)")
             if record.note:
                 self.stdout.write(self.style.WARNING(f"  note: {record.note}"))
