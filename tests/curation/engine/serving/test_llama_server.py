@@ -196,9 +196,8 @@ def _model_reason() -> str | None:
 @pytest.mark.skipif(_model_reason() is not None, reason=str(_model_reason()))
 @pytest.mark.timeout(300)
 def test_the_real_server_takes_ids_and_returns_ids_and_keeps_a_prefix_in_its_slot():
-    """Token ids in, token ids out, on the real llama-server with two slots; the ids it
-    returns are what it tokenizes its own text into, and a continuation of the same prefix
-    reuses the slot's cache."""
+    """Token ids in, token ids out, on the real llama-server with two slots, and a
+    continuation of a prefix after another request reuses the prefix's slot cache."""
     from curation.engine import GenerationRequest, load_backend
 
     spec = local_model.get_model()
@@ -233,7 +232,10 @@ def test_the_real_server_takes_ids_and_returns_ids_and_keeps_a_prefix_in_its_slo
         [first] = backend.generate([GenerationRequest(prompt, 8, temperature=0.0)])
         assert first.error is None and 1 <= len(first.token_ids) <= 8
         assert all(isinstance(i, int) for i in first.token_ids)
-        # The same prefix again, extended by what came back: the slot has it cached.
+        # Another problem comes in between; then the same prefix, extended by what came back:
+        # its slot still has it cached (the other request took the other slot).
+        other = post("/tokenize", {"content": "import pyomo.environ as pyo\nm = pyo."})["tokens"]
+        post("/completion", {"prompt": other, "n_predict": 2, "cache_prompt": True})
         again = post("/completion", {"prompt": prompt + first.token_ids, "n_predict": 1,
                                      "return_tokens": True, "cache_prompt": True})  # fmt: skip
         assert again["tokens"] and again["timings"]["cache_n"] >= len(prompt)
