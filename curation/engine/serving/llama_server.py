@@ -391,10 +391,11 @@ def smoke_test(
         output = proc.stdout + proc.stderr
         if proc.returncode != 0:
             return {"ok": False, "error": _death(proc.returncode, output)}
+        # llama-server loads its backends before its log is set up: the line shows only where
+        # a stand-in prints it. Exiting cleanly means the variant loaded and initialised.
         loaded = _LOADED.search(output)
-        if not loaded:
-            return {"ok": False, "error": "the server loaded no CPU backend"}
-        return {"ok": True, "kind": "devices", "loaded": Path(loaded.group(1)).name}
+        return {"ok": True, "kind": "devices",
+                "loaded": Path(loaded.group(1)).name if loaded else None}  # fmt: skip
     port = _free_port()
     argv = [str(server), "-m", str(model_path), "--host", "127.0.0.1", "--port", str(port),
             "-c", "512", "-np", "1", "-t", str(threads), "--no-warmup"]  # fmt: skip
@@ -406,6 +407,16 @@ def smoke_test(
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+
+
+def _mapped_cpu_backend(pid: int) -> str | None:
+    """The CPU backend file the running server has mapped (Linux), e.g. libggml-cpu-zen4.so."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return None
+    found = {Path(line.split()[-1]).name for line in maps.splitlines() if "libggml-cpu" in line}
+    return sorted(found)[0] if len(found) == 1 else None
 
 
 def _smoke_generate(proc: subprocess.Popen, port: int, log, timeout_s: float) -> dict:
@@ -440,6 +451,7 @@ def _smoke_generate(proc: subprocess.Popen, port: int, log, timeout_s: float) ->
         return {"ok": False, "error": f"the smoke generation failed: {exc}"}
     seconds = time.monotonic() - started
     tokens = int(data.get("tokens_predicted") or 0)
+    mapped = _mapped_cpu_backend(proc.pid)
     log.seek(0)
     output = log.read()
     loaded = _LOADED.search(output)
@@ -448,7 +460,7 @@ def _smoke_generate(proc: subprocess.Popen, port: int, log, timeout_s: float) ->
         return {"ok": False, "error": "the model generated no tokens"}
     return {"ok": True, "kind": "generation", "tokens": tokens,
             "tokens_per_s": round(tokens / seconds, 1) if seconds else None,
-            "loaded": Path(loaded.group(1)).name if loaded else None,
+            "loaded": mapped or (Path(loaded.group(1)).name if loaded else None),
             "system_info": info.group(1).strip() if info else ""}  # fmt: skip
 
 
