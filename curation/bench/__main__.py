@@ -3,6 +3,7 @@ python -m curation.bench calm [--problems 200] [--concurrency 32] [--in-flight 4
 python -m curation.bench loop [--benchmark NAME | --problems FILE] [--limit N]
                               [--max-interventions 3] [--reasoner embedded|URL[#model]|PATH]
                               [--intervener ...] [--json]
+python -m curation.bench serve [--url URL] [--compare URL[#model]] [--json] [--out FILE]
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     loop.add_argument(
         "--report", metavar="DIR", help="print the figures of a kept run (also one cut short)"
     )
+    serve = sub.add_parser("serve", help="the embedded model server's speed, side by side")
+    serve.add_argument("--url", help="a running server (default: start the embedded one)")
+    serve.add_argument("--compare", help="another server, URL[#model], measured the same way")
+    serve.add_argument("--decode-tokens", type=int, default=128)
+    serve.add_argument("--out", help="write the figures as JSON here")
+    serve.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
     # A throwaway var dir and database: a benchmark never writes into the real one. The loop
@@ -78,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     if args.which == "calm":
         from .calm import run
+
+        return run(args)
+    if args.which == "serve":
+        from .serve import run
 
         return run(args)
     if args.which == "loop":

@@ -128,14 +128,14 @@ def embedded_endpoint_values() -> dict | None:
         "role": ModelEndpoint.Role.BOTH,
         "base_url": local_model.base_url(),
         "model": model.name,
-        # llama.cpp takes text prompts only and drops special tokens when it detokenizes: the
-        # engine keeps token ids with the GGUF's own tokenizer.
+        # llama-server takes token ids and returns them (its native /completion); the GGUF's
+        # own tokenizer turns the problem into ids and the ids into text for the engine.
         "tokenizer": str(local_model.model_path(model)),
-        "concurrency": 1,
+        "concurrency": local_model.n_slots(),  # keep the server's slots full, no more
         "context_length": local_model.n_ctx(),
         "sampling": {"max_new_tokens": 3072, "temperature": 0.2, "code_timeout_s": 10},
         "extra": {
-            "token_prompts": False,
+            "completion_api": "llama.cpp",
             "stop_strings": ["\n```\n"],  # see the openai backend's docstring
             "request_timeout_s": 900,
         },

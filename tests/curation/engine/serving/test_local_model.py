@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from curation.engine.env import EnvError
-from curation.engine.serving import local_model
+from curation.engine.serving import llama_server, local_model
 from curation.engine.serving.local_model import ModelError, ModelSpec, Part
 
 
@@ -187,48 +187,77 @@ def test_model_choice_from_environment(monkeypatch, tmp_path):
 
 def test_server_command():
     argv = local_model.server_command(
+        "/cache/serve/llama-server",
         "/models/m.gguf",
         host="127.0.0.1",
         port=8081,
         n_threads=2,
         n_ctx=8192,
-        chat_format=None,
+        slots=4,
         alias="qwen2.5-coder-1.5b",
-        python="/venv/bin/python",
     )
-    assert argv[:3] == ["/venv/bin/python", "-m", "llama_cpp.server"]
-    options = dict(zip(argv[3::2], argv[4::2], strict=True))
+    assert argv[0] == "/cache/serve/llama-server"
+    options = dict(zip(argv[1:17:2], argv[2:17:2], strict=True))
     assert options == {
         "--model": "/models/m.gguf",
-        "--model_alias": "qwen2.5-coder-1.5b",
+        "--alias": "qwen2.5-coder-1.5b",
         "--host": "127.0.0.1",
         "--port": "8081",
-        "--n_threads": "2",
-        "--n_threads_batch": "2",
-        "--n_ctx": "8192",
-        "--logits_all": "False",  # the server's default (True) keeps n_ctx x vocab logits
-        "--verbose": "False",
+        "--threads": "2",
+        "--threads-batch": "2",
+        "--ctx-size": "32768",  # 8192 tokens for each of the 4 slots
+        "--parallel": "4",
     }
-    with_format = local_model.server_command("/m.gguf", chat_format="chatml", python="py")
-    assert with_format[-2:] == ["--chat_format", "chatml"]
-    assert with_format[with_format.index("--model_alias") + 1] == "m"
+    # Each slot its own context and prompt cache, continuous batching, no web page.
+    assert argv[17:] == ["--no-kv-unified", "--cont-batching", "--cache-prompt", "--no-webui"]
+    plain = local_model.server_command("/s/llama-server", "/m.gguf")
+    assert plain[plain.index("--alias") + 1] == "m" and plain[plain.index("--parallel") + 1] == "1"
+
+
+def _build(tmp_path) -> llama_server.ServerBuild:
+    return llama_server.ServerBuild(
+        directory=str(tmp_path / "serve"), source="0.3.36-x", cmake_args=[], baseline="x64",
+        variants=["haswell", "x64"], in_use="haswell", instruction_sets="AVX2",
+    )  # fmt: skip
 
 
 def test_command_for_reads_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("CALM_MODEL_CACHE", str(tmp_path))
     monkeypatch.setenv("CALM_LOCAL_MODEL_PORT", "9099")
     monkeypatch.setenv("CALM_LOCAL_MODEL_THREADS", "3")
-    argv = local_model.command_for(local_model.MODELS["qwen2.5-coder-0.5b"])
-    options = dict(zip(argv[3::2], argv[4::2], strict=False))
+    monkeypatch.setenv("CALM_LOCAL_MODEL_SLOTS", "2")
+    monkeypatch.setenv("CALM_LOCAL_MODEL_CTX", "4096")
+    build = _build(tmp_path)
+    argv = local_model.command_for(local_model.MODELS["qwen2.5-coder-0.5b"], build=build)
+    options = dict(zip(argv[1:17:2], argv[2:17:2], strict=True))
+    assert argv[0] == str(tmp_path / "serve" / "llama-server")
     assert options["--model"] == str(tmp_path / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf")
     assert options["--port"] == "9099"
-    assert options["--n_threads"] == "3"
-    assert options["--model_alias"] == "qwen2.5-coder-0.5b"
-    assert options["--logits_all"] == "False"
-    monkeypatch.setenv("CALM_LOCAL_MODEL_LOGPROBS", "1")
-    argv = local_model.command_for(local_model.MODELS["qwen2.5-coder-0.5b"])
-    assert argv[argv.index("--logits_all") + 1] == "True"
+    assert options["--threads"] == "3"
+    assert options["--parallel"] == "2" and options["--ctx-size"] == "8192"
+    assert options["--alias"] == "qwen2.5-coder-0.5b"
     assert local_model.base_url() == "http://127.0.0.1:9099/v1"
+
+
+def test_without_a_build_the_command_says_how_to_make_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("CALM_LLAMA_SERVER_CACHE", str(tmp_path / "nothing"))
+    assert local_model.server_build() is None
+    with pytest.raises(ModelError, match="prepare_model"):
+        local_model.command_for(local_model.MODELS["qwen2.5-coder-0.5b"])
+
+
+def test_slots_follow_cores_and_memory(monkeypatch):
+    gib = 1024**3
+    assert local_model.default_slots(2, 16 * gib) == 4  # two per CPU
+    assert local_model.default_slots(16, 64 * gib) == 8  # at most 8
+    assert local_model.default_slots(4, 2 * gib) == 2  # half of 2 GiB holds two slots
+    assert local_model.default_slots(4, 256 * 1024**2) == 1  # always one
+    assert local_model.default_slots(1, None) == 2  # memory unknown: CPUs decide
+    monkeypatch.setenv("CALM_LOCAL_MODEL_SLOTS", "3")
+    assert local_model.n_slots() == 3
+    monkeypatch.setenv("CALM_LOCAL_MODEL_SLOTS", "many")
+    with pytest.raises(EnvError, match="CALM_LOCAL_MODEL_SLOTS"):
+        local_model.n_slots()
 
 
 def test_wait_ready_times_out_and_notices_a_dead_server():
@@ -250,8 +279,8 @@ def _not_ready_reason() -> str | None:
         return "CALM_LOCAL_MODEL names no known model"
     if not local_model.is_prepared(model):
         return f"{model.name} is not prepared here (python manage.py prepare_model)"
-    if not local_model.llama_cpp_available():
-        return f"{local_model.LLAMA_CPP_REQUIREMENT} is not installed (prepare_model builds it)"
+    if not local_model.server_available():
+        return "llama-server is not built here (python manage.py prepare_model builds it)"
     return None
 
 
@@ -263,10 +292,12 @@ def test_smoke_real_server_answers_one_chat_completion():
         sock.bind(("127.0.0.1", 0))
         free_port = sock.getsockname()[1]
     argv = local_model.server_command(
+        local_model.server_build().server,
         local_model.model_path(model),
         port=free_port,
         n_threads=local_model.n_threads(),
         n_ctx=2048,
+        slots=2,
         alias=model.name,
     )
     proc = subprocess.Popen(

@@ -1,5 +1,5 @@
-"""The embedded model's build and its supervised server: build flags per CPU (simulated hosts),
-the smoke check, restarts with backoff, and a dead server named in a job's error. The servers
+"""The embedded model's supervised server: the host's CPU flags, the smoke check, restarts with
+backoff, and a dead server named in a job's error. The servers
 here are STUB SERVERS (small HTTP processes, not models) that crash the way llama.cpp did."""
 
 from __future__ import annotations
@@ -8,109 +8,23 @@ import json
 import os
 import signal
 import socket
-import stat
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from curation.engine.serving import llama_build
-from curation.engine.serving.llama_build import (
-    NATIVE,
-    SAFE,
-    BuildError,
-    Host,
-    cmake_args,
-    ensure_build,
-)
+from curation.engine.serving.llama_build import Host
 from curation.engine.serving.status import read_status, server_down_message
 from curation.engine.serving.supervisor import Supervisor, smoke_generate
 
-XEON_FLAGS = (
-    "fpu sse2 avx avx2 fma f16c bmi2 avx512f avx512bw avx512_bf16 avx512_vnni amx_tile "
-    "amx_int8 amx_bf16"
-)
-XEON = Host("x86_64", frozenset(XEON_FLAGS.split()))
-OLD_X86 = Host("x86_64", frozenset(["fpu", "sse2", "sse4_2", "avx"]))
-GRAVITON = Host("aarch64", frozenset(["fp", "asimd", "sve"]))
-
-
-# --- build flags ----------------------------------------------------------------------------------
-
-
-def test_the_safe_build_never_enables_native_only_instruction_sets():
-    args = cmake_args(SAFE, XEON)
-    assert "-DGGML_NATIVE=OFF" in args
-    for option in llama_build.X86_NATIVE_ONLY:
-        assert f"-D{option}=OFF" in args
-    assert not [a for a in args if ("AVX512" in a or "AMX" in a) and a.endswith("=ON")]
-    assert {"-DGGML_AVX2=ON", "-DGGML_FMA=ON", "-DGGML_F16C=ON"} <= set(args)
-
-
-def test_the_safe_build_enables_only_what_this_cpu_reports():
-    args = cmake_args(SAFE, OLD_X86)
-    assert "-DGGML_AVX=ON" in args and "-DGGML_AVX2=OFF" in args and "-DGGML_FMA=OFF" in args
-
-
-def test_arm_gets_the_generic_build_and_an_unknown_cpu_a_clear_refusal():
-    assert cmake_args(SAFE, GRAVITON) == ["-DLLAVA_BUILD=OFF", "-DGGML_NATIVE=OFF"]
-    with pytest.raises(BuildError, match=r"no safe llama\.cpp build is known for riscv64"):
-        cmake_args(SAFE, Host("riscv64", frozenset()))
-    assert "-DGGML_NATIVE=ON" in cmake_args(NATIVE, XEON)
+# --- the host ------------------------------------------------------------------------------------
 
 
 def test_it_reads_cpu_flags_from_cpuinfo():
     x86 = Host.detect("processor: 0\nflags\t\t: fpu avx2 avx512f\n", machine="x86_64")
     arm = Host.detect("processor: 0\nFeatures\t: fp asimd\n", machine="aarch64")
     assert "avx512f" in x86.flags and x86.is_x86 and arm.flags == {"fp", "asimd"}
-
-
-def test_a_failing_native_build_falls_back_to_the_safe_build_by_itself(tmp_path):
-    built, said = [], []
-
-    def build(requirement, args, directory):
-        built.append(args)
-        directory.mkdir(parents=True)
-        wheel = directory / "llama_cpp_python-0.3.36-py3-none-linux_x86_64.whl"
-        wheel.write_text("w")
-        return wheel
-
-    def smoke(model_path):  # the native build dies the way the Xeon's did
-        if "-DGGML_NATIVE=ON" in built[-1]:
-            return {"ok": False, "error": "the process died with signal 11 (SIGSEGV)"}
-        return {"ok": True, "tokens": 8, "tokens_per_s": 13.0}
-
-    record = ensure_build(tmp_path / "m.gguf", tmp_path, "llama-cpp-python==0.3.36", "0.3.36",
-                          variant=NATIVE, host=XEON, echo=said.append, build=build,
-                          install=lambda wheel, req: None, smoke=smoke)  # fmt: skip
-    assert record.variant == SAFE and "-DGGML_NATIVE=OFF" in record.cmake_args
-    assert "native llama.cpp build failed its smoke test" in record.note
-    assert "signal 11" in record.note
-    assert any("falling back to the safe build" in line for line in said)
-    assert llama_build.read_record(tmp_path).variant == SAFE
-
-
-def test_a_safe_build_that_cannot_generate_fails_loudly(tmp_path):
-    def build(requirement, args, directory):
-        directory.mkdir(parents=True)
-        (directory / "llama_cpp_python-x.whl").write_text("w")
-        return directory / "llama_cpp_python-x.whl"
-
-    with pytest.raises(BuildError, match=r"safe llama\.cpp build failed its smoke test.*no tokens"):
-        ensure_build(
-            tmp_path / "m.gguf", tmp_path, "r", "0.3.36", variant=SAFE, host=XEON,
-            echo=lambda line: None, build=build, install=lambda w, r: None,
-            smoke=lambda path: {"ok": False, "error": "the model generated no tokens"},
-        )  # fmt: skip
-
-
-def test_the_smoke_check_names_the_signal_that_killed_the_process(tmp_path):
-    crashing = tmp_path / "python"
-    crashing.write_text("#!/bin/sh\nkill -SEGV $$\n")
-    crashing.chmod(crashing.stat().st_mode | stat.S_IEXEC)
-    result = llama_build.smoke_test(tmp_path / "m.gguf", python=str(crashing), timeout_s=30)
-    assert result == {"ok": False, "error": "the process died with signal 11 (SIGSEGV)"}
 
 
 # --- a supervised stub server ---------------------------------------------------------------------
