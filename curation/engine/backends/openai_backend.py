@@ -431,12 +431,18 @@ class RemoteTokenizer:
 
 def load_tokenizer(path: str) -> Any:
     """A Hugging Face tokenizer from a folder, or from a GGUF file (llama.cpp's format; needs
-    the ``gguf`` package and takes ~20 s for a Qwen vocabulary, so a worker keeps it)."""
+    the ``gguf`` package and takes ~20 s for a Qwen vocabulary, so a worker keeps it). A GGUF's
+    tokenizer is corrected from its own metadata exactly as its trainable weights' tokenizer is
+    (``serving.trainable``): the ids the engine stores and the ids SFT trains on come from one
+    tokenizer, with one fingerprint."""
     from transformers import AutoTokenizer
 
     file = Path(path)
     if file.suffix == ".gguf":
-        return AutoTokenizer.from_pretrained(str(file.parent), gguf_file=file.name)
+        from ..serving.trainable import corrected_tokenizer, gguf_facts
+
+        loaded = AutoTokenizer.from_pretrained(str(file.parent), gguf_file=file.name)
+        return corrected_tokenizer(loaded, gguf_facts(file))
     return AutoTokenizer.from_pretrained(path)
 
 

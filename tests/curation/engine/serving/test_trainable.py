@@ -67,3 +67,18 @@ def test_a_file_that_is_not_a_gguf_is_named(tmp_path):
     bad.write_bytes(b"not a gguf")
     with pytest.raises(TrainableError, match="not a readable GGUF"):
         trainable_weights(bad)
+
+
+def test_the_tokenizer_fingerprint_of_the_served_gguf_equals_its_trainable_weights(tiny_gguf):
+    """The embedded endpoint reads its tokenizer from the GGUF; SFT of the trainable weights
+    checks the golden data's tokenizer fingerprint against the base model's: they must agree."""
+    from transformers import AutoTokenizer
+
+    from curation.engine.backends.openai_backend import load_tokenizer
+    from curation.engine.fingerprint import tokenizer_fingerprint
+
+    served = load_tokenizer(str(tiny_gguf))
+    trained = AutoTokenizer.from_pretrained(trainable_weights(tiny_gguf))
+    assert tokenizer_fingerprint(served) == tokenizer_fingerprint(trained)
+    assert served.eos_token == "<|im_end|>"
+    assert served("<think>x</think>")["input_ids"] == trained("<think>x</think>")["input_ids"]
