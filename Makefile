@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/calm_studio
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export PY
 
-.PHONY: run test setup setup-test lint format test-sqlite test-postgres bench clean
+.PHONY: run test setup setup-test lint format test-sqlite test-postgres bench clean flake-hunt
 
 # The app launches training runs too: the training stack (torch CPU, transformers, TRL) is
 # installed with the rest, as for the tests.
@@ -72,6 +72,14 @@ POSTGRES_SUITES ?= tests/calm_studio tests/curation tests/training tests/browser
 
 test-postgres: setup-test
 	TEST_REDIS_URL=$(TEST_REDIS_URL) REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(POSTGRES_SUITES) $(PYTEST_ARGS)
+
+# The browser and sandbox suites RUNS times, then RUNS times with every core busy (a CPU burner
+# the script starts and stops): per-run pass/fail counts and a summary; logs in var/flake-hunt.
+RUNS ?= 3
+flake-hunt: setup-test
+	@scripts/ensure-system-packages.sh
+	@REDIS_URL=$(TEST_REDIS_URL) scripts/ensure-redis.sh
+	TEST_REDIS_URL=$(TEST_REDIS_URL) REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL= RUNS=$(RUNS) scripts/flake-hunt.sh
 
 clean:
 	rm -rf $(VENV) var/test_* var/uploads

@@ -94,3 +94,9 @@ def test_a_wait_returns_what_it_waited_for_and_a_timeout_names_what_never_came()
     assert wait_for(lambda: next(seen), what="a row") == ["row"]
     with pytest.raises(AssertionError, match=r"waited 0.05 s for the pigs to fly; last seen: 0"):
         wait_for(lambda: 0, what="the pigs to fly", timeout=0.05)
+
+
+def test_every_test_has_a_time_limit_that_names_it(request):
+    # pytest-timeout, signal method: the hung test fails by name and the session goes on.
+    assert 0 < float(request.config.getini("timeout")) <= 300
+    assert request.config.getini("timeout_method") == "signal"
