@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/calm_studio
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 export PY
 
-.PHONY: run test setup setup-test lint format test-sqlite test-postgres bench clean llama-server
+.PHONY: run test setup setup-test lint format test-sqlite test-postgres bench clean llama-server flake-hunt
 
 # The app launches training runs too: the training stack (torch CPU, transformers, TRL) is
 # installed with the rest, as for the tests.
@@ -78,6 +78,14 @@ test-postgres: setup-test
 # build it; its real-server tests run where it is built and skip with the reason elsewhere.
 llama-server: setup
 	$(PY) -m curation.engine.serving.llama_server
+
+# The browser and sandbox suites RUNS times, then RUNS times with every core busy (a CPU burner
+# the script starts and stops): per-run pass/fail counts and a summary; logs in var/flake-hunt.
+RUNS ?= 3
+flake-hunt: setup-test
+	@scripts/ensure-system-packages.sh
+	@REDIS_URL=$(TEST_REDIS_URL) scripts/ensure-redis.sh
+	TEST_REDIS_URL=$(TEST_REDIS_URL) REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL= RUNS=$(RUNS) scripts/flake-hunt.sh
 
 clean:
 	rm -rf $(VENV) var/test_* var/uploads

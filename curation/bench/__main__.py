@@ -1,5 +1,6 @@
 """python -m curation.bench review [--steps 200] [--users 20] [--seconds 20] [--json]
 python -m curation.bench calm [--problems 200] [--concurrency 32] [--in-flight 48] [--json]
+python -m curation.bench rejudge [--benchmarks 5] [--problems 400] [--samples 8] [--json]
 python -m curation.bench loop [--benchmark NAME | --problems FILE] [--limit N]
                               [--max-interventions 3] [--reasoner embedded|URL[#model]|PATH]
                               [--intervener ...] [--json]
@@ -34,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     calm.add_argument("--in-flight", type=int, default=48)
     calm.add_argument("--delay", type=float, default=2.0, help="the slow endpoint's latency (s)")
     calm.add_argument("--json", action="store_true")
+    rejudge = sub.add_parser("rejudge", help="re-judging a stored evaluation under another rule")
+    rejudge.add_argument("--benchmarks", type=int, default=5)
+    rejudge.add_argument("--problems", type=int, default=400, help="per benchmark")
+    rejudge.add_argument("--samples", type=int, default=8, help="stored answers per problem")
+    rejudge.add_argument("--repeat", type=int, default=3)
+    rejudge.add_argument("--json", action="store_true")
     loop = sub.add_parser("loop", help="the CALM loop on real endpoints (the embedded model)")
     loop.add_argument("--benchmark", help="a file of the benchmarks folder, e.g. nl4opt")
     loop.add_argument("--problems", help="any file the importer reads (problems outside the bank)")
@@ -89,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     if args.which == "serve":
         from .serve import run
+
+        return run(args)
+    if args.which == "rejudge":
+        from .rejudge import run
 
         return run(args)
     if args.which == "loop":

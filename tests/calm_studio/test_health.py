@@ -6,11 +6,12 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 
 import pytest
 import redis
 from django.urls import reverse
+
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -45,12 +46,14 @@ def private_redis(tmp_path):
     )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
-    for _ in range(100):
+
+    def answers() -> bool:
         try:
-            client.ping()
-            break
+            return client.ping()
         except redis.ConnectionError:
-            time.sleep(0.05)
+            return False
+
+    wait_for(answers, what=f"the private redis-server on port {port} to answer", timeout=20)
     yield url, proc
     proc.kill()
     proc.wait()
@@ -65,12 +68,13 @@ def test_it_is_healthy_with_a_worker_on_every_queue(client_for, admin_user, live
     for queue in ("default", "sandbox", "gpu"):
         assert live_worker.worker_hostname in body["checks"]["workers"]["queues"][queue]["workers"]
     # The protections the worker's sandbox really has, for admins (probed once it is ready).
-    deadline = time.monotonic() + 60
-    while body["sandbox"][live_worker.worker_hostname]["ok"] is None:
-        assert time.monotonic() < deadline, body["sandbox"]
-        time.sleep(0.5)
+
+    def probed():
         body = client_for(admin_user).get(reverse("healthz")).json()
-    sandbox = body["sandbox"][live_worker.worker_hostname]
+        mine = body["sandbox"][live_worker.worker_hostname]
+        return mine if mine["ok"] is not None else None
+
+    sandbox = wait_for(probed, what="the worker's sandbox probe", timeout=60, every=0.5)
     assert sandbox["ok"] is True
     assert {"seccomp", "sysv_ipc_denied", "wall_deadline"} <= set(sandbox["protections"])
     assert set(sandbox["minimum"]) <= set(sandbox["protections"])

@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -83,10 +82,7 @@ def test_it_stops_a_worker_that_a_failing_test_started(tmp_path):
     assert found, inner.stdout[-3000:] + inner.stderr[-3000:]
     assert inner.returncode == 1 and "failing on purpose" in inner.stdout
     pid, hostname = int(found.group(1)), found.group(2)
-    deadline = time.monotonic() + 10
-    while _running(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _running(pid)
+    wait_for(lambda: not _running(pid), what=f"the probe's worker (pid {pid}) to stop")
     leftovers = subprocess.run(
         ["pgrep", "-f", hostname.split("@")[0]], capture_output=True, text=True, check=False
     )
@@ -98,3 +94,9 @@ def test_a_wait_returns_what_it_waited_for_and_a_timeout_names_what_never_came()
     assert wait_for(lambda: next(seen), what="a row") == ["row"]
     with pytest.raises(AssertionError, match=r"waited 0.05 s for the pigs to fly; last seen: 0"):
         wait_for(lambda: 0, what="the pigs to fly", timeout=0.05)
+
+
+def test_every_test_has_a_time_limit_that_names_it(request):
+    # pytest-timeout, signal method: the hung test fails by name and the session goes on.
+    assert 0 < float(request.config.getini("timeout")) <= 300
+    assert request.config.getini("timeout_method") == "signal"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 
 import pytest
@@ -12,17 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from curation.models import Job, Problem
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_an_import_confirmed_in_the_browser_runs_on_the_worker(live_worker, client_for, lead):
@@ -38,10 +29,12 @@ def test_an_import_confirmed_in_the_browser_runs_on_the_worker(live_worker, clie
     job = Job.objects.get()
     assert job.task_id  # sent on commit, id stored for revoke
 
-    assert wait_for(lambda: Job.objects.get(pk=job.pk).status == Job.Status.SUCCEEDED), (
-        Job.objects.get(pk=job.pk).error
+    job = wait_for(
+        Job.objects.exclude(status__in=Job.ACTIVE).filter(pk=job.pk).first,
+        what="the import job to finish",
+        timeout=30,
     )
-    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
     assert job.worker == live_worker.worker_hostname
     assert (job.progress_done, job.progress_total) == (40, 40)
     assert Problem.objects.filter(benchmark__name="Round trip").count() == 40

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 
@@ -14,22 +13,15 @@ from curation.services.hints import hint_insert
 from curation.services.jobs import jobs_reap
 from curation.services.trajectories import trajectories_generate
 from tests.conftest import start_worker, stop_worker
+from tests.polling import wait_for
 
 ANSWER = "Done.</think>\nThe answer is \\boxed{4100}."
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def wait_for(predicate, timeout=60.0, every=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
-
-
-def job_status(job) -> str:
-    return Job.objects.get(pk=job.pk).status
+def finished(job) -> Job | None:
+    """The job once it has left the queue (succeeded, failed or cancelled)."""
+    return Job.objects.exclude(status__in=Job.ACTIVE).filter(pk=job.pk).first()
 
 
 def test_a_hint_branch_is_generated_by_the_gpu_worker(live_worker, problem, tiny_model_path):
@@ -38,10 +30,12 @@ def test_a_hint_branch_is_generated_by_the_gpu_worker(live_worker, problem, tiny
         sampling={"temperature": 0.0, "max_new_tokens": 60}, extra={"device": "cpu"},
     )  # fmt: skip
     job = trajectories_generate(problems=[problem], endpoint=reasoner)
-    assert wait_for(lambda: job_status(job) == "succeeded", 90), Job.objects.get(pk=job.pk).error
+    done = wait_for(lambda: finished(job), what="the generation job to finish", timeout=90)
+    assert done.status == "succeeded", done.error
     parent = Trajectory.objects.get(job=job)
     hint = hint_insert(trajectory=parent, step_index=0, text="Let me write the model in Pyomo.")
-    assert wait_for(lambda: job_status(hint.job) == "succeeded", 90), hint.job.error
+    done = wait_for(lambda: finished(hint.job), what="the hint's job to finish", timeout=90)
+    assert done.status == "succeeded", done.error
     hint.refresh_from_db()
     assert hint.branch.parent == parent and hint.branch.n_hint_tokens > 0
     assert Job.objects.get(pk=hint.job_id).worker == live_worker.worker_hostname
@@ -59,7 +53,7 @@ def test_a_killed_worker_leaves_no_partial_trajectory_and_the_job_resumes_once(
     try:
         first, _ = start_worker(test_database_url, JOB_HEARTBEAT_S="0.5")
         job = trajectories_generate(problems=[problem], endpoint=slow, samples=4)
-        assert wait_for(lambda: Trajectory.objects.filter(job=job).exists(), 60)
+        wait_for(Trajectory.objects.filter(job=job).exists, what="a first trajectory", timeout=60)
         os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool children, mid-job
         first.wait()
         saved = list(Trajectory.objects.filter(job=job))
@@ -70,8 +64,9 @@ def test_a_killed_worker_leaves_no_partial_trajectory_and_the_job_resumes_once(
         try:
             # Beat's reaper notices the silent job and puts it back in the queue.
             settings.JOB_STALE_AFTER_S = 2
-            assert wait_for(lambda: jobs_reap()["requeued"] == 1, 30)
-            assert wait_for(lambda: job_status(job) == "succeeded", 90)
+            wait_for(lambda: jobs_reap()["requeued"] == 1, what="the reaper to requeue", timeout=30)
+            done = wait_for(lambda: finished(job), what="the resumed job to finish", timeout=90)
+            assert done.status == "succeeded", done.error
         finally:
             stop_worker(second)
         job.refresh_from_db()
@@ -109,7 +104,7 @@ def test_a_batch_whose_worker_is_killed_resumes_where_it_was_and_duplicates_noth
                              config={"samples_per_problem": 4, "concurrency": 1,
                                      "intervener_mode": "llm"})  # fmt: skip
         started = BatchItem.objects.filter(batch=batch).exclude(phase="generate")
-        assert wait_for(started.exists, 60)
+        wait_for(started.exists, what="an item past generation", timeout=60)
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
         assert Batch.objects.get(pk=batch.pk).status == "running"
@@ -117,8 +112,13 @@ def test_a_batch_whose_worker_is_killed_resumes_where_it_was_and_duplicates_noth
         second, _ = start_worker(test_database_url, JOB_STALE_AFTER_S="2")
         try:
             settings.JOB_STALE_AFTER_S = 2
-            assert wait_for(lambda: batches_tick() == 1, 30)  # beat restarts the driver
-            assert wait_for(lambda: Batch.objects.get(pk=batch.pk).status == "done", 90)
+            # beat restarts the driver
+            wait_for(lambda: batches_tick() == 1, what="a tick to restart the driver", timeout=30)
+            wait_for(
+                lambda: Batch.objects.get(pk=batch.pk).status == "done",
+                what="the batch to finish",
+                timeout=90,
+            )
         finally:
             stop_worker(second)
         items = BatchItem.objects.filter(batch=batch)

@@ -57,6 +57,6 @@ def assert_pool_healthy(pool: SandboxPool) -> SandboxResult:
     assert result.stdout.strip() == f"OBJECTIVE_VALUE: {NORMAL_OBJECTIVE}"
     assert result.stderr == ""
     if pool.runs_as_slot_uids:
-        pool.wait_idle()
+        assert pool.wait_idle(), "the slot never came back"
         assert slot_processes(pool) == []
     return result

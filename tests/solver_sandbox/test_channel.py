@@ -144,11 +144,11 @@ def test_it_gives_harness_error_for_deeply_nested_json_forged_inside_the_job(poo
 def test_it_kills_a_flood_on_the_result_channel_within_the_timeout(pool):
     result = pool.run(
         "import os\nchunk = b'x' * 65536\nwhile True:\n    os.write(3, chunk)",
-        limits=Limits(timeout_s=10),
+        limits=Limits(timeout_s=60),
     )
     assert result.status == Status.HARNESS_ERROR
     assert "flooded" in result.detail
-    assert result.wall_ms < 5000  # killed at the cap, not drained until the deadline
+    assert result.wall_ms < 30_000  # killed at the cap, not drained until the deadline
     assert_pool_healthy(pool)
 
 

@@ -64,7 +64,7 @@ def test_it_still_contains_a_fork_bomb_and_escaped_processes_without_bwrap(bare_
         limits=Limits(timeout_s=1.5),
     )
     assert result.status in (Status.TIMEOUT, Status.CPU_LIMIT)
-    bare_pool.wait_idle()
+    assert bare_pool.wait_idle(), "the slot never came back"
     assert slot_processes(bare_pool) == []
     assert_pool_healthy(bare_pool)
 

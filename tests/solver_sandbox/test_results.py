@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -276,8 +277,9 @@ def test_it_runs_concurrent_callers(pool):
 
 
 def test_it_reports_resources_and_protections(pool):
+    started = time.monotonic()
     result = pool.run(NORMAL_JOB)
-    assert 0 < result.wall_ms < 5000
+    assert 0 < result.wall_ms <= (time.monotonic() - started) * 1000  # measured, not made up
     assert result.cpu_ms > 0
     assert result.max_rss_mb > 10
     assert {"rlimits", "seccomp", "wall_deadline", "output_cap"} <= set(result.protections)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from tests.polling import wait_for
 from tests.solver_sandbox.sandbox_helpers import NORMAL_JOB, NORMAL_OBJECTIVE
 
 
@@ -75,10 +74,11 @@ def test_a_worker_below_the_minimum_protections_takes_no_sandbox_work(
 
     proc, hostname = start_worker(test_database_url, PATH="/nonexistent-calm-path")  # no bwrap
     try:
-        deadline = time.monotonic() + 30
-        while hostname not in live_workers(redis_client()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        payload = live_workers(redis_client())[hostname]
+        payload = wait_for(
+            lambda: live_workers(redis_client()).get(hostname),
+            what=f"worker {hostname} to announce itself",
+            timeout=30,
+        )
         assert "sandbox" not in payload["queues"] and "default" in payload["queues"]
         assert payload["sandbox"]["ok"] is False
         assert "no bubblewrap" in payload["sandbox"]["refused"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -69,8 +68,9 @@ def test_it_refuses_to_rejudge_under_the_same_or_an_unknown_rule_or_while_runnin
         evaluation_rejudge(run=finished_eval, rule="orlm")
 
 
-def test_it_rejudges_a_benchmark_sized_evaluation_in_seconds(finished_eval):
-    # Five benchmarks of 400 problems with 8 stored answers each: 16,000 answers.
+def test_it_rejudges_a_benchmark_sized_evaluation(finished_eval):
+    # Five benchmarks of 400 problems with 8 stored answers each: 16,000 answers. How long it
+    # takes is measured by `python -m curation.bench rejudge`, not asserted here.
     sample = {
         "final_answer": {"text": "101", "value": 101.0, "kind": "value", "source": "boxed"},
         "outcome": "wrong",
@@ -89,14 +89,10 @@ def test_it_rejudges_a_benchmark_sized_evaluation_in_seconds(finished_eval):
             run=finished_eval, benchmark=name, rule="sirl", rule_label="sirl", problems=400,
             samples=3200, pass_at_1=0.0, answers=problems,
         )  # fmt: skip
-    started = time.perf_counter()
     scores = evaluation_rejudge(run=finished_eval, rule="orlm")
-    elapsed = time.perf_counter() - started
     assert {s.benchmark: s.pass_at_1 for s in scores} == {
         "Toy": pytest.approx(2 / 3), **{n: 1.0 for n in "ABCDE"}}  # fmt: skip
-    assert elapsed < 5.0, f"re-judging 16,000 answers took {elapsed:.1f} s"
     assert own.answers  # the stored answers were read, not replaced
-    print(f"re-judged {5 * 3200 + 6} answers in {elapsed:.2f} s")
 
 
 def test_results_json_keeps_the_answers_the_scores_store(finished_eval):

@@ -7,9 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from tests.polling import wait_for
 from training.scripts.runtime import CONFIG_NAME, read_events
 
 REPO = Path(__file__).resolve().parents[3]
@@ -27,11 +27,15 @@ def test_sigterm_stops_sft_with_a_checkpoint_and_exit_0(tmp_path, tiny_model_pat
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if metrics.exists() and any(e["event"] == "step" for e in read_events(metrics)):
-                break
-            time.sleep(0.1)
+        wait_for(
+            lambda: (
+                proc.poll() is not None
+                or (metrics.exists() and any(e["event"] == "step" for e in read_events(metrics)))
+            ),
+            what="a first training step (or the script's exit)",
+            timeout=120,
+            every=0.1,
+        )
         assert proc.poll() is None, proc.stderr.read()
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=120)
