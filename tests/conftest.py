@@ -269,3 +269,31 @@ def tiny_model_path(tmp_path_factory) -> Path:
     from tests.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen3") / "model")
+
+
+@pytest.fixture
+def sandbox_without_bubblewrap(tmp_path, monkeypatch):
+    """A host where the solver sandbox cannot start: bubblewrap is not on PATH (the rest of
+    /usr/bin and friends is), as on a GPU host without it. The process-wide pool is restarted
+    so it meets this host, and again afterwards. No code under test is replaced."""
+    import os
+
+    import solver_sandbox
+    from solver_sandbox import isolation
+
+    bin_dir = tmp_path / "bin-without-bwrap"
+    bin_dir.mkdir()
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if not folder or not os.path.isdir(folder):
+            continue
+        for name in os.listdir(folder):
+            link = bin_dir / name
+            if name != "bwrap" and not link.exists():
+                link.symlink_to(os.path.join(folder, name))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    solver_sandbox.shutdown_default_pool()
+    isolation.bwrap_problem.cache_clear()
+    yield
+    monkeypatch.undo()
+    solver_sandbox.shutdown_default_pool()
+    isolation.bwrap_problem.cache_clear()

@@ -33,13 +33,20 @@ from .rollout import (
     rollout_many,
     token_offset_for_char,
 )
-from .sandbox import run_in_sandbox
+from .sandbox import (
+    INFRASTRUCTURE,
+    SandboxUnavailableError,
+    is_infrastructure_failure,
+    run_in_sandbox,
+    sandbox_check,
+)
 from .tokens import Tag, TaggedTokens
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
     "DEFAULT_TAXONOMY",
     "HINT_TEMPLATES",
+    "INFRASTRUCTURE",
     "REPETITION",
     "Backend",
     "BackendError",
@@ -53,6 +60,7 @@ __all__ = [
     "Prompts",
     "Rollout",
     "RolloutConfig",
+    "SandboxUnavailableError",
     "Step",
     "Tag",
     "TaggedTokens",
@@ -63,12 +71,14 @@ __all__ = [
     "cut_offset",
     "diagnose",
     "extract_final_answer",
+    "is_infrastructure_failure",
     "judge",
     "load_backend",
     "quote_offset",
     "rollout",
     "rollout_many",
     "run_in_sandbox",
+    "sandbox_check",
     "split_steps",
     "think_prefix_for",
     "token_offset_for_char",

@@ -29,6 +29,13 @@ _NO_OPTIMUM_RE = re.compile(
 _NUMBER_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _FRAC_RE = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 _THOUSANDS_RE = re.compile(r"(?<=\d)[,\s](?=\d{3}(?!\d))")
+# "1.5 \times 10^{4}", "1.5 \cdot 10^4", "1.5 × 10^4", "1.5*10**4": scientific notation as written
+_TIMES_TEN_RE = re.compile(
+    r"(\d+(?:\.\d*)?|\.\d+)\s*(?:\\times|\\cdot|×|·|\*)\s*10\s*(?:\^|\*\*)\s*"
+    r"(?:\{\s*([-+]?\d+)\s*\}|([-+]?\d+))"
+)
+# "(x = 3)" after a value is an annotation (where the optimum is), not the value.
+_ASSIGNMENT_ASIDE_RE = re.compile(r"\([^()]*=[^()]*\)")
 
 
 @dataclass
@@ -91,12 +98,17 @@ def last_boxed(text: str) -> str | None:
 
 def parse_number(text: str) -> float | None:
     """The number an answer states: ``\\frac{a}{b}``, ``1,500``, ``$1500``, ``1500 dollars``,
-    ``x = 3, z = 1500`` (the value after the last ``=``), ``2.5e3``, ``45\\%`` (→ 45)."""
+    ``x = 3, z = 1500`` (the value after the last ``=``), ``1500 (x = 3)`` (an aside in
+    parentheses is not the value), ``2.5e3``, ``1.5 \\times 10^{4}``, ``45\\%`` (→ 45)."""
     s = text.replace("\\$", "").replace("$", "").replace("\\,", "").replace("\\!", "")
     s = s.replace("\\left", "").replace("\\right", "").replace("−", "-")
     s = re.sub(r"\\(?:text|mathrm|textbf|mathbf)\s*\{([^{}]*)\}", r" \1 ", s)
     s = _FRAC_RE.sub(lambda m: f"({m.group(1)})/({m.group(2)})", s)
+    s = _times_ten(s)
     s = _THOUSANDS_RE.sub("", s)
+    stripped = _ASSIGNMENT_ASIDE_RE.sub(" ", s)
+    if _NUMBER_RE.search(stripped):  # "1500 (x = 3)" states 1500; "(x = 3)" alone states 3
+        s = stripped
     for sep in ("=", "\\approx", "≈"):
         if sep in s:
             s = s.rsplit(sep, 1)[1]
@@ -116,15 +128,31 @@ def parse_number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _times_ten(s: str) -> str:
+    """``1.5 \\times 10^{4}`` → ``1.5e4`` (every form ``_TIMES_TEN_RE`` knows)."""
+    return _TIMES_TEN_RE.sub(lambda m: f"{m.group(1)}e{m.group(2) or m.group(3)}", s)
+
+
+_OUTPUT_BLOCK_END_RE = re.compile(r"```output\n.*?```[^\n]*\n?", re.DOTALL)
+
+
+def final_step_of_text(text: str) -> str:
+    """The final step of a response known only as text: what follows the last ```output block
+    (the engine knows its steps from token tags; a text has only its fences), else all of it."""
+    ends = [m.end() for m in _OUTPUT_BLOCK_END_RE.finditer(text)]
+    return text[ends[-1] :] if ends else text
+
+
 def _answer_region(text: str, final_step: str | None) -> str:
     """Where a stated answer may stand: after ``</think>``; a trajectory that never closed its
-    thought has its final step (the text after the last code output) as its last words; with
-    no step information, a model that does not think answers in the open."""
+    thought has its final step (the text after the last code output) as its last words (read
+    from the text when the caller does not know its steps); a model that does not think
+    answers in the open."""
     if "</think>" in text:
         return text.rsplit("</think>", 1)[1]
     if final_step is not None:
         return final_step
-    return "" if "<think>" in text else text
+    return final_step_of_text(text)
 
 
 def extract_final_answer(
@@ -134,11 +162,15 @@ def extract_final_answer(
     final_step: str | None = None,
     credit_sandbox: bool = False,
 ) -> FinalAnswer | None:
-    """The final answer of a completion: the last ``\\boxed{}`` after the reasoning (after
-    ``</think>``, or in ``final_step`` when the thought was never closed). Only with
-    ``credit_sandbox`` does the objective of the last optimal solve in ``results`` stand in
-    for an answer the model never stated. None when there is no answer: a trajectory cut at
-    its budget before it boxed anything has none."""
+    """THE decision of what a response answered, used by the engine for every rollout (so by
+    curation, evaluation and the GRPO reward, which take the rollout's result and never read
+    the text again) and by ``manage.py judge --response``.
+
+    The stated answer is the last ``\\boxed{}`` after the reasoning: after ``</think>``, or in
+    the final step (the text after the last code output) when the thought was never closed.
+    Only with ``credit_sandbox`` does the objective of the last optimal solve in ``results``
+    stand in for an answer the model never stated. None when there is no answer: a trajectory
+    cut at its budget before it boxed anything has none, and scores 0."""
     boxed = last_boxed(_answer_region(text, final_step))
     if boxed is not None:
         if no_solution_kind(boxed):

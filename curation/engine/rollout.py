@@ -29,7 +29,13 @@ from .format import (
     truncate_output,
 )
 from .prompts import AUTO, REASONER_SYSTEM_PROMPT, Prompts, think_prefix_for
-from .sandbox import RunCode, run_in_sandbox
+from .sandbox import (
+    INFRASTRUCTURE,
+    RunCode,
+    infrastructure_reason,
+    is_infrastructure_failure,
+    run_in_sandbox,
+)
 from .tokens import Tag, TaggedTokens
 
 log = logging.getLogger(__name__)
@@ -77,7 +83,9 @@ class Rollout:
     steps: list[Step]
     results: list[dict[str, Any] | None]  # sandbox result per code block (None: unknown)
     final_answer: FinalAnswer | None
-    finish_reason: str  # "eos", "budget", "context", "error"
+    # "eos", "budget", "context", "error" (the endpoint), "repetition", "infrastructure" (the
+    # sandbox could not run code: not the model's doing; ``error`` says why)
+    finish_reason: str
     text: str
     wall_ms: float
     code_calls: int = 0
@@ -88,6 +96,11 @@ class Rollout:
     # prompt differently from the stored ids): shown on the trajectory.
     warnings: list[dict[str, Any]] = field(default_factory=list)
     sandbox_objective: float | None = None  # the last optimal solve's objective, shown beside
+
+    @property
+    def infrastructure_failed(self) -> bool:
+        """Stopped because the sandbox could not run code: no verdict on the model."""
+        return self.finish_reason == INFRASTRUCTURE
 
     @property
     def counts(self) -> dict[str, int]:
@@ -470,6 +483,11 @@ def _run_pending_code(backend, live, config, run_code, pool) -> None:
             except Exception as exc:  # a run_code that raises is a harness error, not a crash
                 result = {"status": "harness_error", "stdout": "", "stderr": "",
                           "detail": f"{type(exc).__name__}: {exc}"}  # fmt: skip
+            if is_infrastructure_failure(result):
+                # The sandbox failed, not the code: the model is never shown the error, the
+                # call is not counted as the model's, and the trajectory stops here.
+                seq.finish, seq.error = INFRASTRUCTURE, infrastructure_reason(result)
+                continue
             seq.code_calls += 1
             if result.get("status") != "ok":
                 seq.failed += 1

@@ -207,8 +207,21 @@ def batch_advance(*, batch_id: int) -> bool:
     return remaining and bool(items)
 
 
+def rollout_failure(rollout) -> Exception:
+    """Why a rollout gave no trajectory: the sandbox could not run code (infrastructure) or
+    the endpoint failed; never a model result."""
+    if rollout.infrastructure_failed:
+        return engine.SandboxUnavailableError(rollout.error)
+    return engine.BackendError(rollout.error)
+
+
 def _fail(items: list[BatchItem], exc: Exception, *, final: bool) -> None:
-    kind = "endpoint" if isinstance(exc, engine.BackendError) else type(exc).__name__
+    if isinstance(exc, engine.SandboxUnavailableError):
+        kind = "infrastructure"  # the sandbox failed, not the model: shown apart on the batch
+    elif isinstance(exc, engine.BackendError):
+        kind = "endpoint"
+    else:
+        kind = type(exc).__name__
     for item in items:
         # A transient failure puts the item back for a later round, up to the attempts cap.
         give_up = final or item.attempts >= settings.JOB_MAX_ATTEMPTS
@@ -238,7 +251,7 @@ def _generate(batch: Batch, items: list[BatchItem]) -> None:
     rollouts = engine.rollout_many(backend, [i.problem.question for i in items], config)
     for item, rollout in zip(items, rollouts, strict=True):
         if rollout.error:
-            _fail([item], engine.BackendError(rollout.error), final=False)
+            _fail([item], rollout_failure(rollout), final=False)
             continue
         with transaction.atomic():
             trajectory = trajectory_from_rollout(
@@ -322,7 +335,7 @@ def _intervene(batch: Batch, items: list[BatchItem]) -> None:
         results = list(pool.map(branch, ready))
     for item, (rollout, offset, char_offset, note) in zip(ready, results, strict=True):
         if rollout.error:
-            _fail([item], engine.BackendError(rollout.error), final=False)
+            _fail([item], rollout_failure(rollout), final=False)
             continue
         parent, diagnosis = item.trajectory, item.pending_diagnosis
         with transaction.atomic():

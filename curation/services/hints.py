@@ -125,7 +125,9 @@ def hinted_branch_save(
     its continuation ran; a second delivery that finds it already branched returns that
     branch) or ``new_hint`` (the fields of an automated hint, stored with its branch).
     ``answer_rule``: ``{"rule", "tolerance"}`` (a batch's), else the settings'."""
-    if rollout.error:
+    if rollout.error:  # the endpoint, or the sandbox (infrastructure): no branch is stored
+        if rollout.infrastructure_failed:
+            raise engine.SandboxUnavailableError(rollout.error)
         raise engine.BackendError(rollout.error)
     step_index = hint.step_index if hint is not None else new_hint["step_index"]
     with transaction.atomic():

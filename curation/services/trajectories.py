@@ -171,8 +171,9 @@ def generate_job_run(*, job_id: int, worker: str) -> Job | None:
                 )
                 for (index, problem), rollout in zip(chunk, rollouts, strict=True):
                     if rollout.error:
-                        # The endpoint failed (after its own retries): not a model result, so
-                        # nothing is stored; a retry of the job generates what is missing.
+                        # The endpoint failed (after its own retries), or the sandbox could not
+                        # run code (rollout.error starts "infrastructure:"): not a model
+                        # result, so nothing is stored; a retry generates what is missing.
                         errors.append(f"{problem.external_id}: {rollout.error}")
                         continue
                     _save_generated(job, index, problem, endpoint, rollout, config)

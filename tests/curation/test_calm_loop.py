@@ -252,3 +252,21 @@ def test_golden_candidates_can_be_reviewed_on_their_own(problem, endpoints, clie
     assert [t.pk for t in response.context["page"]] == [candidate.pk]
     everything = client_for(reviewer).get(reverse("curation-review-queue"))
     assert everything.context["page"].paginator.count == 2  # the root is reviewable too
+
+
+def test_a_sandbox_that_cannot_start_fails_the_item_as_infrastructure_not_the_model(
+    problem, endpoints, tiny_model_path, sandbox_without_bubblewrap
+):
+    _, make_intervener = endpoints
+    reasoner = ModelEndpoint.objects.create(
+        name="scripted-reasoner", backend="scripted", model=str(tiny_model_path),
+        extra={"completions": ["Solve.\n```python\nprint('OBJECTIVE_VALUE: 4100')\n```\nDone."]},
+    )  # fmt: skip
+    batch = batch_create(name="b", problems=[problem], reasoner=reasoner,
+                         intervener=make_intervener([["", json.dumps(CLEAN)]]),
+                         enqueue=False)  # fmt: skip
+    batch_advance(batch_id=batch.pk)
+    item = BatchItem.objects.get(batch=batch)
+    assert item.error_kind == "infrastructure" and item.trajectory is None
+    assert "bwrap not installed" in item.error and item.outcome != "wrong_flawless"
+    assert not FlawLabel.objects.exists()  # nothing was diagnosed

@@ -193,3 +193,36 @@ def test_token_and_chat_exports_load_with_datasets_and_mask_token_by_token(
     conversation = datasets.load_dataset("json", data_files=str(chat), split="train")[0]
     assert [m["role"] for m in conversation["messages"]] == ["user", "assistant"]
     assert "```output" in conversation["messages"][1]["content"]
+
+
+CODE_TURN = "Let me solve it.\n```python\nprint('OBJECTIVE_VALUE: 4100')\n```\nSo \\boxed{4100}."
+
+
+def test_a_sandbox_that_cannot_start_fails_the_job_with_the_infrastructure_reason(
+    problem, tiny_model_path, sandbox_without_bubblewrap, taxonomy
+):
+    """Generation and continuation both: the job fails saying the sandbox could not run code
+    (not that the model was wrong), and no trajectory or branch is stored."""
+    reasoner = scripted(tiny_model_path, completions=[CODE_TURN])
+    job = trajectories_generate(problems=[problem], endpoint=reasoner, enqueue=False)
+    done = generate_job_run(job_id=job.pk, worker="t")
+    assert done.status == Job.Status.FAILED
+    assert "infrastructure: the solver sandbox could not run code" in done.error
+    assert "bwrap not installed" in done.error
+    assert not Trajectory.objects.exists()
+
+
+def test_a_continuation_whose_sandbox_cannot_start_fails_as_infrastructure(
+    problem, tiny_model_path, sandbox_without_bubblewrap
+):
+    reasoner = scripted(tiny_model_path, completions=["No code here. \\boxed{1}", "more"])
+    job = trajectories_generate(problems=[problem], endpoint=reasoner, enqueue=False)
+    assert generate_job_run(job_id=job.pk, worker="t").status == Job.Status.SUCCEEDED
+    parent = Trajectory.objects.get(job=job)  # no code ran: the sandbox was not needed
+    hint = hint_insert(trajectory=parent, step_index=0, char_offset=0, text=CODE_HINT,
+                       endpoint=reasoner, enqueue=False)  # fmt: skip
+    done = continue_job_run(job_id=hint.job_id, worker="t")
+    assert done.status == Job.Status.FAILED
+    assert done.error.startswith("SandboxUnavailableError: infrastructure:")
+    hint.refresh_from_db()
+    assert hint.branch is None

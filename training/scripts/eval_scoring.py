@@ -2,8 +2,10 @@
 calls it while sampling, and re-judging a finished evaluation calls it again on the stored
 answers under another answer rule (no model, no sandbox, no trajectory touched).
 
-Per sample: an outcome (correct / wrong / no_answer / endpoint_error) under the rule. Per
-problem: pass@1 as the mean over its k samples, and any-of-k (CoRT's and ORLM's "pass@k": one
+Per sample: an outcome (correct / wrong / no_answer / endpoint_error / infrastructure) under
+the rule. A sample the sandbox failed (infrastructure: it could not run code) says nothing of
+the model: it is counted apart and left out of every figure. Per problem: pass@1 as the mean
+over its k scored samples, and any-of-k (CoRT's and ORLM's "pass@k": one
 correct sample is enough). Per benchmark: the means of both, the figure the evaluation's mode
 names, the outcome counts, and, when samples stated confidences, the Brier score.
 """
@@ -44,7 +46,8 @@ def paper_numbers(benchmark: str) -> dict[str, float] | None:
 
 
 MODES = {"mean": "pass@1, mean over k samples", "any": "any of k samples correct"}
-OUTCOMES = ("correct", "wrong", "no_answer", "endpoint_error")
+OUTCOMES = ("correct", "wrong", "no_answer", "endpoint_error", "infrastructure")
+UNSCORED = ("infrastructure",)  # outcomes left out of pass@1 and any-of-k
 
 
 def judge_sample(
@@ -55,9 +58,13 @@ def judge_sample(
     rule: str,
     tolerance: float | None,
     endpoint_error: bool = False,
+    infrastructure: bool = False,
 ) -> str:
     """The outcome of one sample: an endpoint error (the model server failed: no answer is
-    the model's fault) is kept apart from "no answer" and from a wrong one."""
+    the model's fault) is kept apart from "no answer" and from a wrong one, and so is an
+    infrastructure failure (the sandbox could not run the model's code)."""
+    if infrastructure:
+        return "infrastructure"
     if endpoint_error:
         return "endpoint_error"
     final = FinalAnswer.from_dict(final_answer)
@@ -119,18 +126,22 @@ def _mean(values) -> float | None:
 
 def benchmark_summary(rows: list[dict[str, Any]], *, mode: str) -> dict[str, Any]:
     """Figures of one benchmark from its problems' rows (each with ``samples`` carrying an
-    ``outcome``); fills each row's ``pass_at_1`` and ``any_of_k``."""
+    ``outcome``); fills each row's ``pass_at_1`` and ``any_of_k`` (None for a problem whose
+    every sample failed on infrastructure: it is left out of the benchmark's figures)."""
     for row in rows:
-        got = row["samples"]
-        row["pass_at_1"] = sum(s["outcome"] == "correct" for s in got) / len(got)
-        row["any_of_k"] = 1.0 if any(s["outcome"] == "correct" for s in got) else 0.0
+        got = [s for s in row["samples"] if s["outcome"] not in UNSCORED]
+        right = [s["outcome"] == "correct" for s in got]
+        row["pass_at_1"] = sum(right) / len(got) if got else None
+        row["any_of_k"] = float(any(right)) if got else None
+    scored_rows = [row for row in rows if row["pass_at_1"] is not None]
     flat = [s for row in rows for s in row["samples"]]
     counts = {o: sum(s["outcome"] == o for s in flat) for o in OUTCOMES}
-    score, n_conf = brier(flat)
-    pass_at_1 = sum(row["pass_at_1"] for row in rows) / len(rows)
-    any_of_k = sum(row["any_of_k"] for row in rows) / len(rows)
+    score, n_conf = brier([s for s in flat if s["outcome"] not in UNSCORED])
+    pass_at_1 = _mean(row["pass_at_1"] for row in scored_rows)
+    any_of_k = _mean(row["any_of_k"] for row in scored_rows)
     return {
         "n_problems": len(rows),
+        "n_scored_problems": len(scored_rows),
         "n_samples": len(flat),
         "pass_at_1": pass_at_1,
         "any_of_k": any_of_k,
@@ -138,8 +149,12 @@ def benchmark_summary(rows: list[dict[str, Any]], *, mode: str) -> dict[str, Any
         "counts": counts,
         "brier": score,
         "n_confidences": n_conf,
-        "mean_code_calls": _mean(s.get("code_calls", 0) for s in flat),
-        "mean_response_tokens": _mean(s.get("response_tokens", 0) for s in flat),
+        "mean_code_calls": _mean(
+            s.get("code_calls", 0) for s in flat if s["outcome"] not in UNSCORED
+        ),
+        "mean_response_tokens": _mean(
+            s.get("response_tokens", 0) for s in flat if s["outcome"] not in UNSCORED
+        ),
     }
 
 
@@ -157,6 +172,7 @@ def rejudge(results: dict[str, Any], *, rule: str, tolerance: float | None) -> d
                     s.get("final_answer"), reference=problem.get("answer"),
                     answer_status=problem.get("answer_status", "value"), rule=rule,
                     tolerance=tolerance, endpoint_error=s.get("outcome") == "endpoint_error",
+                    infrastructure=s.get("outcome") == "infrastructure",
                 )  # fmt: skip
                 samples.append({**s, "outcome": outcome, "correct": outcome == "correct"})
             if samples:
@@ -236,6 +252,11 @@ def format_table(results: dict[str, Any]) -> str:
         f"{paper(PAPER_MACRO['base']):>6} {paper(PAPER_MACRO['storm']):>6}"
     )
     lines.append("(paper: Qwen3-4B-Thinking-2507 base and STORM, pass@1 % on all five benchmarks)")
+    infra = (results.get("counts") or {}).get("infrastructure", 0)
+    if infra:
+        lines.append(
+            f"{infra} sample(s) not scored: the sandbox could not run code (infrastructure)"
+        )
     set_hash = (rec.get("problem_set") or {}).get("sha256", "")[:12]
     lines.append(
         f"rule {rec.get('rule_label', results.get('rule'))}: {rec.get('rule_description', '')}; "

@@ -210,7 +210,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run the evaluation and write its files; returns the results dict. ``backend`` (an
     engine backend) overrides the one built from ``args``."""
-    from curation.engine import load_backend, rollout_many
+    from curation.engine import load_backend, rollout_many, sandbox_check
 
     if not args.problems or not args.output_dir:
         raise ValueError("--problems and --output_dir are required")
@@ -219,6 +219,9 @@ def evaluate(
     if args.mode not in MODES:
         raise ValueError(f"--mode must be one of {', '.join(MODES)}, got {args.mode!r}")
     rule_record(args.rule, args.tolerance)  # an unknown rule fails before any sampling
+    # A sandbox that cannot run code fails the evaluation here, with its reason, instead of
+    # scoring every sample that ran code as the model's failure.
+    sandbox_check(run_code)
     metrics = metrics or MetricsWriter(None)
     cancel = cancel or CancelToken()
     out_dir = Path(args.output_dir)
@@ -250,6 +253,7 @@ def evaluate(
                     final, reference=problem["answer"], answer_status=problem["answer_status"],
                     rule=args.rule, tolerance=args.tolerance,
                     endpoint_error=r.finish_reason == "error",
+                    infrastructure=r.infrastructure_failed,
                 )  # fmt: skip
                 correct = outcome == "correct"
                 counts = r.completion.counts()
@@ -325,6 +329,10 @@ def _mean(values) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def _mean_of(benchmarks: dict[str, dict[str, Any]], key: str) -> float | None:
+    return _mean(v[key] for v in benchmarks.values() if v[key] is not None)
+
+
 def backend_spec_or_none(args: EvaluateArguments) -> dict[str, Any] | None:
     try:
         return backend_spec(args)
@@ -385,9 +393,10 @@ def summarize(
         "mode": args.mode,
         "record": rec,
         "benchmarks": benchmarks,
-        "macro_pass_at_1": _mean(v["pass_at_1"] for v in benchmarks.values()),
-        "macro_any_of_k": _mean(v["any_of_k"] for v in benchmarks.values()),
-        "macro_score": _mean(v["score"] for v in benchmarks.values()),
+        # A benchmark whose every sample failed on infrastructure has no figure (None).
+        "macro_pass_at_1": _mean_of(benchmarks, "pass_at_1"),
+        "macro_any_of_k": _mean_of(benchmarks, "any_of_k"),
+        "macro_score": _mean_of(benchmarks, "score"),
         "counts": {o: sum(v["counts"][o] for v in benchmarks.values()) for o in OUTCOMES},
         "paper_macro": PAPER_MACRO,
     }

@@ -232,7 +232,7 @@ class EngineRollout:
             )
 
     def __call__(self, prompts: list[Any], trainer) -> dict[str, Any]:
-        from curation.engine import Tag, rollout_many
+        from curation.engine import rollout_many
         from curation.engine.branching import forced_prefix_length
 
         problems = [_question(p) for p in prompts]
@@ -242,31 +242,7 @@ class EngineRollout:
             # The forced prefix is tagged PROMPT by the engine (think_prefix_for's rule).
             forced = max((forced_prefix_length(r.completion) for r in rollouts), default=0)
             eos = backend.eos_token_ids[0] if backend.eos_token_ids else None
-        out: dict[str, list[Any]] = {
-            "prompt_ids": [],
-            "completion_ids": [],
-            "env_mask": [],
-            "final_answer": [],
-            "code_calls": [],
-            "failed_code_calls": [],
-            "finish_reason": [],
-            "interpreter_tokens": [],
-        }
-        for r in rollouts:
-            # The forced think prefix was not sampled: it is context, so it joins the prompt.
-            k = min(forced, len(r.completion))
-            completion = r.completion[k:]
-            ids, mask = list(completion.ids), completion.mask(Tag.MODEL, Tag.HINT)
-            if not ids:  # TRL needs one token per completion (an error or a spent budget)
-                ids, mask = [eos if eos is not None else 0], [0]
-            out["prompt_ids"].append(list(r.prompt_ids) + r.completion.ids[:k])
-            out["completion_ids"].append(ids)
-            out["env_mask"].append(mask)
-            out["final_answer"].append(r.final_answer.to_dict() if r.final_answer else None)
-            out["code_calls"].append(r.code_calls)
-            out["failed_code_calls"].append(r.failed_code_calls)
-            out["finish_reason"].append(r.finish_reason)
-            out["interpreter_tokens"].append(completion.count(Tag.INTERPRETER))
+        out = rollout_columns(rollouts, forced=forced, eos=eos)
         _log_rollout_metrics(trainer, out)
         if self.args.rollouts_file and trainer.accelerator.is_main_process:
             self._record(trainer, problems, rollouts, out, forced)
@@ -293,6 +269,44 @@ class EngineRollout:
                     "finish_reason": out["finish_reason"][i],
                 }
                 fh.write(json.dumps(record) + "\n")
+
+
+def rollout_columns(rollouts, *, forced: int, eos: int | None) -> dict[str, list[Any]]:
+    """What the rollout returns to TRL per completion: ``prompt_ids`` (with the forced think
+    prefix, which was not sampled), ``completion_ids`` and ``env_mask`` (0 on interpreter
+    output), and, for the reward functions, the engine's own decision of the final answer
+    (``final_answer``, None when nothing was stated: the rewards never re-read the text),
+    ``code_calls``, ``failed_code_calls`` and ``finish_reason``."""
+    from curation.engine import Tag
+
+    out: dict[str, list[Any]] = {
+        "prompt_ids": [],
+        "completion_ids": [],
+        "env_mask": [],
+        "final_answer": [],
+        "code_calls": [],
+        "failed_code_calls": [],
+        "finish_reason": [],
+        "interpreter_tokens": [],
+    }
+    for r in rollouts:
+        # The forced think prefix was not sampled: it is context, so it joins the prompt.
+        k = min(forced, len(r.completion))
+        completion = r.completion[k:]
+        ids, mask = list(completion.ids), completion.mask(Tag.MODEL, Tag.HINT)
+        if not ids:  # TRL needs one token per completion (an error or a spent budget)
+            ids, mask = [eos if eos is not None else 0], [0]
+        if r.infrastructure_failed:  # the sandbox failed, not the policy: nothing to learn
+            mask = [0] * len(ids)
+        out["prompt_ids"].append(list(r.prompt_ids) + r.completion.ids[:k])
+        out["completion_ids"].append(ids)
+        out["env_mask"].append(mask)
+        out["final_answer"].append(r.final_answer.to_dict() if r.final_answer else None)
+        out["code_calls"].append(r.code_calls)
+        out["failed_code_calls"].append(r.failed_code_calls)
+        out["finish_reason"].append(r.finish_reason)
+        out["interpreter_tokens"].append(completion.count(Tag.INTERPRETER))
+    return out
 
 
 def _question(prompt: Any) -> str:
@@ -347,6 +361,11 @@ def build_trainer(
 
     if not script_args.train_files:
         raise ValueError("--train_files is required (one or more problems JSONL files)")
+    from curation.engine import sandbox_check
+
+    # A sandbox that cannot run code stops the run here, with its reason, before any model
+    # is loaded (every rollout would otherwise stop on it and train nothing).
+    sandbox_check(run_code, timeout_s=script_args.code_timeout_s + 30)
     problems = load_problems(script_args.train_files, limit=script_args.max_problems)
     dataset = Dataset.from_list(
         [

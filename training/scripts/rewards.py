@@ -3,10 +3,13 @@
 TRL passes every dataset column as a keyword list (here ``answer``, ``answer_status``, ``id``,
 ``benchmark``) and every extra key the rollout returned (``final_answer``, ``code_calls``,
 ``failed_code_calls``, ``finish_reason``). ``completions`` are the decoded completion texts
-(strings; a chat-style list of messages is read too). Functions that need a setting (a rule, a
-budget) are built by a ``make_*`` factory; the bare names use the defaults.
+(strings; a chat-style list of messages is read too). A rollout that stopped on an
+infrastructure failure (finish reason "infrastructure": the sandbox could not run code) gets
+None from every function: TRL leaves it out of its group's baseline. Functions that need a
+setting (a rule, a budget) are built by a ``make_*`` factory; the bare names use the defaults.
 
-- ``correctness``: 1 if the final answer matches the reference under ``rule``/``tolerance``
+- ``correctness``: 1 if the final answer (the rollout's ``final_answer``, as the engine decided
+  it; a rollout with no stated answer scores 0) matches the reference under ``rule``/``tolerance``
   (an answer-rule preset of ``curation.engine.answer_rules``: orlm, sirl, optmath, storm-paper,
   cort-math; "relative" is |a−r|/(|r|+1) ≤ tol), else 0. A problem without an optimal value is
   answered correctly only by a no-solution answer the rule accepts. (STORM)
@@ -27,7 +30,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from curation.engine import FinalAnswer, extract_final_answer, judge
+from curation.engine import INFRASTRUCTURE, FinalAnswer, extract_final_answer, judge
 
 RewardFunc = Callable[..., list[float | None]]
 
@@ -58,13 +61,27 @@ def completion_text(completion: Any) -> str:
     return str(completion)
 
 
-def _final(completion: Any, final_answer: Any) -> FinalAnswer | None:
-    """The rollout's final answer when it was passed on, else one read from the text."""
+def _final(completion: Any, final_answer: Any, *, from_rollout: bool) -> FinalAnswer | None:
+    """The rollout's decision of what the completion answered, as the engine made it
+    (``extract_final_answer`` on the tagged trajectory): None there is no stated answer, and
+    the text is never read again (TRL's decoded completion has no ``<think>``: the forced
+    prefix went into the prompt, so a re-read would take a guess inside the thought for the
+    answer). Only completions that did not come from the engine rollout (no ``final_answer``
+    column) are read from their text, by the same function."""
     if isinstance(final_answer, FinalAnswer):
         return final_answer
     if isinstance(final_answer, dict):
         return FinalAnswer.from_dict(final_answer)
+    if from_rollout:
+        return None
     return extract_final_answer(completion_text(completion))
+
+
+def _skipped(kwargs: dict[str, Any], n: int) -> list[bool]:
+    """Completions no reward may score: their rollout stopped on an infrastructure failure
+    (the sandbox could not run code), which says nothing about the policy. Every reward
+    returns None for them, so TRL leaves them out of the group baseline (advantage 0)."""
+    return [reason == INFRASTRUCTURE for reason in _column(kwargs, "finish_reason", n)]
 
 
 def _column(kwargs: dict[str, Any], key: str, n: int, default: Any = None) -> list[Any]:
@@ -83,19 +100,24 @@ def correctness_scores(
     rule: str = "relative",
     tolerance: float = 1e-6,
     **kwargs: Any,
-) -> list[float]:
-    """1.0 / 0.0 per completion (see the module docstring)."""
+) -> list[float | None]:
+    """1.0 / 0.0 per completion (see the module docstring); None where the rollout stopped on
+    an infrastructure failure."""
     n = len(completions)
     answers = _column(kwargs, "answer", n)
     statuses = _column(kwargs, "answer_status", n, "value")
     finals = _column(kwargs, "final_answer", n)
-    out = []
-    for completion, answer, status, final in zip(
-        completions, answers, statuses, finals, strict=True
+    from_rollout = kwargs.get("final_answer") is not None
+    out: list[float | None] = []
+    for completion, answer, status, final, skip in zip(
+        completions, answers, statuses, finals, _skipped(kwargs, n), strict=True
     ):
+        if skip:
+            out.append(None)
+            continue
         status = status or ("value" if answer is not None else "no_best_solution")
         ok = judge(
-            _final(completion, final),
+            _final(completion, final, from_rollout=from_rollout),
             answer,
             answer_status=status,
             rule=rule,
@@ -127,8 +149,8 @@ def make_all_failed_penalty(penalty: float = 0.1) -> RewardFunc:
         calls = _column(kwargs, "code_calls", n, 0)
         failed = _column(kwargs, "failed_code_calls", n, 0)
         return [
-            -abs(penalty) if (c or 0) > 0 and (f or 0) >= (c or 0) else 0.0
-            for c, f in zip(calls, failed, strict=True)
+            None if skip else -abs(penalty) if (c or 0) > 0 and (f or 0) >= (c or 0) else 0.0
+            for c, f, skip in zip(calls, failed, _skipped(kwargs, n), strict=True)
         ]
 
     return all_failed_penalty
@@ -139,8 +161,12 @@ def make_code_call_penalty(budget: int = 4, penalty: float = 0.05) -> RewardFunc
 
     def code_call_penalty(completions, **kwargs) -> list[float | None]:
         """-penalty for every code call past the budget."""
-        calls = _column(kwargs, "code_calls", len(completions), 0)
-        return [-abs(penalty) * max(0, int(c or 0) - budget) for c in calls]
+        n = len(completions)
+        calls = _column(kwargs, "code_calls", n, 0)
+        return [
+            None if skip else -abs(penalty) * max(0, int(c or 0) - budget)
+            for c, skip in zip(calls, _skipped(kwargs, n), strict=True)
+        ]
 
     return code_call_penalty
 
@@ -168,6 +194,9 @@ def make_calibration_reward(rule: str = "relative", tolerance: float = 1e-6) -> 
         correct = correctness_scores(completions, rule=rule, tolerance=tolerance, **kwargs)
         out = []
         for completion, c in zip(completions, correct, strict=True):
+            if c is None:  # an infrastructure failure: not scored
+                out.append(None)
+                continue
             q = stated_confidence(completion_text(completion))
             if q is None:
                 q = 1.0 - c  # missing or malformed: RLCR's format gate, the worst Brier term

@@ -36,6 +36,7 @@ def evaluation_import(run: TrainingRun) -> dict[str, float]:
         EvaluationScore.objects.bulk_create(
             _score(run, name, entry, record=record, answers=_answers(entry))
             for name, entry in benchmarks.items()
+            if entry["pass_at_1"] is not None  # every sample failed on infrastructure
         )
         run.results = summary
         run.save(update_fields=["results"])
@@ -151,4 +152,5 @@ def evaluation_rejudge(*, run: TrainingRun, rule: str, tolerance: float | None =
         return EvaluationScore.objects.bulk_create(
             _score(run, name, entry, record=record, answers=[], rejudged=True)
             for name, entry in figures.items()
+            if entry["pass_at_1"] is not None  # every sample failed on infrastructure
         )

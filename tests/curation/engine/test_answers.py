@@ -19,6 +19,10 @@ from curation.engine.answers import FinalAnswer, no_solution_kind
         (r"</think>first \boxed{7}, then \boxed{\dfrac{10}{4}}", 2.5),
         (r"</think>\boxed{{12}}", 12.0),
         (r"no thinking at all: \boxed{42}", 42.0),
+        (r"</think>\boxed{1.5 \times 10^{4}}", 15000.0),
+        (r"</think>\boxed{1.5 \cdot 10^4}", 15000.0),
+        (r"</think>\boxed{1500 (x = 3)}", 1500.0),
+        (r"</think>\boxed{z = 1500 \; (x = 3, y = 2)}", 1500.0),
     ],
 )
 def test_it_reads_the_last_boxed_answer_after_thinking(text, value):
@@ -112,3 +116,12 @@ def test_it_accepts_only_no_solution_answers_for_problems_without_an_optimum():
 def test_it_rejects_an_unknown_rule():
     with pytest.raises(ValueError):
         judge(1.0, 1.0, rule="vibes")
+
+
+def test_a_box_in_a_thought_never_closed_before_its_last_output_is_unstated():
+    """Read from text alone (no step information), the final step is what follows the last
+    ```output block: the same decision the engine makes from its token tags."""
+    text = "<think>\nA guess: \\boxed{12}.\n```python\nprint(12)\n```\n```output\n12\n```\nHmm"
+    assert extract_final_answer(text) is None
+    assert extract_final_answer(text + " so \\boxed{12}.").value == 12.0
+    assert extract_final_answer("<think>\nno code, just \\boxed{7}").value == 7.0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from curation.engine import (
     DEFAULT_TAXONOMY,
     HINT_TEMPLATES,
@@ -198,3 +200,23 @@ def test_a_hint_copied_from_the_prompts_template_is_sent_back_for_one_of_its_own
     assert (verdict.hint, verdict.attempts) == (own, 2)
     assert "placeholder" in intervener.chat_calls[1][-1]["content"]
     assert "replace every <...>" in intervener.chat_calls[0][-1]["content"]
+
+
+def test_a_sandbox_that_cannot_start_stops_the_trajectory_as_infrastructure(
+    tiny_tokenizer, sandbox_without_bubblewrap
+):
+    """No bubblewrap: the pool refuses to start. That is the infrastructure's failure: the
+    trajectory stops with its own finish reason, the model never reads the sandbox's error,
+    and the call is not counted as a failed code call of the model."""
+    from curation.engine import INFRASTRUCTURE, SandboxUnavailableError, sandbox_check
+
+    backend = ScriptedBackend(tiny_tokenizer, [FLAWED])
+    r = rollout(backend, "Ducks.", _config())
+    assert r.finish_reason == INFRASTRUCTURE and r.infrastructure_failed
+    assert r.error.startswith("infrastructure: the solver sandbox could not run code")
+    assert "bwrap not installed" in r.error
+    assert "```output" not in r.text and "Sandbox" not in r.text
+    assert r.counts["interpreter"] == 0 and (r.code_calls, r.failed_code_calls) == (0, 0)
+    assert len(backend.calls) == 1  # generation stopped at the block
+    with pytest.raises(SandboxUnavailableError, match="bwrap not installed"):
+        sandbox_check()

@@ -122,3 +122,52 @@ def test_by_default_an_answer_the_model_never_stated_is_not_credited(
     # The forced code solves problem a (12), but the model boxed nothing: no answer.
     assert nl4opt["pass_at_1"] == 0.0
     assert all(s["final_answer"] is None for p in nl4opt["problems"] for s in p["samples"])
+
+
+def test_an_evaluation_does_not_start_when_the_sandbox_cannot_infrastructure(
+    tmp_path, tiny_model_path, sandbox_without_bubblewrap
+):
+    from curation.engine import SandboxUnavailableError
+
+    problems = write_problems(tmp_path / "problems.jsonl", PROBLEMS)
+    args = ev.EvaluateArguments(
+        model=str(tiny_model_path), device="cpu", problems=[str(problems)],
+        output_dir=str(tmp_path / "eval"), max_new_tokens=50,
+    )  # fmt: skip
+    with pytest.raises(SandboxUnavailableError, match="bwrap not installed"):
+        ev.evaluate(args)
+    assert not (tmp_path / "eval" / "results.json").exists()
+
+
+def test_samples_the_sandbox_failed_are_counted_apart_and_left_out_of_pass_at_1_infrastructure(
+    tmp_path, tiny_model_path, sandbox
+):
+    """The real sandbox passes the start check and runs problem a's samples, then loses its
+    zygote (batch 2: problem b's samples). Those are "infrastructure", not wrong: pass@1 is
+    over problem a alone, and the table says how many samples were not scored."""
+    from curation.engine import run_in_sandbox
+
+    calls = []
+
+    def sandbox_that_breaks_after_the_first_batch(code, cells, timeout_s):
+        calls.append(code)
+        if len(calls) > 3:  # the start check, then problem a's two samples
+            return {"status": "harness_error", "detail": "lost contact with the zygote"}
+        return run_in_sandbox(code, cells, timeout_s)
+
+    problems = write_problems(tmp_path / "problems.jsonl", PROBLEMS[:2])
+    args = ev.EvaluateArguments(
+        model=str(tiny_model_path), device="cpu", problems=[str(problems)], k=2,
+        temperature=0.0, max_new_tokens=150, output_dir=str(tmp_path / "eval"), batch_size=2,
+        credit_sandbox_answer=True, think_prefix=CODE_PREFIX,
+    )  # fmt: skip
+    results = ev.evaluate(args, run_code=sandbox_that_breaks_after_the_first_batch)
+    nl4opt = results["benchmarks"]["NL4Opt"]
+    assert nl4opt["counts"]["infrastructure"] == 2 and nl4opt["counts"]["wrong"] == 0
+    assert nl4opt["counts"]["correct"] == 2  # problem a: the sandbox's 12, credited
+    assert nl4opt["pass_at_1"] == 1.0 and nl4opt["n_scored_problems"] == 1  # not 0.5
+    b = nl4opt["problems"][1]
+    assert b["pass_at_1"] is None and {s["finish_reason"] for s in b["samples"]} == {
+        "infrastructure"
+    }
+    assert "2 sample(s) not scored" in ev.format_table(results)

@@ -79,8 +79,10 @@ def test_it_counts_endpoint_errors_and_missing_answers_apart_from_wrong_ones(
 ):
     _, stored = _evaluate(tmp_path, tiny_tokenizer, rule="sirl")
     nl4opt, industry = stored["benchmarks"]["NL4Opt"], stored["benchmarks"]["IndustryOR"]
-    assert nl4opt["counts"] == {"correct": 2, "wrong": 2, "no_answer": 0, "endpoint_error": 0}
-    assert industry["counts"] == {"correct": 0, "wrong": 0, "no_answer": 2, "endpoint_error": 2}
+    assert nl4opt["counts"] == {"correct": 2, "wrong": 2, "no_answer": 0, "endpoint_error": 0,
+                                "infrastructure": 0}  # fmt: skip
+    assert industry["counts"] == {"correct": 0, "wrong": 0, "no_answer": 2, "endpoint_error": 2,
+                                  "infrastructure": 0}  # fmt: skip
     assert stored["counts"]["endpoint_error"] == 2
     assert nl4opt["pass_at_1"] == 0.5 and nl4opt["score"] == 0.5
     assert nl4opt["brier"] is None  # no confidence was asked for
