@@ -13,7 +13,7 @@ import pytest
 from curation.models import Job
 from curation.services.jobs import jobs_reap
 from tests.conftest import start_worker, stop_worker
-from tests.curation.test_tasks_generation import wait_for
+from tests.polling import wait_for
 from training.models import RunMetric, TrainingRun
 from training.scripts.runtime import last_checkpoint
 from training.services.runs import run_create
@@ -31,21 +31,27 @@ def test_a_killed_worker_s_run_checkpoints_and_resumes_on_the_next_worker(
             kind="sft", name="crash", model=tiny_endpoint, preset="sft_tiny",
             dataset=tiny_dataset, overrides={"max_steps": 400},
         )  # fmt: skip
-        assert wait_for(lambda: TrainingRun.objects.get(pk=run.pk).step >= 3, 90)
+        wait_for(lambda: TrainingRun.objects.get(pk=run.pk).step >= 3,
+                 what="the run to make 3 steps", timeout=90)  # fmt: skip
         os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool, not the run's session
         first.wait()
         # Nobody watches the run now, but it was told: it saves where it is and exits.
-        assert wait_for(lambda: last_checkpoint(run.output_dir) is not None, 60)
+        wait_for(lambda: last_checkpoint(run.output_dir) is not None,
+                 what="the told run to write a checkpoint", timeout=60)  # fmt: skip
         stopped_at = int(Path(last_checkpoint(run.output_dir)).name.split("-")[1])
         assert 3 <= stopped_at < 400
 
         second, _ = start_worker(test_database_url)
         try:
             settings.JOB_STALE_AFTER_S = 2
-            assert wait_for(lambda: jobs_reap()["requeued"] == 1, 30)
-            assert wait_for(lambda: Job.objects.get(pk=run.job_id).status == "succeeded", 180), (
-                Job.objects.get(pk=run.job_id).error
-            )
+            wait_for(lambda: jobs_reap()["requeued"] == 1, what="the reaper to requeue the job",
+                     timeout=30)  # fmt: skip
+            wait_for(
+                lambda: Job.objects.get(pk=run.job_id).status in ("succeeded", "failed"),
+                what="the resumed run to finish", timeout=240,
+            )  # fmt: skip
+            job = Job.objects.get(pk=run.job_id)
+            assert job.status == "succeeded", job.error
         finally:
             stop_worker(second)
     finally:
