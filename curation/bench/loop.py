@@ -72,8 +72,10 @@ def _problems(args):
 
 
 def _ensure_server(endpoints):
-    """Start the embedded model under its supervisor when it is used and not running."""
+    """Start the embedded model under its supervisor when it is used and not running (the
+    same command line as ``devstack`` and ``serve_model``: ``serving.embedded``)."""
     from curation.engine.serving import local_model
+    from curation.engine.serving.embedded import embedded_command
     from curation.engine.serving.supervisor import Supervisor
 
     if not any(local_model.serves(e.base_url) for e in endpoints):
@@ -83,13 +85,14 @@ def _ensure_server(endpoints):
         return None  # already served (make run)
     except (TimeoutError, local_model.ModelError):
         pass
-    spec = local_model.get_model()
-    if not local_model.is_prepared(spec) or not local_model.llama_cpp_available():
-        raise SystemExit("the embedded model is not prepared: run `python manage.py prepare_model`")
+    why: list[str] = []
+    argv = embedded_command(why.append)
+    if argv is None:
+        raise SystemExit(" ".join(why) or "the embedded model cannot start")
     supervisor = Supervisor(
-        local_model.command_for(spec),
+        argv,
         base_url=local_model.base_url(),
-        model=spec.name,
+        model=local_model.get_model().name,
         status_file=local_model.status_path(),
     ).start()
     if supervisor.wait_for("ready", "failed", timeout=300) != "ready":

@@ -53,3 +53,21 @@ def test_the_loop_bench_runs_the_product_s_batch_and_keeps_every_trajectory(
     assert {k: reported[k] for k in summary if k != "minutes"} == {
         k: v for k, v in summary.items() if k != "minutes"
     }
+
+
+def test_the_loop_bench_says_why_the_embedded_model_cannot_start(tmp_path, monkeypatch):
+    """The bench starts the embedded model the way devstack does; an unprepared one is named,
+    with how to prepare it."""
+    import pytest
+
+    from curation.bench.loop import _ensure_server
+    from curation.engine.serving import local_model
+
+    monkeypatch.setenv("CALM_MODEL_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setenv("CALM_LOCAL_MODEL_PORT", "1")  # nothing serves there
+
+    class Endpoint:
+        base_url = local_model.base_url()
+
+    with pytest.raises(SystemExit, match=r"is not prepared.*prepare_model"):
+        _ensure_server([Endpoint()])
