@@ -30,7 +30,7 @@ one_run() {  # $1: label
   counts="$(grep -E '^(=+ )?[0-9]+ (passed|failed)|^(=+ )?[0-9]+ (error|skipped)' "$log" | tail -1 | tr -d '=')"
   counts="${counts:-no summary line (see $log)}"
   local failed
-  failed="$(grep -E '^(FAILED|ERROR) ' "$log" | sed 's/ - .*//' | tr '\n' ' ')"
+  failed="$(grep -E '^(FAILED|ERROR) tests/' "$log" | sed 's/ - .*//' | tr '\n' ' ')"
   summary+=("$label: $counts${failed:+  -> $failed}")
   echo "$label: $counts${failed:+  -> $failed}"
   if [ -n "$failed" ] || ! grep -qE '[0-9]+ passed' "$log"; then total_failed=$((total_failed + 1)); fi
