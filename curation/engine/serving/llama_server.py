@@ -44,6 +44,8 @@ from .llama_build import SMOKE_PROMPT, SMOKE_TOKENS, BuildError, Host, _death
 
 VERSION = "0.3.36"
 REQUIREMENT = f"llama-cpp-python=={VERSION}"
+# The sdist's own hash (PyPI's): a download that differs is refused, never built.
+SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 TARGETS = ("llama-server", "llama-quantize")
 SMOKE_TIMEOUT_S = 180.0
 
@@ -279,8 +281,11 @@ def fetch_source(root: Path, *, run: Callable = subprocess.run) -> tuple[Path, s
     found = sorted(sdist_dir.glob(f"llama_cpp_python-{VERSION}.tar.gz"))
     if not found:
         sdist_dir.mkdir(parents=True, exist_ok=True)
+        # pip prepares an sdist's metadata even to download it, with its build backend
+        # (scikit-build-core): build isolation installs that backend; without it a fresh venv
+        # fails ("Cannot import build backend"), which is how `make run` lost its model once.
         argv = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
-                "--no-build-isolation", "-d", str(sdist_dir), REQUIREMENT]  # fmt: skip
+                "-d", str(sdist_dir), REQUIREMENT]  # fmt: skip
         result = run(argv, check=False)
         found = sorted(sdist_dir.glob(f"llama_cpp_python-{VERSION}.tar.gz"))
         if result.returncode != 0 or not found:
@@ -288,7 +293,14 @@ def fetch_source(root: Path, *, run: Callable = subprocess.run) -> tuple[Path, s
                 f"downloading the {REQUIREMENT} sdist failed (exit {result.returncode})"
             )
     sdist = found[-1]
-    sha = hashlib.sha256(sdist.read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(sdist.read_bytes()).hexdigest()
+    if digest != SDIST_SHA256:
+        sdist.unlink()
+        raise BuildError(
+            f"{sdist.name} has sha256 {digest}, not the pinned {SDIST_SHA256}: "
+            "refused and deleted (a mirror serving another file?)"
+        )
+    sha = digest[:12]
     source_id = f"{VERSION}-{sha}"
     src = root / source_id / "src"
     if not (src / "CMakeLists.txt").is_file():

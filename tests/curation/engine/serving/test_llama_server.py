@@ -248,3 +248,23 @@ def test_the_real_server_takes_ids_and_returns_ids_and_keeps_a_prefix_in_its_slo
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_the_sdist_is_downloaded_with_its_build_backend_and_refused_when_its_hash_differs(tmp_path):
+    """pip prepares an sdist's metadata even to download it: with build isolation off, a fresh
+    venv has no scikit-build-core and the download fails (a fresh `make run` lost its model so).
+    A file that is not the pinned sdist is deleted and never built."""
+    seen: list[list[str]] = []
+
+    def run(argv, check):
+        seen.append(argv)
+        target = (
+            Path(argv[argv.index("-d") + 1]) / f"llama_cpp_python-{llama_server.VERSION}.tar.gz"
+        )
+        target.write_bytes(b"not the sdist")
+        return subprocess.CompletedProcess(argv, 0)
+
+    with pytest.raises(BuildError, match="not the pinned 832db0699007"):
+        llama_server.fetch_source(tmp_path, run=run)
+    assert "--no-build-isolation" not in seen[0] and "--no-binary" in seen[0]
+    assert not list((tmp_path / "sdist").glob("*.tar.gz"))
