@@ -5,6 +5,7 @@ python -m curation.bench loop [--benchmark NAME | --problems FILE] [--limit N]
                               [--max-interventions 3] [--reasoner embedded|URL[#model]|PATH]
                               [--intervener ...] [--json]
 python -m curation.bench serve [--url URL] [--compare URL[#model]] [--json] [--out FILE]
+python -m curation.bench verdicts --run DIR [--intervener ...] [--repeats 2] [--json]
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--decode-tokens", type=int, default=128)
     serve.add_argument("--out", help="write the figures as JSON here")
     serve.add_argument("--json", action="store_true")
+    verdicts = sub.add_parser(
+        "verdicts", help="the Intervener told the answer matches, or judging: side by side"
+    )
+    verdicts.add_argument("--run", required=True, help="a kept loop run (its loop.sqlite3)")
+    verdicts.add_argument("--intervener", help="embedded | URL[#model] | PATH (default: the run's)")
+    verdicts.add_argument("--tokenizer", default="", help="local tokenizer for a URL endpoint")
+    verdicts.add_argument("--limit", type=int, help="the first N correct trajectories")
+    verdicts.add_argument("--repeats", type=int, default=2, help="verdicts per prompt")
+    verdicts.add_argument("--concurrency", type=int, default=4, help="requests at once")
+    verdicts.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
     # A throwaway var dir and database: a benchmark never writes into the real one. The loop
@@ -81,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--report {out}: no loop.sqlite3 there")
         out.mkdir(parents=True, exist_ok=True)
         database_url = f"sqlite:///{out / 'loop.sqlite3'}"
+    if args.which == "verdicts":
+        if not (Path(args.run) / "loop.sqlite3").is_file():
+            parser.error(f"--run {args.run}: no loop.sqlite3 there")
+        database_url = f"sqlite:///{Path(args.run) / 'loop.sqlite3'}"
     os.environ["DATABASE_URL"] = database_url or f"sqlite:///{var_dir}/bench.sqlite3"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "calm_studio.settings")
     import django
@@ -100,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         return run(args)
     if args.which == "rejudge":
         from .rejudge import run
+
+        return run(args)
+    if args.which == "verdicts":
+        from .verdicts import run
 
         return run(args)
     if args.which == "loop":

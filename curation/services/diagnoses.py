@@ -95,13 +95,17 @@ class Intervener:
             if self.answer_rule else None,
         )  # fmt: skip
 
+    def facts(self, trajectory: Trajectory) -> engine.Facts:
+        """What this Intervener is told about ``trajectory`` (``intervener_facts``)."""
+        return intervener_facts(trajectory, with_reference=self.with_reference)
+
     def ask(self, trajectory: Trajectory) -> engine.Verdict:
         """The Intervener's verdict on ``trajectory`` (nothing is stored; safe in threads):
         the checks first, then the LLM told their findings, then ``checks.combine``."""
         findings = self.findings(trajectory)
         if self.mode == "checks":
             return engine.checks.combine(None, findings, "checks")
-        facts = intervener_facts(trajectory, with_reference=self.with_reference)
+        facts = self.facts(trajectory)
         facts.findings = findings
         verdict = engine.diagnose(
             self.backend,
