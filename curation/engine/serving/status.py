@@ -41,6 +41,12 @@ def server_down_message(path: str | Path) -> str | None:
     if not status or status.get("state") not in DOWN_STATES:
         if status and status.get("state") == "starting":
             return f"the {status.get('name') or 'model'} server is starting, not answering yet"
+        if status and status.get("state") == "preparing":
+            return (
+                f"the {status.get('name') or 'model'} is still being prepared (the first "
+                "`make run` compiles llama.cpp: minutes); try again when the header badge says "
+                "it serves"
+            )
         return None
     name = status.get("name") or "model"
     text = f"the {name} server {exit_description(status)}"

@@ -21,7 +21,12 @@ from django.core.management.base import BaseCommand
 
 from calm_studio.queues import ALL_QUEUES
 from curation.engine.serving import local_model
-from curation.engine.serving.embedded import embedded_command, supervise_embedded
+from curation.engine.serving.embedded import (
+    Preparation,
+    embedded_command,
+    needs_preparing,
+    supervise_embedded,
+)
 from curation.engine.serving.supervisor import Supervisor, write_status
 
 GRACE_S = 10.0
@@ -36,8 +41,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000")
         parser.add_argument("--concurrency", type=int, default=2)
+        parser.add_argument(
+            "--prepare-model",
+            action="store_true",
+            help="prepare the embedded model beside the app when it is not yet (make run): the "
+            "first page does not wait for llama.cpp to compile, the model starts when it is built",
+        )
 
-    def handle(self, *args, addr: str, concurrency: int, **options) -> None:
+    def handle(
+        self, *args, addr: str, concurrency: int, prepare_model: bool = False, **options
+    ) -> None:
         python = sys.executable
         commands = {
             "web": [python, "manage.py", "runserver", "--noreload", addr],
@@ -59,10 +72,11 @@ class Command(BaseCommand):
             ],
             "beat": [python, "-m", "celery", "-A", "calm_studio", "beat", "-l", "info"],
         }
-        model_argv = self._model_command()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        preparing = prepare_model and needs_preparing()
+        model_argv = None if preparing else self._model_command()
         if model_argv is None:  # no stale state from an earlier run in the header badge
             write_status(local_model.status_path(), state="off", name="embedded model")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         procs = {
             name: subprocess.Popen(
                 cmd,
@@ -82,7 +96,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, request_stop)
         self.stdout.write(self.style.SUCCESS(f"CALM Studio is starting on http://{addr}/"))
         model = self._supervise_model(model_argv, env) if model_argv else None
-        names = [*procs, *(["model"] if model else [])]
+        models: list = [model] if model else []
+        preparation = self._prepare_model(env, models) if preparing else None
+        names = [*procs, *(["model"] if model or preparation else [])]
         self.stdout.write(f"Press Ctrl-C to stop {', '.join(names)}.")
         selector = selectors.DefaultSelector()
         for name, proc in procs.items():
@@ -97,7 +113,9 @@ class Command(BaseCommand):
                     self.stderr.write(f"{', '.join(dead)} exited; stopping the rest.")
                     break
         finally:
-            if model:
+            if preparation:
+                preparation.stop()
+            for model in models:
                 model.stop()
             self._stop_all(procs)
             for key in list(selector.get_map().values()):
@@ -106,6 +124,25 @@ class Command(BaseCommand):
     def _model_command(self) -> list[str] | None:
         """The model server's argv, or None (with one line saying why and how to enable it)."""
         return embedded_command(self.stdout.write)
+
+    def _prepare_model(self, env: dict, models: list) -> Preparation:
+        """Run ``prepare_model`` beside the app; start the model when it succeeds (into
+        ``models``, which the shutdown stops)."""
+        self.stdout.write(
+            "Embedded model: not prepared yet; preparing it beside the app (the first time, "
+            "llama.cpp compiles: minutes). The pages work meanwhile; the header badge says when "
+            "the model serves."
+        )
+
+        def ready() -> None:
+            argv = self._model_command()
+            if argv is not None:
+                models.append(self._supervise_model(argv, env))
+
+        argv = [sys.executable, "manage.py", "prepare_model"]
+        return Preparation(
+            argv, on_ready=ready, say=self.stdout.write, warn=self.stderr.write, env=env
+        ).start()
 
     def _supervise_model(self, argv: list[str], env: dict) -> Supervisor:
         """Start the embedded model under its supervisor; say when it is ready or why not."""
