@@ -25,7 +25,7 @@ from ..services.reviews import (
     LockHeld,
     ReviewError,
     review_decide,
-    review_lock_acquire,
+    review_lock_holder,
     review_lock_require,
 )
 from ..services.trajectories import GenerationError
@@ -101,9 +101,10 @@ def _is_open_suggestion(diagnosis: Diagnosis) -> bool:
 @role_required(Role.REVIEWER)
 def trajectory_detail(request: HttpRequest, pk: int) -> HttpResponse:
     trajectory = _get_trajectory(pk)
-    if request.GET.get("from") == "queue" and not review_lock_acquire(
-        trajectory=trajectory, reviewer=request.user
-    ):
+    # A GET takes no lock ("next" in the queue, a POST, took it); it warns when someone else
+    # holds one.
+    lock = review_lock_holder(trajectory=trajectory)
+    if request.GET.get("from") == "queue" and lock and lock.reviewer_id != request.user.pk:
         messages.warning(request, "Someone else is reviewing this trajectory (see its lock).")
     return render(request, "curation/trajectory_detail.html", _page_context(request, trajectory))
 
