@@ -16,6 +16,7 @@ from ..selectors.problems import benchmark_counts, problem_search
 from ..selectors.trajectories import trajectory_tree
 from ..services.answer_versions import AnswerFlagError, answer_flag_decide, answer_flag_raise
 from ..services.endpoints import reasoner_default
+from ..services.jobs import JobLimitReached
 from ..services.problems import problem_split_set
 from ..services.trajectories import GenerationError, trajectories_generate
 
@@ -86,7 +87,7 @@ def problem_generate(request: HttpRequest, pk: int) -> HttpResponse:
         job = trajectories_generate(
             problems=[problem], endpoint=endpoint, samples=samples, by=request.user
         )
-    except GenerationError as exc:
+    except (GenerationError, JobLimitReached) as exc:
         messages.error(request, str(exc))
         return redirect(problem)
     return redirect("curation-job-detail", pk=job.pk)

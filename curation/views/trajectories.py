@@ -20,6 +20,7 @@ from ..services.checks import CheckError, check_finding_decide, open_findings
 from ..services.comments import comments_by_step
 from ..services.diagnoses import diagnosis_request
 from ..services.hints import hint_insert
+from ..services.jobs import JobLimitReached
 from ..services.labels import LabelError, flaw_label_set
 from ..services.reviews import (
     LockHeld,
@@ -196,7 +197,7 @@ def hint_create(request: HttpRequest, pk: int) -> HttpResponse:
             by_user=request.user,
             confirm_reveal=form.cleaned_data["confirm_reveal"],
         )
-    except GenerationError as exc:  # HintRevealsAnswer says how to confirm
+    except (GenerationError, JobLimitReached) as exc:  # HintRevealsAnswer says how to confirm
         messages.error(request, f"The hint was not inserted: {exc}")
         return redirect(trajectory.get_absolute_url())
     return redirect(reverse("curation-job-detail", args=[hint.job_id]))
@@ -208,7 +209,7 @@ def trajectory_diagnose(request: HttpRequest, pk: int) -> HttpResponse:
     trajectory = _get_trajectory(pk)
     try:
         job = diagnosis_request(trajectory=trajectory, by=request.user)
-    except GenerationError as exc:
+    except (GenerationError, JobLimitReached) as exc:
         messages.error(request, str(exc))
         return redirect(trajectory.get_absolute_url())
     return redirect(reverse("curation-job-detail", args=[job.pk]))
