@@ -211,26 +211,39 @@ def normalize_record(
     return record, mapping
 
 
+def _text_problem(text: str) -> str:
+    """Why a string is no storable text ("" when it is): a NUL character (PostgreSQL refuses
+    it in text and JSON), or a lone surrogate from a ``\\ud800`` escape (not UTF-8 at all)."""
+    if "\x00" in text:
+        return f"a NUL character, {_NO_NUL}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"a lone surrogate ({text[exc.start]!r}), which is not text"
+    return ""
+
+
 def _unstorable(obj: dict) -> str:
-    """Why a decoded record holds something no database column takes ("" when nothing):
-    a NUL character (PostgreSQL refuses it in text and JSON) or a number JSON cannot write
-    (NaN, Infinity: Python's decoder accepts them, PostgreSQL's jsonb does not)."""
+    """Why a decoded record holds something no database column takes ("" when nothing): text
+    that is no text (``_text_problem``) or a number JSON cannot write (NaN, Infinity: Python's
+    decoder accepts them, PostgreSQL's jsonb does not)."""
     for key, value in obj.items():
-        if "\x00" in key:
-            return f"a field name contains a NUL character, {_NO_NUL}"
+        if problem := _text_problem(key):
+            return f"a field name contains {problem}"
         # Walked with a stack: the decoder allows nesting deeper than a recursive walk would.
         stack = [value]
         while stack:
             item = stack.pop()
             if isinstance(item, str):
-                if "\x00" in item:
-                    return f"field {key!r} contains a NUL character, {_NO_NUL}"
+                if problem := _text_problem(item):
+                    return f"field {key!r} contains {problem}"
             elif isinstance(item, float):
                 if not math.isfinite(item):
                     return f"field {key!r} holds a number JSON cannot represent ({item})"
             elif isinstance(item, dict):
-                if any("\x00" in name for name in item):
-                    return f"field {key!r} has a key with a NUL character, {_NO_NUL}"
+                for name in item:
+                    if problem := _text_problem(name):
+                        return f"field {key!r} has a key with {problem}"
                 stack.extend(item.values())
             elif isinstance(item, list):
                 stack.extend(item)

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.django_db
 
 
 def _jsonl(*records: dict) -> bytes:
-    return ("\n".join(json.dumps(r) for r in records) + "\n").encode()
+    # ASCII: a lone surrogate travels as an escape, as in a file another tool wrote.
+    return ("\n".join(json.dumps(r, ensure_ascii=True) for r in records) + "\n").encode()
 
 
 GOOD = {"question": "Maximize x subject to x <= 3.", "answer": 3}
@@ -53,6 +54,8 @@ def _token(preview_url: str) -> str:
         ({**GOOD, "notes": {"deep": ["ok", "a\x00b"]}}, "line 2: field 'notes' contains a NUL"),
         ({**GOOD, "bad\x00key": 1}, "line 2: a field name contains a NUL"),
         ({**GOOD, "weight": float("inf")}, "line 2: field 'weight' holds a number JSON cannot"),
+        ({**GOOD, "question": "Maximize \ud800 x."}, "line 2: field 'question' contains a lone"),
+        ({**GOOD, "notes": ["\udfff"]}, "line 2: field 'notes' contains a lone"),
     ],
 )
 def test_an_upload_the_worker_could_not_store_is_refused_naming_line_and_field(
