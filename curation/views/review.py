@@ -99,7 +99,7 @@ def review_next_view(request: HttpRequest) -> HttpResponse:
 @role_required(Role.LEAD)
 def review_assign_view(request: HttpRequest) -> HttpResponse:
     """Assign the ticked trajectories, or the whole filtered queue, to a named reviewer."""
-    reviewer = get_user_model().objects.filter(pk=request.POST.get("reviewer") or 0).first()
+    reviewer = get_user_model().objects.filter(pk=as_int(request.POST.get("reviewer"))).first()
     filters = _filters(request.POST)
     if request.POST.get("scope") == "filter":
         ids = list(review_queue(**filters).values_list("pk", flat=True))

@@ -81,6 +81,12 @@ def test_lead_actions_with_a_huge_number_answer_with_a_message(
         {"reviewer": lead.pk, "trajectory": [number, str(t.pk)]},
     )
     assert response.status_code == 302
+    for reviewer in (number, "abc", "²"):
+        response = client.post(
+            reverse("curation-review-assign"), {"reviewer": reviewer, "trajectory": [t.pk]},
+            follow=True,
+        )  # fmt: skip
+        assert "Choose a reviewer" in response.content.decode()
     response = client.get(reverse("curation-review-export"), {"batch": number})
     assert response.status_code == 400 and b"batch must be a batch id" in response.content
 
