@@ -14,7 +14,6 @@ from django.utils import timezone
 from ..models import (
     Batch,
     BatchReviewPolicy,
-    Hint,
     LockTakeover,
     ReviewAssignment,
     ReviewDecision,
@@ -22,6 +21,7 @@ from ..models import (
     Trajectory,
 )
 from ..roles import Role, has_role
+from ..selectors.reviews import hinted_lineages, own_hint_in_lineage
 
 
 class ReviewError(ValueError):
@@ -136,34 +136,6 @@ def review_next(*, reviewer, queue: QuerySet[Trajectory], current: int | None = 
     return None
 
 
-def hinted_lineages(*, user) -> set[int]:
-    """The trajectories with a hint by ``user`` anywhere in their lineage: the branches their
-    hints made and every branch grown from those (one query per generation)."""
-    found: set[int] = set()
-    frontier = set(
-        Hint.objects.filter(author_user=user, branch__isnull=False).values_list(
-            "branch_id", flat=True
-        )
-    )
-    while frontier:
-        found |= frontier
-        frontier = (
-            set(Trajectory.objects.filter(parent_id__in=frontier).values_list("pk", flat=True))
-            - found
-        )
-    return found
-
-
-def _own_hint_in_lineage(trajectory: Trajectory, user) -> Hint | None:
-    """A hint by ``user`` that made this branch or one of its ancestors, if any."""
-    lineage: list[int] = []
-    current = trajectory.pk
-    while current is not None and current not in lineage:
-        lineage.append(current)
-        current = Trajectory.objects.filter(pk=current).values_list("parent_id", flat=True).first()
-    return Hint.objects.filter(branch_id__in=lineage, author_user=user).order_by("pk").first()
-
-
 def review_decide(*, trajectory: Trajectory, decision: str, by, reason: str = "") -> ReviewDecision:
     """Record a person's decision (approve as golden, reject, needs work), which supersedes
     their earlier one, and release their lock.
@@ -174,7 +146,7 @@ def review_decide(*, trajectory: Trajectory, decision: str, by, reason: str = ""
     if decision not in ReviewDecision.Decision.values:
         raise ReviewError(f"Unknown decision {decision!r}.")
     if decision == ReviewDecision.Decision.APPROVED:
-        own = _own_hint_in_lineage(trajectory, by)
+        own = own_hint_in_lineage(trajectory=trajectory, user=by)
         if own is not None:
             raise ReviewError(
                 f"you wrote the hint that made trajectory #{own.branch_id}, in this branch's "

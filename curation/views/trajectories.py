@@ -14,7 +14,7 @@ from ..forms import DecisionForm, FlawLabelForm, HintForm
 from ..models import Diagnosis, FlawType, Job, ReviewDecision, Trajectory
 from ..roles import Role, role_required
 from ..selectors.labels import current_labels, label_history
-from ..selectors.reviews import current_decisions, review_state_of
+from ..selectors.reviews import current_decisions, own_hint_in_lineage, review_state_of
 from ..selectors.trajectories import trajectory_tree
 from ..services.checks import CheckError, check_finding_decide, open_findings
 from ..services.comments import comments_by_step
@@ -65,6 +65,8 @@ def _page_context(request: HttpRequest, trajectory: Trajectory) -> dict:
         "focus": request.GET.get("step", ""),
         "review": review_state_of(trajectory),
         "decisions": list(current_decisions(trajectory)),
+        # A hint of theirs in the lineage: their approval is refused (services.reviews).
+        "own_lineage_hint": own_hint_in_lineage(trajectory=trajectory, user=request.user),
         **lock_context(trajectory),
         "diagnoses": diagnoses,
         "suggestion": next((d for d in diagnoses if _is_open_suggestion(d)), None),

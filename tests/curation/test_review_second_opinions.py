@@ -97,6 +97,11 @@ def test_a_reviewer_cannot_approve_a_branch_with_their_hint_anywhere_in_its_line
     assert "Nothing was decided" in html and f"trajectory #{one.pk}" in html
     assert not ReviewDecision.objects.exists()
     assert not golden_trajectories().exists()
+    # The page tells her so before she tries; it tells no one else.
+    page = client_for(cast["ann"]).get(two.get_absolute_url()).content.decode()
+    assert 'id="own-hint-note"' in page and f"#{one.pk}</a>, in this branch's lineage" in page
+    page = client_for(cast["cat"]).get(two.get_absolute_url()).content.decode()
+    assert 'id="own-hint-note"' not in page
     # She may still reject it or ask for work; another reviewer approves it.
     review_decide(trajectory=two, decision="needs_work", by=cast["ann"])
     review_decide(trajectory=two, decision="approved", by=cast["cat"])
