@@ -242,6 +242,9 @@ JOB_HEARTBEAT_S = env_float("JOB_HEARTBEAT_S", 15.0)
 JOB_STALE_AFTER_S = env_float("JOB_STALE_AFTER_S", 120.0)
 # A job whose worker died is put back in the queue by the reaper until it has had this many.
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
+# How many gpu jobs (continuations, diagnoses, retries) one reviewer may have queued or running
+# at once; leads and admins are not capped; 0: no cap.
+GPU_JOBS_PER_REVIEWER = env_int("GPU_JOBS_PER_REVIEWER", 8)
 # Workers announce themselves in Redis this often, for /healthz.
 WORKER_HEARTBEAT_S = env_float("WORKER_HEARTBEAT_S", 5.0)
 

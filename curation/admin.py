@@ -1,3 +1,9 @@
+"""The Django admin: every model is visible to admins, but the records the review workflow
+and the answer history rest on are read-only here. A reference answer changes through a flag a
+lead accepts (a new answer version), a decision through the trajectory page, a verdict through
+the Intervener: the admin cannot skip a version, forge or delete a decision, or rewrite who
+wrote a hint, what the Intervener said or whether an answer was correct."""
+
 from __future__ import annotations
 
 from django.contrib import admin
@@ -30,6 +36,19 @@ from .models import (
 )
 
 
+class RecordAdmin(admin.ModelAdmin):
+    """A record the workflow writes: shown, never added, changed or deleted here."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Benchmark)
 class BenchmarkAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "licence", "created_at"]
@@ -42,7 +61,10 @@ class ProblemAdmin(admin.ModelAdmin):
     list_display = ["external_id", "benchmark", "answer", "answer_status", "updated_at"]
     list_filter = ["benchmark", "answer_status"]
     search_fields = ["external_id", "question"]
-    readonly_fields = ["content_hash", "created_at", "updated_at"]
+    # The answer and its version change only through an accepted flag (a new AnswerVersion).
+    readonly_fields = [
+        "answer", "answer_status", "answer_version", "content_hash", "created_at", "updated_at",
+    ]  # fmt: skip
     list_select_related = ["benchmark"]
 
 
@@ -78,7 +100,8 @@ class FlawTypeAdmin(admin.ModelAdmin):
 
 
 @admin.register(Trajectory)
-class TrajectoryAdmin(admin.ModelAdmin):
+class TrajectoryAdmin(RecordAdmin):
+    # Written once by the worker that generated it (its correctness feeds the golden filter).
     list_display = ["id", "problem", "source", "endpoint", "is_correct", "n_code_calls"]
     list_filter = ["source", "is_correct", "endpoint"]
     raw_id_fields = ["problem", "parent", "job", "created_by"]
@@ -87,30 +110,29 @@ class TrajectoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Hint)
-class HintAdmin(admin.ModelAdmin):
+class HintAdmin(RecordAdmin):
+    # Who wrote a hint decides whose approval of its branches counts.
     list_display = ["id", "trajectory", "step_index", "author_user", "author_endpoint", "branch"]
     raw_id_fields = ["trajectory", "branch", "job", "diagnosis"]
 
 
 @admin.register(FlawLabel)
-class FlawLabelAdmin(admin.ModelAdmin):
+class FlawLabelAdmin(RecordAdmin):
+    # History is append-only, and a label is its author's (never one the admin writes for them).
     list_display = ["trajectory", "step_index", "flaw_type", "source", "created_at"]
     list_filter = ["source", "flaw_type"]
     raw_id_fields = ["trajectory"]
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False  # history is append-only
-
 
 @admin.register(Diagnosis)
-class DiagnosisAdmin(admin.ModelAdmin):
+class DiagnosisAdmin(RecordAdmin):
     list_display = ["id", "trajectory", "endpoint", "status", "source", "flawless", "step_index"]
     list_filter = ["status", "source", "flawless"]
     raw_id_fields = ["trajectory", "job"]
 
 
 @admin.register(CheckFinding)
-class CheckFindingAdmin(admin.ModelAdmin):
+class CheckFindingAdmin(RecordAdmin):
     list_display = ["id", "trajectory", "step_index", "check_name", "status", "decided_by"]
     list_filter = ["status", "check_name"]
     raw_id_fields = ["trajectory", "label"]
@@ -136,7 +158,7 @@ class BatchRoundAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReviewDecision)
-class ReviewDecisionAdmin(admin.ModelAdmin):
+class ReviewDecisionAdmin(RecordAdmin):
     list_display = ["trajectory", "decision", "author", "by_lead", "superseded", "created_at"]
     list_filter = ["decision", "by_lead", "superseded"]
     raw_id_fields = ["trajectory"]
@@ -149,7 +171,7 @@ class ReviewLockAdmin(admin.ModelAdmin):
 
 
 @admin.register(LockTakeover)
-class LockTakeoverAdmin(admin.ModelAdmin):
+class LockTakeoverAdmin(RecordAdmin):
     list_display = ["trajectory", "taken_by", "taken_from", "created_at"]
     raw_id_fields = ["trajectory"]
 
@@ -161,7 +183,8 @@ class ReviewAssignmentAdmin(admin.ModelAdmin):
 
 
 @admin.register(BatchReviewPolicy)
-class BatchReviewPolicyAdmin(admin.ModelAdmin):
+class BatchReviewPolicyAdmin(RecordAdmin):
+    # Set on the batch page (1 to 10 approvals): 0 here would make every trajectory golden.
     list_display = ["batch", "required_approvals"]
 
 
@@ -190,7 +213,7 @@ class DatasetEntryAdmin(admin.ModelAdmin):
 
 
 @admin.register(AnswerVersion)
-class AnswerVersionAdmin(admin.ModelAdmin):
+class AnswerVersionAdmin(RecordAdmin):
     # History: versions are made by imports and accepted flags, never edited by hand.
     list_display = ["problem", "number", "answer", "answer_status", "origin", "created_at"]
     list_filter = ["origin"]
@@ -199,7 +222,7 @@ class AnswerVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(AnswerFlag)
-class AnswerFlagAdmin(admin.ModelAdmin):
+class AnswerFlagAdmin(RecordAdmin):
     list_display = ["problem", "status", "proposed_answer", "raised_by", "decided_by", "created_at"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in AnswerFlag._meta.fields]

@@ -8,6 +8,20 @@ from django.conf import settings
 from .engine.answer_rules import PRESETS, RULES
 from .models import AnswerStatus, Batch, Benchmark, FlawType, ModelEndpoint, ReviewDecision
 
+# The largest value an IntegerField column holds on every database (PostgreSQL's integer).
+INT_MAX = 2**31 - 1
+
+
+def as_int(raw: str | None, *, low: int = 0, high: int = INT_MAX) -> int | None:
+    """A whole number from a query or form value, or None for anything else: not decimal
+    digits (``²``, which ``isdigit()`` accepts and ``int()`` refuses), or outside ``low``..``high``
+    (digits beyond any column, or beyond the 4,300 that ``int()`` reads at all)."""
+    raw = (raw or "").strip()
+    if not raw.isdecimal() or len(raw) > len(str(high)):
+        return None
+    value = int(raw)
+    return value if low <= value <= high else None
+
 
 class ProblemUploadForm(forms.Form):
     file = forms.FileField(
@@ -46,15 +60,27 @@ class FlawLabelForm(forms.Form):
 
 
 class HintForm(forms.Form):
-    step = forms.IntegerField(min_value=0)
-    char_offset = forms.IntegerField(min_value=0, required=False)
+    step = forms.IntegerField(min_value=0, max_value=INT_MAX)
+    char_offset = forms.IntegerField(min_value=0, max_value=INT_MAX, required=False)
     text = forms.CharField(max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))
     flaw_type = forms.ModelChoiceField(
         queryset=FlawType.objects.filter(active=True), required=False
     )
-    diagnosis = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    diagnosis = forms.IntegerField(
+        min_value=1, max_value=INT_MAX, required=False, widget=forms.HiddenInput
+    )
     # A hint that states the reference value is inserted only with this ticked (recorded).
     confirm_reveal = forms.BooleanField(required=False)
+
+
+class GenerateForm(forms.Form):
+    """A lead's "solve this problem" on the problem page: which Reasoner, how many samples."""
+
+    endpoint = forms.ModelChoiceField(
+        queryset=ModelEndpoint.objects.filter(active=True, role__in=["reasoner", "both"]),
+        required=False,
+    )
+    samples = forms.IntegerField(min_value=1, max_value=16, required=False)
 
 
 class DecisionForm(forms.Form):
@@ -88,8 +114,10 @@ class BatchForm(forms.Form):
         choices=SPLIT_CHOICES, required=False, initial="train",
         help_text="Golden data comes from train problems: dev and test stay unseen.",
     )  # fmt: skip
-    sample_size = forms.IntegerField(min_value=1, required=False, help_text="Empty: all.")
-    seed = forms.IntegerField(initial=0)
+    sample_size = forms.IntegerField(
+        min_value=1, max_value=1_000_000, required=False, help_text="Empty: all."
+    )
+    seed = forms.IntegerField(min_value=0, max_value=INT_MAX, initial=0)
     reasoner = forms.ModelChoiceField(
         queryset=ModelEndpoint.objects.filter(active=True, role__in=["reasoner", "both"])
     )

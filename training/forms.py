@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import forms
 
 from curation.engine.answer_rules import PRESETS, RULES
-from curation.forms import SPLIT_CHOICES, splits_chosen
+from curation.forms import INT_MAX, SPLIT_CHOICES, splits_chosen
 from curation.models import Benchmark, DatasetVersion, ModelEndpoint
 
 from .services.configs import (
@@ -16,6 +16,12 @@ from .services.configs import (
     overrides_parse,
     presets,
 )
+
+# Every number has both limits: a learning rate of 1e308 or a step count beyond the run's
+# integer column is a form error, not a crashed script or a server error.
+MAX_STEPS = 10_000_000
+MAX_TOKENS = 131_072
+
 
 REWARD_CHOICES = [
     ("correctness", "correctness: 1 when the answer is within tolerance (the paper's reward)"),
@@ -99,9 +105,10 @@ class ProblemsMixin(forms.Form):
         queryset=Benchmark.objects.all(), to_field_name="slug"
     )
     per_benchmark = forms.IntegerField(
-        min_value=1, required=False, help_text="Problems per benchmark (seeded sample); empty: all."
-    )
-    seed = forms.IntegerField(initial=0)
+        min_value=1, max_value=1_000_000, required=False,
+        help_text="Problems per benchmark (seeded sample); empty: all.",
+    )  # fmt: skip
+    seed = forms.IntegerField(min_value=0, max_value=INT_MAX, initial=0)
     split = forms.ChoiceField(choices=SPLIT_CHOICES, required=False)
     # GRPO trains: it draws from train unless told otherwise. An evaluation draws from every
     # split by default (the paper's benchmarks are whole) and records its overlap with what
@@ -136,9 +143,11 @@ class SFTForm(RunForm):
     )
     use_peft = forms.BooleanField(required=False, label="LoRA (peft) instead of full fine-tuning")
     iw_sft = forms.BooleanField(required=False, label="Importance-weighted SFT (iw-SFT)")
-    learning_rate = forms.FloatField(min_value=0, required=False)
-    num_train_epochs = forms.FloatField(min_value=0, required=False)
-    max_steps = forms.IntegerField(min_value=1, required=False, help_text="Overrides epochs.")
+    learning_rate = forms.FloatField(min_value=0, max_value=1, required=False)
+    num_train_epochs = forms.FloatField(min_value=0, max_value=1000, required=False)
+    max_steps = forms.IntegerField(
+        min_value=1, max_value=MAX_STEPS, required=False, help_text="Overrides epochs."
+    )
 
     def _value(self, key, value):
         if key in ("use_peft", "iw_sft"):
@@ -158,13 +167,16 @@ class GRPOForm(ProblemsMixin, RunForm):
         choices=REWARD_CHOICES, widget=forms.CheckboxSelectMultiple, required=False,
         help_text="Summed. None ticked: the preset's.",
     )  # fmt: skip
-    learning_rate = forms.FloatField(min_value=0, required=False)
-    max_steps = forms.IntegerField(min_value=1, required=False)
-    num_generations = forms.IntegerField(min_value=2, required=False, help_text="Group size.")
-    max_completion_length = forms.IntegerField(
-        min_value=16, required=False, help_text="Token budget per rollout, interpreter included."
+    learning_rate = forms.FloatField(min_value=0, max_value=1, required=False)
+    max_steps = forms.IntegerField(min_value=1, max_value=MAX_STEPS, required=False)
+    num_generations = forms.IntegerField(
+        min_value=2, max_value=256, required=False, help_text="Group size."
     )
-    max_code_calls = forms.IntegerField(min_value=0, required=False)
+    max_completion_length = forms.IntegerField(
+        min_value=16, max_value=MAX_TOKENS, required=False,
+        help_text="Token budget per rollout, interpreter included.",
+    )  # fmt: skip
+    max_code_calls = forms.IntegerField(min_value=0, max_value=100, required=False)
     use_peft = forms.BooleanField(required=False, label="LoRA (peft)")
 
     def _value(self, key, value):
@@ -194,8 +206,9 @@ class EvaluateForm(ProblemsMixin, RunForm):
         help_text="How an answer is matched to the reference (the public evaluators' rules).",
     )
     tolerance = forms.FloatField(
-        min_value=0, required=False, help_text="ε, for storm-paper (the others fix theirs)."
-    )
+        min_value=0, max_value=0.1, required=False,
+        help_text="ε, for storm-paper (the others fix theirs), at most 0.1.",
+    )  # fmt: skip
     mode = forms.ChoiceField(
         required=False,
         choices=[
@@ -211,9 +224,9 @@ class EvaluateForm(ProblemsMixin, RunForm):
         ),
         help_text="RLCR: ask for <confidence>q</confidence> after the answer (for calibration).",
     )
-    temperature = forms.FloatField(min_value=0, required=False)
-    max_new_tokens = forms.IntegerField(min_value=16, required=False)
-    max_code_calls = forms.IntegerField(min_value=0, required=False)
+    temperature = forms.FloatField(min_value=0, max_value=2, required=False)
+    max_new_tokens = forms.IntegerField(min_value=16, max_value=MAX_TOKENS, required=False)
+    max_code_calls = forms.IntegerField(min_value=0, max_value=100, required=False)
 
 
 FORMS = {"sft": SFTForm, "grpo": GRPOForm, "evaluate": EvaluateForm}

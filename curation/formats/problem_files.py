@@ -15,7 +15,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..models.problems import AnswerStatus
+from ..models.problems import AnswerStatus, Benchmark, Problem
 
 QUESTION_KEYS = ("question", "en_question", "problem", "Question", "description")
 ANSWER_KEYS = ("answer", "en_answer", "ground_truth", "optimal_value", "Answer")
@@ -31,6 +31,17 @@ NO_SOLUTION_STRINGS = {
     "null",
 }
 _NUMBER = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?$")
+# What the columns hold on every database (PostgreSQL enforces them, SQLite does not): a record
+# that passes here is one the worker can store.
+_TEXT_LIMITS = {
+    "benchmark": Benchmark._meta.get_field("name").max_length,
+    **{
+        name: Problem._meta.get_field(name).max_length
+        for name in ("source_repo", "source_path", "source_commit", "source_id")
+    },
+}
+_INTEGER_RANGE = (-(2**31), 2**31 - 1)  # an IntegerField on PostgreSQL
+_NO_NUL = "which the database cannot store"
 
 
 class ImportFileError(ValueError):
@@ -133,6 +144,9 @@ def normalize_record(
     """Validate one decoded JSON value; returns the record and a description of its mapping."""
     if not isinstance(obj, dict):
         raise ImportFileError(filename, f"expected a JSON object, got {type(obj).__name__}", line)
+    problem = _unstorable(obj)
+    if problem:
+        raise ImportFileError(filename, problem, line)
     question_key = _first_key(obj, QUESTION_KEYS)
     if question_key is None:
         raise ImportFileError(
@@ -195,6 +209,64 @@ def normalize_record(
     )
     mapping = f"question←{question_key}, answer←{answer_key}, id←{id_key or '(position)'}"
     return record, mapping
+
+
+def _text_problem(text: str) -> str:
+    """Why a string is no storable text ("" when it is): a NUL character (PostgreSQL refuses
+    it in text and JSON), or a lone surrogate from a ``\\ud800`` escape (not UTF-8 at all)."""
+    if "\x00" in text:
+        return f"a NUL character, {_NO_NUL}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"a lone surrogate ({text[exc.start]!r}), which is not text"
+    return ""
+
+
+def _unstorable(obj: dict) -> str:
+    """Why a decoded record holds something no database column takes ("" when nothing): text
+    that is no text (``_text_problem``) or a number JSON cannot write (NaN, Infinity: Python's
+    decoder accepts them, PostgreSQL's jsonb does not)."""
+    for key, value in obj.items():
+        if problem := _text_problem(key):
+            return f"a field name contains {problem}"
+        # Walked with a stack: the decoder allows nesting deeper than a recursive walk would.
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                if problem := _text_problem(item):
+                    return f"field {key!r} contains {problem}"
+            elif isinstance(item, float):
+                if not math.isfinite(item):
+                    return f"field {key!r} holds a number JSON cannot represent ({item})"
+            elif isinstance(item, dict):
+                for name in item:
+                    if problem := _text_problem(name):
+                        return f"field {key!r} has a key with {problem}"
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+    return ""
+
+
+def _check_columns(record: ProblemRecord, filename: str) -> None:
+    """The record's fields fit their columns (lengths, the integer range)."""
+    for name, limit in _TEXT_LIMITS.items():
+        value = getattr(record, name)
+        if len(value) > limit:
+            raise ImportFileError(
+                filename,
+                f"field {name!r} is longer than {limit} characters (it has {len(value)})",
+                record.line,
+            )
+    low, high = _INTEGER_RANGE
+    if record.source_index is not None and not low <= record.source_index <= high:
+        raise ImportFileError(
+            filename,
+            f"field 'source_index' is {record.source_index}, outside {low} to {high}",
+            record.line,
+        )
 
 
 def _decode(data: bytes, filename: str) -> str:
@@ -302,6 +374,7 @@ def parse_problem_file(
         if default_benchmark:
             # An explicit --benchmark wins over what the records say.
             record = ProblemRecord(**{**asdict(record), "benchmark": default_benchmark})
+        _check_columns(record, filename)
         key = (record.benchmark, record.external_id)
         if key in seen:
             raise ImportFileError(

@@ -63,8 +63,13 @@ class Benchmark(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         if not self.slug:
-            self.slug = slugify(self.name)[:100] or "benchmark"
+            self.slug = self.slug_for(self.name)
         super().save(*args, **kwargs)
+
+    @staticmethod
+    def slug_for(name: str) -> str:
+        """The slug a new benchmark of this name gets (an import checks it is free first)."""
+        return slugify(name)[:100] or "benchmark"
 
 
 class Problem(models.Model):

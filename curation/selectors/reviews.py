@@ -123,6 +123,34 @@ def current_decisions(trajectory: Trajectory) -> QuerySet[ReviewDecision]:
     return trajectory.decisions.filter(superseded=False).select_related("author")
 
 
+def hinted_lineages(*, user) -> set[int]:
+    """The trajectories with a hint by ``user`` anywhere in their lineage: the branches their
+    hints made and every branch grown from those (one query per generation)."""
+    found: set[int] = set()
+    frontier = set(
+        Hint.objects.filter(author_user=user, branch__isnull=False).values_list(
+            "branch_id", flat=True
+        )
+    )
+    while frontier:
+        found |= frontier
+        frontier = (
+            set(Trajectory.objects.filter(parent_id__in=frontier).values_list("pk", flat=True))
+            - found
+        )
+    return found
+
+
+def own_hint_in_lineage(*, trajectory: Trajectory, user) -> Hint | None:
+    """A hint by ``user`` that made this branch or one of its ancestors, if any."""
+    lineage: list[int] = []
+    current = trajectory.pk
+    while current is not None and current not in lineage:
+        lineage.append(current)
+        current = Trajectory.objects.filter(pk=current).values_list("parent_id", flat=True).first()
+    return Hint.objects.filter(branch_id__in=lineage, author_user=user).order_by("pk").first()
+
+
 def golden_gate(queryset: QuerySet[Trajectory]) -> QuerySet[Trajectory]:
     """Trajectories that passed the human gate (the review part of "golden")."""
     return with_review_state(queryset).filter(review_state=GOLDEN)

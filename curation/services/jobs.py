@@ -7,11 +7,15 @@ from datetime import timedelta
 from typing import Self
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from calm_studio.queues import Queue
+
 from ..models import Job
+from ..roles import Role, has_role
 
 # The task that runs each kind of job; every task takes the job id as its only argument.
 TASK_FOR_KIND = {
@@ -32,13 +36,40 @@ def job_send(job: Job) -> str:
     return app.send_task(TASK_FOR_KIND[job.kind], args=[job.pk], queue=job.queue).id
 
 
+class JobLimitReached(ValueError):
+    """A reviewer already has as many gpu jobs waiting or running as they may."""
+
+
+def _gpu_cap_check(by) -> None:
+    """Refuse a reviewer's gpu job beyond ``GPU_JOBS_PER_REVIEWER`` queued or running ones.
+
+    One reviewer could otherwise fill the gpu queue (hint after hint) ahead of everyone else.
+    Leads and admins, who launch batches and training, and the system (``by`` None) are not
+    capped. Called inside the creating transaction, with the user's row locked (PostgreSQL):
+    two requests of one reviewer at once cannot both take the last place.
+    """
+    cap = settings.GPU_JOBS_PER_REVIEWER
+    if by is None or not cap or has_role(by, Role.LEAD):
+        return
+    get_user_model().objects.select_for_update().filter(pk=by.pk).values("pk").first()
+    active = Job.objects.filter(queue=Queue.GPU, created_by=by, status__in=Job.ACTIVE).count()
+    if active >= cap:
+        raise JobLimitReached(
+            f"you have {active} jobs queued or running on the GPU, at most {cap} at once "
+            "(GPU_JOBS_PER_REVIEWER); wait for one to finish or cancel one on the Jobs page"
+        )
+
+
 def job_create(*, kind: str, queue: str, params: dict, by=None, enqueue: bool = True) -> Job:
     """Create the job row and, once it is committed, send its task.
 
     Sending on commit means a worker can never receive an id whose row it cannot see yet.
     ``enqueue=False`` leaves the job for the caller to run in-process (management commands).
+    A reviewer's gpu jobs are capped (``JobLimitReached``).
     """
     with transaction.atomic():
+        if queue == Queue.GPU:
+            _gpu_cap_check(by)
         job = Job.objects.create(kind=kind, queue=queue, params=params, created_by=by)
         if enqueue:
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
-from ..formats.problem_files import ProblemRecord
+from ..formats.problem_files import ImportFileError, ProblemRecord
 from ..models import AnswerVersion, Benchmark, Problem
 from ..models.problems import SplitSource, split_for
 from .rejudge import problems_rejudge
@@ -126,6 +126,31 @@ def _classify(
         else:
             summary.unchanged[record.benchmark] += 1
     return summary, to_create, to_update
+
+
+def problems_import_check(*, records: Iterable[ProblemRecord], filename: str) -> None:
+    """Refuse, naming the line and the field, what the file's records cannot store beside what
+    the database holds: a new benchmark whose slug another benchmark (stored, or new in the same
+    file) already has. The file alone was checked by its parser."""
+    first_line: dict[str, int] = {}
+    for record in records:
+        first_line.setdefault(record.benchmark, record.line)
+    existing = set(Benchmark.objects.filter(name__in=first_line).values_list("name", flat=True))
+    new = {name: Benchmark.slug_for(name) for name in first_line if name not in existing}
+    taken = dict(Benchmark.objects.filter(slug__in=set(new.values())).values_list("slug", "name"))
+    for name, line in sorted(first_line.items(), key=lambda item: item[1]):
+        if name not in new:
+            continue
+        slug = new[name]
+        if slug in taken:
+            raise ImportFileError(
+                filename,
+                f"field 'benchmark': {name!r} would get the address {slug!r}, which benchmark "
+                f"{taken[slug]!r} already has; use that name or one that differs in letters "
+                "or digits",
+                line,
+            )
+        taken[slug] = name
 
 
 def problems_import_plan(*, records: Iterable[ProblemRecord]) -> ImportSummary:

@@ -21,6 +21,7 @@ from ..models import (
     Trajectory,
 )
 from ..roles import Role, has_role
+from ..selectors.reviews import hinted_lineages, own_hint_in_lineage
 
 
 class ReviewError(ValueError):
@@ -115,8 +116,8 @@ def review_next(*, reviewer, queue: QuerySet[Trajectory], current: int | None = 
     """Lock and return the next trajectory of ``queue`` for this reviewer, or None.
 
     Skips what anyone holds (the reviewer's own other items included: they are already on
-    their desk), what the reviewer has decided, branches of their own hints (their approval
-    would not count) and ``current``, the item they are leaving."""
+    their desk), what the reviewer has decided, branches with their own hint in the lineage
+    (they may not approve them) and ``current``, the item they are leaving."""
     now = timezone.now()
     decided = ReviewDecision.objects.filter(
         trajectory=OuterRef("pk"), author=reviewer, superseded=False
@@ -124,7 +125,7 @@ def review_next(*, reviewer, queue: QuerySet[Trajectory], current: int | None = 
     free = (
         queue.exclude(review_lock__locked_until__gte=now)
         .exclude(Exists(decided))
-        .exclude(origin_hint__author_user=reviewer)
+        .exclude(pk__in=hinted_lineages(user=reviewer))
     )
     if current is not None:
         free = free.exclude(pk=current)
@@ -139,9 +140,19 @@ def review_decide(*, trajectory: Trajectory, decision: str, by, reason: str = ""
     """Record a person's decision (approve as golden, reject, needs work), which supersedes
     their earlier one, and release their lock.
 
-    Refused when someone else holds the lock, and for non-leads when a lead has decided."""
+    Refused when someone else holds the lock, for non-leads when a lead has decided, and as an
+    approval from anyone who wrote a hint in the branch's lineage (someone else hinting after
+    them does not make their approval independent)."""
     if decision not in ReviewDecision.Decision.values:
         raise ReviewError(f"Unknown decision {decision!r}.")
+    if decision == ReviewDecision.Decision.APPROVED:
+        own = own_hint_in_lineage(trajectory=trajectory, user=by)
+        if own is not None:
+            raise ReviewError(
+                f"you wrote the hint that made trajectory #{own.branch_id}, in this branch's "
+                "lineage, so your approval would not be independent. Reject it, mark it as "
+                "needing work, or leave the approval to another reviewer."
+            )
     is_lead = has_role(by, Role.LEAD)
     with transaction.atomic():
         # Serialise decisions on one trajectory (PostgreSQL; SQLite locks the whole file).

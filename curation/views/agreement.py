@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from ..forms import as_int
 from ..models import (
     CheckFinding,
     Diagnosis,
@@ -147,7 +148,7 @@ def agreement_cell(request: HttpRequest) -> HttpResponse:
     def name(author: str) -> str:
         kind, _, pk = author.partition(":")
         names = users if kind == "user" else endpoints
-        return names.get(int(pk), author) if pk.isdecimal() else author
+        return names.get(as_int(pk), author)
 
     steps = [
         {**u, "human": name(u["left_author"]), "model": name(u["right_author"])} for u in units

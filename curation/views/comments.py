@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from ..forms import as_int
 from ..models import Comment, Trajectory
 from ..roles import Role, role_required
 from ..services.comments import CommentError, comment_add, comment_resolve, comments_by_step
@@ -34,8 +35,7 @@ def _back(trajectory: Trajectory, step: int | None) -> HttpResponse:
 @role_required(Role.REVIEWER)
 def comment_create(request: HttpRequest, pk: int) -> HttpResponse:
     trajectory = get_object_or_404(Trajectory, pk=pk)
-    raw = request.POST.get("step", "")
-    step = int(raw) if raw.isdecimal() else None
+    step = as_int(request.POST.get("step"))
     error = ""
     try:
         comment_add(trajectory=trajectory, step_index=step, text=request.POST.get("text", ""),

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from ..forms import as_int
 from ..models import Hint, Job, Trajectory
 from ..roles import Role, has_role, require_role, role_required
 from ..selectors.jobs import jobs_visible_to
@@ -36,7 +37,7 @@ def live_pieces(job: Job, have: list[str]) -> list[dict]:
         text = str(item.get("text", ""))
         chars = int(item.get("chars", len(text)))  # absolute length; text is its tail
         start = chars - len(text)
-        known = int(have[pos]) if pos < len(have) and have[pos].isdecimal() else None
+        known = as_int(have[pos]) if pos < len(have) else None
         if known is not None and start <= known <= chars:
             piece = {"mode": "append", "text": text[known - start :]}
         else:

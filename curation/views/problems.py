@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from ..forms import GenerateForm
 from ..models import AnswerFlag, AnswerStatus, ModelEndpoint, Problem
 from ..models.problems import Split
 from ..roles import Role, role_required
@@ -16,6 +17,7 @@ from ..selectors.problems import benchmark_counts, problem_search
 from ..selectors.trajectories import trajectory_tree
 from ..services.answer_versions import AnswerFlagError, answer_flag_decide, answer_flag_raise
 from ..services.endpoints import reasoner_default
+from ..services.jobs import JobLimitReached
 from ..services.problems import problem_split_set
 from ..services.trajectories import GenerationError, trajectories_generate
 
@@ -74,11 +76,12 @@ def problem_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def problem_generate(request: HttpRequest, pk: int) -> HttpResponse:
     """Have a Reasoner solve this problem (a job on the gpu queue)."""
     problem = get_object_or_404(Problem, pk=pk)
-    endpoint = (
-        ModelEndpoint.objects.filter(pk=request.POST.get("endpoint") or 0, active=True).first()
-        or reasoner_default()
-    )
-    samples = max(1, min(16, int(request.POST.get("samples") or 1)))
+    form = GenerateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Nothing was generated: " + form.errors.as_text())
+        return redirect(problem)
+    endpoint = form.cleaned_data["endpoint"] or reasoner_default()
+    samples = form.cleaned_data["samples"] or 1
     if endpoint is None:
         messages.error(request, "No Reasoner endpoint is configured (Admin → Model endpoints).")
         return redirect(problem)
@@ -86,7 +89,7 @@ def problem_generate(request: HttpRequest, pk: int) -> HttpResponse:
         job = trajectories_generate(
             problems=[problem], endpoint=endpoint, samples=samples, by=request.user
         )
-    except GenerationError as exc:
+    except (GenerationError, JobLimitReached) as exc:
         messages.error(request, str(exc))
         return redirect(problem)
     return redirect("curation-job-detail", pk=job.pk)

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from ..formats.review_rows import as_csv, as_jsonl, review_rows
+from ..forms import as_int
 from ..models import Batch, Benchmark, LockTakeover, Trajectory
 from ..roles import Role, role_required
 from ..selectors.batches import batch_trajectories
@@ -91,20 +92,19 @@ def review_next_view(request: HttpRequest) -> HttpResponse:
     the form carries the filters; from a trajectory page, the session's and ``current``."""
     if "benchmark" in request.POST:
         request.session[SESSION_FILTERS] = _filters(request.POST)
-    current = request.POST.get("current", "")
-    return next_in_queue(request, current=int(current) if current.isdecimal() else None)
+    return next_in_queue(request, current=as_int(request.POST.get("current")))
 
 
 @require_POST
 @role_required(Role.LEAD)
 def review_assign_view(request: HttpRequest) -> HttpResponse:
     """Assign the ticked trajectories, or the whole filtered queue, to a named reviewer."""
-    reviewer = get_user_model().objects.filter(pk=request.POST.get("reviewer") or 0).first()
+    reviewer = get_user_model().objects.filter(pk=as_int(request.POST.get("reviewer"))).first()
     filters = _filters(request.POST)
     if request.POST.get("scope") == "filter":
         ids = list(review_queue(**filters).values_list("pk", flat=True))
     else:
-        ids = [int(i) for i in request.POST.getlist("trajectory") if i.isdecimal()]
+        ids = [i for i in map(as_int, request.POST.getlist("trajectory")) if i is not None]
     if reviewer is None or not ids:
         messages.error(request, "Choose a reviewer and at least one trajectory to assign.")
     else:
@@ -175,10 +175,11 @@ def adjudication_page(request: HttpRequest) -> HttpResponse:
 def batch_review_policy_view(request: HttpRequest, pk: int) -> HttpResponse:
     """Set how many independent approvals make a trajectory of this batch golden."""
     batch = get_object_or_404(Batch, pk=pk)
-    raw = request.POST.get("required_approvals", "")
     try:
         policy = batch_review_policy_set(
-            batch=batch, required_approvals=int(raw) if raw.isdecimal() else 0, by=request.user
+            batch=batch,
+            required_approvals=as_int(request.POST.get("required_approvals")) or 0,
+            by=request.user,
         )
         messages.success(request, f"{batch}: {policy.required_approvals} approval(s) make golden.")
     except ReviewError as exc:
@@ -199,9 +200,9 @@ def review_export_view(request: HttpRequest) -> HttpResponse:
         return HttpResponseBadRequest("format must be csv or jsonl", content_type="text/plain")
     batch = request.GET.get("batch", "")
     if batch:
-        if not batch.isdecimal():
+        if as_int(batch) is None:
             return HttpResponseBadRequest("batch must be a batch id", content_type="text/plain")
-        trajectories = batch_trajectories(get_object_or_404(Batch, pk=int(batch)))
+        trajectories = batch_trajectories(get_object_or_404(Batch, pk=as_int(batch)))
         scope = f"batch-{batch}"
     else:
         trajectories = trajectories_filtered(**_filters(request.GET))

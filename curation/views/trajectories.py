@@ -14,18 +14,19 @@ from ..forms import DecisionForm, FlawLabelForm, HintForm
 from ..models import Diagnosis, FlawType, Job, ReviewDecision, Trajectory
 from ..roles import Role, role_required
 from ..selectors.labels import current_labels, label_history
-from ..selectors.reviews import current_decisions, review_state_of
+from ..selectors.reviews import current_decisions, own_hint_in_lineage, review_state_of
 from ..selectors.trajectories import trajectory_tree
 from ..services.checks import CheckError, check_finding_decide, open_findings
 from ..services.comments import comments_by_step
 from ..services.diagnoses import diagnosis_request
 from ..services.hints import hint_insert
+from ..services.jobs import JobLimitReached
 from ..services.labels import LabelError, flaw_label_set
 from ..services.reviews import (
     LockHeld,
     ReviewError,
     review_decide,
-    review_lock_acquire,
+    review_lock_holder,
     review_lock_require,
 )
 from ..services.trajectories import GenerationError
@@ -64,6 +65,8 @@ def _page_context(request: HttpRequest, trajectory: Trajectory) -> dict:
         "focus": request.GET.get("step", ""),
         "review": review_state_of(trajectory),
         "decisions": list(current_decisions(trajectory)),
+        # A hint of theirs in the lineage: their approval is refused (services.reviews).
+        "own_lineage_hint": own_hint_in_lineage(trajectory=trajectory, user=request.user),
         **lock_context(trajectory),
         "diagnoses": diagnoses,
         "suggestion": next((d for d in diagnoses if _is_open_suggestion(d)), None),
@@ -101,9 +104,10 @@ def _is_open_suggestion(diagnosis: Diagnosis) -> bool:
 @role_required(Role.REVIEWER)
 def trajectory_detail(request: HttpRequest, pk: int) -> HttpResponse:
     trajectory = _get_trajectory(pk)
-    if request.GET.get("from") == "queue" and not review_lock_acquire(
-        trajectory=trajectory, reviewer=request.user
-    ):
+    # A GET takes no lock ("next" in the queue, a POST, took it); it warns when someone else
+    # holds one.
+    lock = review_lock_holder(trajectory=trajectory)
+    if request.GET.get("from") == "queue" and lock and lock.reviewer_id != request.user.pk:
         messages.warning(request, "Someone else is reviewing this trajectory (see its lock).")
     return render(request, "curation/trajectory_detail.html", _page_context(request, trajectory))
 
@@ -195,7 +199,7 @@ def hint_create(request: HttpRequest, pk: int) -> HttpResponse:
             by_user=request.user,
             confirm_reveal=form.cleaned_data["confirm_reveal"],
         )
-    except GenerationError as exc:  # HintRevealsAnswer says how to confirm
+    except (GenerationError, JobLimitReached) as exc:  # HintRevealsAnswer says how to confirm
         messages.error(request, f"The hint was not inserted: {exc}")
         return redirect(trajectory.get_absolute_url())
     return redirect(reverse("curation-job-detail", args=[hint.job_id]))
@@ -207,7 +211,7 @@ def trajectory_diagnose(request: HttpRequest, pk: int) -> HttpResponse:
     trajectory = _get_trajectory(pk)
     try:
         job = diagnosis_request(trajectory=trajectory, by=request.user)
-    except GenerationError as exc:
+    except (GenerationError, JobLimitReached) as exc:
         messages.error(request, str(exc))
         return redirect(trajectory.get_absolute_url())
     return redirect(reverse("curation-job-detail", args=[job.pk]))

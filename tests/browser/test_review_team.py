@@ -208,6 +208,12 @@ def test_the_page_renews_the_lock_while_the_reviewer_is_active(
     # same ticks of the renewal timer, never over seconds of real waiting.
     page.clock.install()
     page.goto(f"{live_server.url}/trajectories/{t.pk}/?from=queue")
+    # Opening the page (a GET) takes no lock, and an unheld lock is not renewed; "n" in the
+    # queue (a POST) takes it.
+    expect(page.locator("#lock-holder")).to_contain_text("Not locked")
+    page.goto(f"{live_server.url}/review/")
+    with page.expect_navigation(url=re.compile(rf"/trajectories/{t.pk}/\?from=queue$")):
+        page.keyboard.press("n")
     page.clock.pause_at(page.evaluate("Date.now()") + 1)
     assert "You hold the lock" in page.inner_text("#lock-holder")
     every_ms = int(page.get_attribute("#lock-status", "data-renew-every")) * 1000

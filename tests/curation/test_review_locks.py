@@ -1,5 +1,6 @@
-"""Locks that hold: opening from the queue takes the lock, the page shows the holder, only the
-holder labels, hints or decides, and a lead's takeover is recorded."""
+"""Locks that hold: taking the next item of the queue (a POST) takes the lock, opening a page
+(a GET) never does, the page shows the holder, only the holder labels, hints or decides, and a
+lead's takeover is recorded."""
 
 from __future__ import annotations
 
@@ -31,18 +32,28 @@ def held(make_trajectory, reviewer):
     return t
 
 
-def test_opening_from_the_queue_takes_the_lock_and_shows_the_holder(
+def test_next_in_the_queue_takes_the_lock_and_the_page_shows_the_holder(
     client_for, reviewer, second_reviewer, make_trajectory
 ):
     t = make_trajectory()
     client = client_for(reviewer)
-    html = client.get(f"{t.get_absolute_url()}?from=queue").content.decode()
+    opened = client.post(reverse("curation-review-next"), follow=True)  # a POST takes it
+    assert opened.redirect_chain[-1][0] == f"{t.get_absolute_url()}?from=queue"
     assert ReviewLock.objects.get(trajectory=t).reviewer == reviewer
-    assert "You hold the lock until" in html
+    assert "You hold the lock until" in opened.content.decode()
     client.force_login(second_reviewer)
     html = client.get(f"{t.get_absolute_url()}?from=queue").content.decode()
     assert "Locked by rita-reviewer until" in html
+    assert "Someone else is reviewing this trajectory" in html
     assert ReviewLock.objects.get(trajectory=t).reviewer == reviewer
+
+
+def test_opening_a_link_from_the_queue_takes_no_lock(client_for, reviewer, make_trajectory):
+    # A GET changes nothing: a link (or a prefetch) of ?from=queue held the item 30 minutes.
+    t = make_trajectory()
+    html = client_for(reviewer).get(f"{t.get_absolute_url()}?from=queue").content.decode()
+    assert not ReviewLock.objects.exists()
+    assert "Not locked" in html
 
 
 def test_a_label_by_someone_else_than_the_holder_is_refused_with_a_message(

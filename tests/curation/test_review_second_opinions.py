@@ -6,10 +6,17 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from curation.models import Batch, BatchItem, BatchReviewPolicy, Diagnosis, Hint
+from curation.models import (
+    Batch,
+    BatchItem,
+    BatchReviewPolicy,
+    Diagnosis,
+    Hint,
+    ReviewDecision,
+)
 from curation.selectors.datasets import golden_trajectories
-from curation.selectors.reviews import review_state_of
-from curation.services.reviews import review_decide
+from curation.selectors.reviews import review_queue, review_state_of
+from curation.services.reviews import ReviewError, review_decide, review_next
 
 pytestmark = pytest.mark.django_db
 
@@ -52,11 +59,64 @@ def test_the_author_of_the_hint_never_counts_as_an_approval(make_trajectory, cas
     Hint.objects.create(
         trajectory=parent, step_index=1, text="Use code.", branch=branch, author_user=cast["ann"]
     )
-    review_decide(trajectory=branch, decision="approved", by=cast["ann"])
+    with pytest.raises(ReviewError, match="you wrote the hint"):
+        review_decide(trajectory=branch, decision="approved", by=cast["ann"])
+    # An approval recorded before that refusal existed does not count either.
+    ReviewDecision.objects.create(trajectory=branch, decision="approved", author=cast["ann"])
     assert review_state_of(branch).n_approvals == 0
     assert not golden_trajectories().exists()
     review_decide(trajectory=branch, decision="approved", by=cast["ben"])
     assert list(golden_trajectories()) == [branch]
+
+
+@pytest.fixture
+def hinted_twice(make_trajectory, cast):
+    """ann hinted the root (branch one); ben hinted branch one after her (branch two)."""
+    root = make_trajectory(is_correct=False)
+    one = make_trajectory(is_correct=False, parent=root, branch_step=1)
+    two = make_trajectory(is_correct=True, parent=one, branch_step=2)
+    Diagnosis.objects.create(trajectory=two, status="ok", flawless=True)
+    Hint.objects.create(
+        trajectory=root, step_index=1, text="Use code.", branch=one, author_user=cast["ann"]
+    )
+    Hint.objects.create(trajectory=one, step_index=2, text="Check the bound.", branch=two,
+                        author_user=cast["ben"])  # fmt: skip
+    return root, one, two
+
+
+def test_a_reviewer_cannot_approve_a_branch_with_their_hint_anywhere_in_its_lineage(
+    client_for, hinted_twice, cast
+):
+    # ben's hint came after ann's: the branch's own hint is ben's, but ann's is still in it.
+    _root, one, two = hinted_twice
+    response = client_for(cast["ann"]).post(
+        reverse("curation-trajectory-decide", args=[two.pk]), {"decision": "approved"},
+        follow=True,
+    )  # fmt: skip
+    html = response.content.decode()
+    assert "Nothing was decided" in html and f"trajectory #{one.pk}" in html
+    assert not ReviewDecision.objects.exists()
+    assert not golden_trajectories().exists()
+    # The page tells her so before she tries; it tells no one else.
+    page = client_for(cast["ann"]).get(two.get_absolute_url()).content.decode()
+    assert 'id="own-hint-note"' in page and f"#{one.pk}</a>, in this branch's lineage" in page
+    page = client_for(cast["cat"]).get(two.get_absolute_url()).content.decode()
+    assert 'id="own-hint-note"' not in page
+    # She may still reject it or ask for work; another reviewer approves it.
+    review_decide(trajectory=two, decision="needs_work", by=cast["ann"])
+    review_decide(trajectory=two, decision="approved", by=cast["cat"])
+    assert review_state_of(two).n_approvals == 1
+
+
+def test_the_queue_does_not_hand_a_reviewer_a_branch_with_their_hint_in_its_lineage(
+    hinted_twice, cast
+):
+    root, _one, two = hinted_twice
+    queue = review_queue(reviewer=cast["ann"])
+    assert two.pk in set(queue.values_list("pk", flat=True))  # it awaits review...
+    handed = [review_next(reviewer=cast["ann"], queue=review_queue(reviewer=cast["ann"]))]
+    handed.append(review_next(reviewer=cast["ann"], queue=review_queue(reviewer=cast["ann"])))
+    assert handed == [root, None]  # ...but not from her: one and two both carry her hint
 
 
 def make_batch(lead):

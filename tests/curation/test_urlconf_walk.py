@@ -25,6 +25,14 @@ REFUSED = {
     ("curation-job-cancel", "reviewer"), ("curation-job-retry", "reviewer"),
     ("admin:autocomplete", "admin"), ("admin:axes_accessattempt_add", "admin"),
     ("admin:axes_accesslog_add", "admin"), ("admin:axes_accessfailurelog_add", "admin"),
+    # The records the review workflow and the answer history rest on are read-only in the
+    # admin (curation/admin.py RecordAdmin; training runs and scores likewise).
+    *((f"admin:curation_{model}_{action}", "admin")
+      for model in ("trajectory", "hint", "flawlabel", "diagnosis", "checkfinding",
+                    "reviewdecision", "locktakeover", "batchreviewpolicy", "answerversion",
+                    "answerflag")
+      for action in ("add", "delete")),
+    ("admin:training_trainingrun_add", "admin"), ("admin:training_evaluationscore_add", "admin"),
 }  # fmt: skip
 R, L, A = Role.REVIEWER, Role.LEAD, Role.ADMIN
 MINIMUM = {

@@ -98,15 +98,52 @@ def test_the_command_is_the_trl_script_shape_and_goes_under_accelerate_for_multi
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("kind", "text", "message"),
     [
-        ("trust_remote_code: true", "trust_remote_code may not be set"),
-        ("push_to_hub: true", "push_to_hub may not be set"),
-        ("hub_model_id: me/model", "hub_model_id may not be set"),
-        ("logging_dir: /etc/cron.d", "paths outside the run folder"),
-        ("logging_dir: ../../other-run", "paths outside the run folder"),
+        ("sft", "trust_remote_code: true", "trust_remote_code may not be set"),
+        ("grpo", "trust_remote_code: true", "trust_remote_code may not be set"),
+        ("sft", "push_to_hub: true", "push_to_hub may not be set"),
+        ("sft", "hub_model_id: me/model", "hub_model_id may not be set"),
+        ("grpo", "log_completions_hub_repo: me/x", "log_completions_hub_repo may not be set"),
+        ("sft", "model_revision: main", "model_revision may not be set"),
+        ("sft", "resume_from_checkpoint: true", "resume_from_checkpoint may not be set"),
+        ("sft", "logging_dir: /etc/cron.d", "logging_dir may not be set"),
+        ("sft", "eval_file: ../../other-run/tokens.jsonl", "eval_file may not be set"),
+        ("sft", "chat_template_path: /tmp/evil.jinja", "chat_template_path may not be set"),
+        ("grpo", "vllm_server_host: evil.example", "vllm_server_host may not be set"),
+        ("grpo", "use_vllm: true", "use_vllm may not be set"),
+        ("grpo", "model_init_kwargs: '{\"trust_remote_code\": true}'", "model_init_kwargs"),
+        ("evaluate", "base_url: http://evil.example/v1", "set by the run itself"),
+        (
+            "evaluate",
+            "learning_rate: 0.1",
+            "learning_rate may not be set by overrides of an evaluation",
+        ),
+        ("sft", "report_to: wandb", "metrics stay on this machine"),
+        ("sft", "report_to: [tensorboard, wandb]", "metrics stay on this machine"),
+        ("grpo", "system_prompt: /etc/passwd", "paths outside the run folder"),
+        ("sft", "lora_target_modules: [q_proj, ../x]", "paths outside the run folder"),
     ],
 )
-def test_overrides_cannot_run_remote_code_publish_or_leave_the_run_folder(text, message):
+def test_overrides_may_set_only_the_kinds_allowed_keys_named_when_refused(kind, text, message):
     with pytest.raises(ConfigError, match=message):
-        overrides_parse(text, "sft")
+        overrides_parse(text, kind)
+
+
+def test_every_key_the_presets_set_may_be_overridden():
+    # A relaunch passes the old config's differences from the preset as overrides.
+    import yaml
+
+    from training.services.configs import ALLOWED_OVERRIDES, APP_KEYS, CONFIGS_DIR, PRESET_PREFIX
+
+    for kind, prefix in PRESET_PREFIX.items():
+        for path in CONFIGS_DIR.glob(f"{prefix}*.yaml"):
+            keys = set(yaml.safe_load(path.read_text())) - set(APP_KEYS[kind])
+            assert keys <= ALLOWED_OVERRIDES[kind], (path.name, keys - ALLOWED_OVERRIDES[kind])
+    overrides_parse("report_to: none\nmax_steps: 10\nlora_target_modules: [q_proj]", "sft")
+
+
+def test_a_run_created_or_relaunched_with_a_refused_override_is_refused():
+    with pytest.raises(ConfigError, match="trust_remote_code may not be set"):
+        config_merge("sft", "sft_tiny", fields={}, overrides={"trust_remote_code": True},
+                     owned={"output_dir": "/runs/1-sft"})  # fmt: skip

@@ -87,6 +87,9 @@ def test_a_bad_rejudge_request_is_a_clear_message_and_changes_nothing(
     assert "Not re-judged" in response.content.decode()
     response = client.post(url, {"rule": "sirl"}, follow=True)
     assert "judged under sirl already" in response.content.decode()
+    for unbounded in ("1e308", "nan", "-0.5"):  # 1e308 would judge every answer correct
+        response = client.post(url, {"rule": "storm-paper", "tolerance": unbounded}, follow=True)
+        assert "tolerance must be a number from 0 to 0.1" in response.content.decode()
     assert not EvaluationScore.objects.filter(run=finished_eval, rejudged=True).exists()
 
 

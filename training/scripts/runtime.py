@@ -215,7 +215,7 @@ def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
         return None
     found = [
         p for p in root.iterdir() if p.is_dir() and p.name.startswith("checkpoint-")
-        and p.name.split("-", 1)[1].isdigit()
+        and p.name.split("-", 1)[1].isascii() and p.name.split("-", 1)[1].isdigit()
     ]  # fmt: skip
     if not found:
         return None

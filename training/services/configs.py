@@ -62,17 +62,124 @@ def accelerate_configs() -> list[str]:
     return sorted(p.stem for p in ACCELERATE_DIR.glob("*.yaml"))
 
 
-# Overrides that would run code from a model repository, publish the weights, or write or read
-# outside the run folder are refused whatever their value.
-FORBIDDEN_OVERRIDES = ("trust_remote_code", "push_to_hub", "hub_", "resume_from_checkpoint")
+# What an override may set, per kind: the knobs of training and sampling, never a path, a hub
+# id, a server address, remote code or publishing (anything not listed is refused by name).
+# Every key the presets use is here, so a relaunch (the old config's differences as
+# overrides) passes the same check.
+_TRAINING = (
+    # transformers.TrainingArguments: optimisation, schedule, batching, logging, checkpoints
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_ratio",
+    "warmup_steps",
+    "weight_decay",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_epsilon",
+    "max_grad_norm",
+    "optim",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "per_device_eval_batch_size",
+    "gradient_accumulation_steps",
+    "gradient_checkpointing",
+    "logging_steps",
+    "logging_first_step",
+    "save_strategy",
+    "save_steps",
+    "save_total_limit",
+    "eval_strategy",
+    "eval_steps",
+    "seed",
+    "data_seed",
+    "bf16",
+    "fp16",
+    "tf32",
+    "use_cpu",
+    "dataloader_num_workers",
+    "disable_tqdm",
+    "label_smoothing_factor",
+    "neftune_noise_alpha",
+    "report_to",
+    # trl.ModelConfig, without the model's name or revision
+    "dtype",
+    "attn_implementation",
+    "use_peft",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_target_modules",
+    "lora_modules_to_save",
+    "lora_task_type",
+    "use_rslora",
+    "use_dora",
+    "load_in_8bit",
+    "load_in_4bit",
+    "bnb_4bit_quant_type",
+    "use_bnb_nested_quant",
+)
+ALLOWED_OVERRIDES: dict[str, frozenset[str]] = {
+    "sft": frozenset((
+        *_TRAINING, "max_length", "truncation_mode", "packing", "padding_free",
+        "completion_only_loss", "assistant_only_loss", "shuffle_dataset", "loss_type",
+        # training.scripts.sft
+        "train_on_hints", "use_record_weights", "iw_sft", "iw_w_min", "iw_w_max",
+        "iw_temperature", "iw_normalize",
+    )),
+    "grpo": frozenset((
+        *_TRAINING, "num_generations", "beta", "epsilon", "epsilon_high", "delta", "loss_type",
+        "scale_rewards", "num_iterations", "temperature", "top_p", "top_k", "min_p",
+        "repetition_penalty", "max_completion_length", "generation_batch_size",
+        "steps_per_generation", "mask_truncated_completions", "reward_weights",
+        "disable_dropout", "shuffle_dataset", "log_completions", "num_completions_to_print",
+        # training.scripts.grpo
+        "reward_funcs", "answer_rule", "answer_tolerance", "failed_penalty",
+        "code_call_budget", "code_call_penalty", "code_timeout_s", "code_workers",
+        "credit_sandbox_answer", "max_code_calls", "max_problems", "notice_calls_left",
+        "system_prompt", "think_prefix",
+    )),
+    "evaluate": frozenset((
+        # training.scripts.evaluate: sampling, judging, batching (never the model or its server)
+        "k", "temperature", "top_p", "max_new_tokens", "max_code_calls", "code_timeout_s",
+        "rule", "tolerance", "mode", "batch_size", "concurrency", "dtype", "device", "seed",
+        "ask_confidence", "credit_sandbox_answer", "max_problems", "system_prompt",
+        "think_prefix",
+    )),
+}  # fmt: skip
+_KIND_NAMES = {"sft": "an SFT run", "grpo": "a GRPO run", "evaluate": "an evaluation"}
+# Where training metrics may go: this machine's own files, never a service elsewhere.
+LOCAL_REPORTS = frozenset(("none", "tensorboard"))
 
 
-def _override_refused(key: str, value: Any) -> str | None:
-    if key.startswith(FORBIDDEN_OVERRIDES):
-        return f"{key} may not be set by overrides"
-    if isinstance(value, str) and (value.startswith(("/", "~")) or ".." in value.split("/")):
-        return f"{key}: paths outside the run folder are not allowed ({value!r})"
+def _override_refused(kind: str, key: str, value: Any) -> str | None:
+    """Why an override of ``key`` with ``value`` is refused (None: it may be set)."""
+    if key not in ALLOWED_OVERRIDES[kind]:
+        return (
+            f"{key} may not be set by overrides of {_KIND_NAMES[kind]} (they may set: "
+            f"{', '.join(sorted(ALLOWED_OVERRIDES[kind]))})"
+        )
+    values = value if isinstance(value, list) else [value]
+    if key == "report_to" and not set(map(str, values)) <= LOCAL_REPORTS:
+        return f"report_to: metrics stay on this machine ({' or '.join(sorted(LOCAL_REPORTS))})"
+    for item in values:
+        if isinstance(item, str) and (item.startswith(("/", "~")) or ".." in item.split("/")):
+            return f"{key}: paths outside the run folder are not allowed ({item!r})"
     return None
+
+
+def overrides_check(overrides: dict[str, Any], kind: str) -> None:
+    """Refuse, naming the key, an override that is not on the kind's allow-list."""
+    owned = sorted(set(overrides) & set(APP_KEYS[kind]))
+    if owned:
+        raise ConfigError(f"set by the run itself, not by overrides: {', '.join(owned)}")
+    for key, value in overrides.items():
+        if not isinstance(key, str) or not key.replace("_", "").isalnum():
+            raise ConfigError(f"{key!r} is not an argument name")
+        if isinstance(value, dict):
+            raise ConfigError(f"{key}: nested mappings are not arguments (the config is flat)")
+        if refused := _override_refused(kind, key, value):
+            raise ConfigError(refused)
 
 
 def overrides_parse(text: str, kind: str) -> dict[str, Any]:
@@ -87,23 +194,18 @@ def overrides_parse(text: str, kind: str) -> dict[str, Any]:
         raise ConfigError(f"overrides are not valid YAML{where}") from None
     if not isinstance(data, dict):
         raise ConfigError("overrides must be a mapping: one 'name: value' per line")
-    owned = sorted(set(data) & set(APP_KEYS[kind]))
-    if owned:
-        raise ConfigError(f"set by the run itself, not by overrides: {', '.join(owned)}")
-    for key, value in data.items():
-        if not isinstance(key, str) or not key.replace("_", "").isalnum():
-            raise ConfigError(f"{key!r} is not an argument name")
-        if isinstance(value, dict):
-            raise ConfigError(f"{key}: nested mappings are not arguments (the config is flat)")
-        if refused := _override_refused(key, value):
-            raise ConfigError(refused)
+    overrides_check(data, kind)
     return data
 
 
 def config_merge(
     kind: str, preset: str, fields: dict[str, Any], overrides: dict[str, Any], owned: dict
 ) -> dict[str, Any]:
-    """preset < run defaults < form fields (None: keep the preset's) < overrides < owned."""
+    """preset < run defaults < form fields (None: keep the preset's) < overrides < owned.
+
+    The overrides are checked here too: a run created by a service call, or relaunched with
+    overrides edited elsewhere, passes the same allow-list as the form."""
+    overrides_check(overrides, kind)
     config = preset_load(kind, preset)
     config.update(RUN_DEFAULTS[kind])
     config.update({k: v for k, v in fields.items() if v is not None})

@@ -88,6 +88,8 @@ def _trajectories_import(run: TrainingRun, path: Path, results: dict) -> int:
     return len(rows)
 
 
+# The largest answer tolerance a re-judging may apply (as the batch and run forms allow).
+MAX_TOLERANCE = 0.1
 # What a stored sample keeps: enough to judge it again and to plot calibration.
 _SAMPLE_KEYS = ("sample", "final_answer", "outcome", "confidence", "code_calls", "response_tokens")
 
@@ -134,6 +136,9 @@ def evaluation_rejudge(*, run: TrainingRun, rule: str, tolerance: float | None =
     Returns the new (or replaced) scores, one per benchmark."""
     if run.kind != TrainingRun.Kind.EVALUATE or run.job.is_active:
         raise RejudgeError("only a finished evaluation can be re-judged")
+    # Bounded as the batch and run forms are: a tolerance of 1e308 judges every answer correct.
+    if tolerance is not None and not 0 <= tolerance <= MAX_TOLERANCE:
+        raise RejudgeError(f"the tolerance must be a number from 0 to {MAX_TOLERANCE}")
     try:
         preset = get_rule(rule)
         label = preset.label(tolerance)

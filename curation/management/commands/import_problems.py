@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from curation.formats.problem_files import ImportFileError, parse_problem_file
-from curation.services.problems import ImportSummary, problems_import
+from curation.services.problems import ImportSummary, problems_import, problems_import_check
 
 
 class Command(BaseCommand):
@@ -35,6 +35,7 @@ class Command(BaseCommand):
                 continue
             try:
                 parsed = parse_problem_file(data, filename=str(path), default_benchmark=benchmark)
+                problems_import_check(records=parsed.records, filename=parsed.filename)
             except ImportFileError as exc:
                 failures.append(str(exc))
                 continue
