@@ -24,6 +24,25 @@ def runs_recent(limit: int = 100):
     return TrainingRun.objects.select_related("job", "model", "dataset", "created_by")[:limit]
 
 
+def embedded_trainable() -> dict | None:
+    """The embedded model's trainable weights: ``{"folder", "made", "command"}`` (the command
+    that makes them when they are not made yet), or None when no embedded model is set up."""
+    from curation.engine.serving import local_model
+
+    if local_model.selected_model_name() is None:
+        return None
+    try:
+        gguf = local_model.model_path(local_model.get_model())
+    except local_model.EnvError:
+        return None
+    folder = local_model.trainable_folder(gguf)
+    return {
+        "folder": folder,
+        "made": local_model.trainable_made(folder),
+        "command": f".venv/bin/python -m curation.engine.serving.trainable {gguf}",
+    }
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
