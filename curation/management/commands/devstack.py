@@ -85,6 +85,14 @@ class Command(BaseCommand):
     def handle(self, *args, addr: str, concurrency: int, **options) -> None:
         python = sys.executable
         parent = ParentWatch()  # make, under `make run`
+        stopping = {"flag": False}
+
+        def request_stop(signum, frame) -> None:
+            stopping["flag"] = True
+
+        # Before any child starts: a signal in between would end devstack and orphan them.
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
         commands = {
             "web": [python, "manage.py", "runserver", "--noreload", addr],
             "worker": [
@@ -109,14 +117,6 @@ class Command(BaseCommand):
         if model_argv is None:  # no stale state from an earlier run in the header badge
             write_status(local_model.status_path(), state="off", name="embedded model")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        stopping = {"flag": False}
-
-        def request_stop(signum, frame) -> None:
-            stopping["flag"] = True
-
-        # Before any child starts: a signal in between would end devstack and orphan them.
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
         procs = {
             name: subprocess.Popen(
                 cmd,
