@@ -4,18 +4,22 @@
 from __future__ import annotations
 
 from django import forms
+from django.forms.models import ModelChoiceIterator
 
 from curation.engine.answer_rules import PRESETS, RULES
 from curation.forms import INT_MAX, SPLIT_CHOICES, splits_chosen
 from curation.models import Benchmark, DatasetVersion, ModelEndpoint
 
+from .selectors import embedded_trainable
 from .services.configs import (
     DEFAULT_PRESET,
     ConfigError,
     accelerate_configs,
+    endpoint_model_args,
     overrides_parse,
     presets,
 )
+from .services.runs import trainable_endpoint_ensure
 
 # Every number has both limits: a learning rate of 1e308 or a step count beyond the run's
 # integer column is a form error, not a crashed script or a server error.
@@ -31,12 +35,42 @@ REWARD_CHOICES = [
 ]
 
 
+class _WithTrainable(ModelChoiceIterator):
+    def __iter__(self):
+        yield from super().__iter__()
+        if self.field.trainable is not None:
+            yield (BaseModelField.TRAINABLE, f"{TRAINABLE_LABEL} ({self.field.trainable})")
+
+    def __len__(self) -> int:
+        return super().__len__() + (self.field.trainable is not None)
+
+
+TRAINABLE_LABEL = "The embedded model, trainable weights"
+
+
+class BaseModelField(forms.ModelChoiceField):
+    """The endpoints, plus the embedded model's trainable weights while no endpoint names
+    them yet (``trainable``: their folder); choosing those registers their endpoint."""
+
+    TRAINABLE = "embedded-trainable"
+    iterator = _WithTrainable
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.trainable = None
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value):
+        if value == self.TRAINABLE and self.trainable is not None:
+            return trainable_endpoint_ensure(folder=self.trainable)
+        return super().to_python(value)
+
+
 class RunForm(forms.Form):
     KIND = ""
     ARGUMENTS: tuple[str, ...] = ()
 
     name = forms.CharField(max_length=200)
-    model = forms.ModelChoiceField(
+    model = BaseModelField(
         queryset=ModelEndpoint.objects.filter(active=True),
         help_text="The starting weights (a registered checkpoint is an endpoint too).",
     )
@@ -65,6 +99,44 @@ class RunForm(forms.Form):
         ]
         if self.KIND == "evaluate":
             del self.fields["accelerate_config"], self.fields["num_processes"]
+        else:
+            self._offer_trainable_weights()
+
+    def _offer_trainable_weights(self) -> None:
+        """Training needs Hugging Face weights: offer the embedded model's once they are made,
+        and say how to make them while they are not."""
+        embedded = embedded_trainable()
+        if embedded is None:
+            return
+        field = self.fields["model"]
+        if not embedded["made"]:
+            field.help_text += (
+                " The embedded model can be trained once its trainable weights are made: "
+                f"run {embedded['command']} (it needs about 6 bytes of memory per parameter)."
+            )
+        elif not ModelEndpoint.objects.filter(model=str(embedded["folder"])).exists():
+            field.trainable = embedded["folder"]
+        self._embedded = embedded
+
+    def clean_model(self):
+        """A model training cannot start from is this field's error, so the form marks it."""
+        model = self.cleaned_data.get("model")
+        if model is None or self.KIND == "evaluate":
+            return model
+        try:
+            endpoint_model_args(self.KIND, model.spec())
+        except ConfigError as exc:
+            message = str(exc)
+            embedded = getattr(self, "_embedded", None)
+            if embedded and embedded["made"]:
+                message += f"; choose “{TRAINABLE_LABEL}”"
+            elif embedded:
+                message += (
+                    "; to train the embedded model, make its trainable weights: "
+                    f"{embedded['command']}"
+                )
+            raise forms.ValidationError(message) from None
+        return model
 
     def clean_overrides(self) -> dict:
         try:

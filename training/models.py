@@ -49,6 +49,8 @@ class TrainingRun(models.Model):
     step = models.PositiveIntegerField(default=0)
     max_steps = models.PositiveIntegerField(null=True, blank=True)
     elapsed_s = models.FloatField(default=0.0)
+    # The script's last ``phase`` event (phase, time, its counts): what the run does now.
+    phase = models.JSONField(default=dict, blank=True)
     log_tail = models.TextField(blank=True)
     command = models.JSONField(default=list, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)

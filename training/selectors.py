@@ -24,6 +24,58 @@ def runs_recent(limit: int = 100):
     return TrainingRun.objects.select_related("job", "model", "dataset", "created_by")[:limit]
 
 
+def embedded_trainable() -> dict | None:
+    """The embedded model's trainable weights: ``{"folder", "made", "command"}`` (the command
+    that makes them when they are not made yet), or None when no embedded model is set up."""
+    from curation.engine.serving import local_model
+
+    if local_model.selected_model_name() is None:
+        return None
+    try:
+        gguf = local_model.model_path(local_model.get_model())
+    except local_model.EnvError:
+        return None
+    folder = local_model.trainable_folder(gguf)
+    return {
+        "folder": folder,
+        "made": local_model.trainable_made(folder),
+        "command": f".venv/bin/python -m curation.engine.serving.trainable {gguf}",
+    }
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def run_phase(run: TrainingRun, now: float | None = None) -> dict | None:
+    """What the run's script says it is doing (its last ``phase`` event) and for how long:
+    ``{"label": ..., "elapsed_s": ...}``, or None before the script said anything."""
+    import time
+
+    phase = run.phase or {}
+    name = phase.get("phase")
+    if not name:
+        return None
+    if name == "loading":
+        label = "loading the model weights"
+    elif name == "generating":
+        k, problems = int(phase.get("k") or 1), int(phase.get("problems") or 0)
+        label = (
+            f"generating {_plural(k, 'sample')} of {_plural(problems, 'problem')}: "
+            f"{run.step:,} of {int(phase.get('samples') or k * problems):,} samples done"
+        )
+    elif name == "scoring":
+        label = f"scoring {_plural(int(phase.get('samples') or 0), 'sample')}"
+    elif name == "training":
+        label = f"training: step {run.step:,}" + (f" of {run.max_steps:,}" if run.max_steps else "")
+    else:
+        label = str(name)
+    since = phase.get("time")
+    now = time.time() if now is None else now
+    elapsed = max(0.0, now - since) if isinstance(since, int | float) else None
+    return {"name": name, "label": label, "elapsed_s": elapsed}
+
+
 def run_eta_s(run: TrainingRun) -> float | None:
     """Seconds left at the recent pace (the last 20 steps of the current attempt: a resumed
     attempt's clock restarts, so the window stops where elapsed time goes backwards)."""

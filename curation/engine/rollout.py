@@ -204,6 +204,7 @@ class _Seq:
     repeats: int = 0  # how many code blocks in a row were this same failing code
     last_failed: str | None = None  # normalised
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    streamed: list[int] = field(default_factory=list)  # this call's tokens so far (preview)
 
     def step_text(self) -> str:
         return self.text[self.step_start :]
@@ -377,16 +378,56 @@ class Progress:
 OnUpdate = Callable[[list[Progress]], None]
 
 
-def _report(on_update: OnUpdate | None, seqs: list[_Seq]) -> None:
+def _report(
+    on_update: OnUpdate | None, seqs: list[_Seq], partial: dict[int, str] | None = None
+) -> None:
+    """``partial``: text a sequence's current ``generate`` call has decoded so far, by index."""
     if on_update is None:
         return
+    partial = partial or {}
     try:
         on_update(
-            [Progress(s.index, s.text, len(s.completion), s.code_calls, s.finish is not None)
+            [Progress(s.index, s.text + partial.get(s.index, ""),
+                      len(s.completion) + len(s.streamed), s.code_calls, s.finish is not None)
              for s in seqs]
         )  # fmt: skip
     except Exception:  # a live preview must never break a rollout
         log.exception("on_update callback failed")
+
+
+# A streaming backend's tokens reach ``on_update`` every this many tokens or seconds, which
+# ever comes first, so a long decode shows its text growing between code calls.
+STREAM_EVERY_TOKENS = 32
+STREAM_EVERY_S = 1.0
+
+
+class _Streamer:
+    """Turns a streaming backend's ``on_tokens(k, ids)`` into ``on_update`` reports. Preview
+    only: what it saw is dropped when the call returns, and the sequence takes the result's
+    token ids (the stored tokens never come from here)."""
+
+    def __init__(self, backend: Backend, on_update: OnUpdate, seqs: list[_Seq], live: list[_Seq]):
+        self.backend, self.on_update, self.seqs, self.live = backend, on_update, seqs, live
+        self._last_s = time.monotonic()
+        self._last_n = 0
+
+    def __call__(self, k: int, ids: list[int]) -> None:
+        try:
+            self.live[k].streamed = list(ids)
+            total = sum(len(s.streamed) for s in self.live)
+            now = time.monotonic()
+            if total - self._last_n < STREAM_EVERY_TOKENS and now - self._last_s < STREAM_EVERY_S:
+                return
+            self._last_s, self._last_n = now, total
+            # A token may end inside a multi-byte character: leave its half out of the preview.
+            partial = {
+                s.index: self.backend.decode(s.streamed).rstrip("\ufffd")
+                for s in self.live
+                if s.streamed
+            }
+            _report(self.on_update, self.seqs, partial)
+        except Exception:  # a live preview must never break a rollout
+            log.exception("streaming preview failed")
 
 
 def _run(
@@ -409,11 +450,18 @@ def _run(
                 break
             requests = [_request(backend, s, config) for s in live]
             try:
-                results = backend.generate(requests)
+                if on_update is not None and getattr(backend, "streams", False):
+                    streamer = _Streamer(backend, on_update, seqs, live)
+                    results = backend.generate(requests, on_tokens=streamer)
+                else:
+                    results = backend.generate(requests)
             except Exception as exc:  # the endpoint failed (after its own retries)
                 for seq in live:
                     seq.finish, seq.error = "error", f"{type(exc).__name__}: {exc}"
                 break
+            finally:
+                for seq in live:
+                    seq.streamed = []
             for seq, result in zip(live, results, strict=True):
                 seq.calls_made += 1
                 _absorb(backend, seq, result.token_ids, Tag.MODEL)

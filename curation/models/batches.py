@@ -105,6 +105,8 @@ class BatchItem(models.Model):
     error_kind = models.CharField(max_length=40, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When a driver first took the item: with ``finished_at``, its duration (the batch's ETA).
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -119,6 +121,26 @@ class BatchItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.batch} · {self.problem} #{self.sample_index}"
+
+    @property
+    def activity(self) -> str:
+        """Where the item stands, in a reviewer's words: queued, generating, diagnosing,
+        hinted n times (and what it does now), done (correct or not), failed."""
+        hinted = f"hinted {self.rounds} time{'s' if self.rounds != 1 else ''}"
+        if self.state == self.State.FAILED:
+            return f"failed ({self.error_kind or 'error'})"
+        if self.state == self.State.DONE:
+            correct = self.trajectory.is_correct if self.trajectory_id else None
+            verdict = {True: "correct", False: "wrong"}.get(correct, "not judged")
+            return f"done · {verdict}" + (f" · {hinted}" if self.rounds else "")
+        waiting = self.state == self.State.WAITING
+        if self.phase == self.Phase.GENERATE:
+            return "queued" if waiting else "generating"
+        if self.phase == self.Phase.INTERVENE:
+            doing = f"continuing after hint {self.rounds + 1}"
+            return f"{hinted} · {doing}" + (" (queued)" if waiting else "")
+        doing = "diagnosing" + (" (queued)" if waiting else "")
+        return f"{hinted} · {doing}" if self.rounds else doing
 
 
 class BatchRound(models.Model):

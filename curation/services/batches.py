@@ -19,7 +19,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .. import engine
@@ -160,7 +161,12 @@ def _claim(batch: Batch, limit: int) -> list[BatchItem]:
                 Q(state=BatchItem.State.WAITING)
                 | Q(state=BatchItem.State.RUNNING, heartbeat_at__lt=stale)
             )
-            .update(state=BatchItem.State.RUNNING, heartbeat_at=now, attempts=item.attempts + 1)
+            .update(
+                state=BatchItem.State.RUNNING,
+                heartbeat_at=now,
+                attempts=item.attempts + 1,
+                started_at=Coalesce("started_at", Value(now)),
+            )
         )
         if taken:
             item.state, item.heartbeat_at, item.attempts = "running", now, item.attempts + 1
@@ -394,17 +400,7 @@ def batch_progress(batch: Batch) -> dict:
     by_outcome = dict(items.exclude(outcome="").values_list("outcome").annotate(n=Count("pk")))
     errors = dict(items.exclude(error_kind="").values_list("error_kind").annotate(n=Count("pk")))
     total = sum(by_state.values())
-    finished = list(
-        items.filter(finished_at__isnull=False).order_by("finished_at")
-        .values_list("finished_at", flat=True)
-    )  # fmt: skip
-    done = len(finished)
-    rate = eta = None
-    if done >= 2:
-        span = (finished[-1] - batch.created_at).total_seconds()
-        rate = done / span if span > 0 else None
-        if rate and batch.status == Batch.Status.RUNNING:
-            eta = (total - done) / rate
+    timing = _eta(batch, items, total)
     rounds = {}
     for number, before, after in BatchRound.objects.filter(item__batch=batch).values_list(
         "number", "correct_before", "correct_after"
@@ -417,9 +413,35 @@ def batch_progress(batch: Batch) -> dict:
         "by_state": {s: by_state.get(s, 0) for s in BatchItem.State.values},
         "by_outcome": {o: by_outcome.get(o, 0) for o in BatchItem.Outcome.values},
         "errors": errors,
-        "done": done,
         "rounds": [rounds[k] for k in sorted(rounds)],
-        "items_per_min": round(rate * 60, 2) if rate else None,
+        "percent": round(100 * timing["done"] / total) if total else 0,
+        **timing,
+    }
+
+
+def _eta(batch: Batch, items, total: int) -> dict:
+    """Time left, from how long the finished items took each (first claim to finish): the
+    work left is a mean duration for each queued item and what remains of it for each started
+    one, shared among the ``concurrency`` items a round takes at once. None until an item has
+    finished (nothing to time yet) and once the batch stops running."""
+    now = timezone.now()
+    durations, elapsed = [], []
+    for started, finished in items.values_list("started_at", "finished_at"):
+        if finished is not None:
+            if started is not None:
+                durations.append(max((finished - started).total_seconds(), 0.0))
+        else:
+            elapsed.append((now - started).total_seconds() if started else 0.0)
+    done = total - len(elapsed)
+    mean = sum(durations) / len(durations) if durations else None
+    eta = None
+    if mean is not None and batch.status == Batch.Status.RUNNING:
+        left = sum(max(mean - spent, 0.0) for spent in elapsed)
+        eta = left / min(batch.concurrency, len(elapsed)) if elapsed else 0.0
+    return {
+        "done": done,
+        "mean_item_s": round(mean) if mean is not None else None,
+        "timed_items": len(durations),
+        "items_per_min": round(60 * batch.concurrency / mean, 2) if mean else None,
         "eta_s": round(eta) if eta is not None else None,
-        "percent": round(100 * done / total) if total else 0,
     }

@@ -245,5 +245,12 @@ class job_heartbeating(Heartbeat):  # a context manager that reads like the serv
     def progress(self, done: int, total: int | None = None) -> None:
         self.done, self.total = done, total
 
+    def __exit__(self, *exc) -> None:
+        super().__exit__(*exc)
+        # The last progress is written now, not with a next beat that never comes: a job that
+        # ends between two beats would otherwise keep its first count ("0 / 1") once finished.
+        if self.done is not None:
+            job_heartbeat(job_id=self.job_id, done=self.done, total=self.total)
+
     def _beat_job(self) -> bool:
         return job_heartbeat(job_id=self.job_id, done=self.done, total=self.total)

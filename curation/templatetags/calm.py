@@ -36,3 +36,18 @@ def percent(value, places: int = 2) -> str:
     if value is None:
         return "–"
     return f"{100 * float(value):.{int(places)}f}%"
+
+
+@register.filter
+def seconds(value) -> str:
+    """A duration in seconds as people say it: 45 s, 3 min 20 s, 2 h 05 min."""
+    if value is None:
+        return "–"
+    total = max(0, round(float(value)))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"

@@ -56,17 +56,26 @@ def batch_new(request: HttpRequest) -> HttpResponse:
     return render(request, "curation/batch_new.html", {"form": form})
 
 
+ITEMS_SHOWN = 200
+
+
 @require_GET
 @vary_on_headers("HX-Request")
 @role_required(Role.REVIEWER)
 def batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(Batch.objects.select_related("reasoner", "intervener"), pk=pk)
+    batch_small = BatchItem.objects.filter(batch=batch).count() <= ITEMS_SHOWN
     context = {
         "batch": batch,
         "progress": batch_progress(batch),
-        "recent": BatchItem.objects.filter(batch=batch)
-        .select_related("problem", "trajectory")
-        .order_by("-updated_at")[:25],
+        # Every item while it fits a page (in order, each row changing in place as the page
+        # polls), else the most recently updated ones.
+        "items": list(
+            BatchItem.objects.filter(batch=batch)
+            .select_related("problem", "trajectory")
+            .order_by("pk" if batch_small else "-updated_at")[:ITEMS_SHOWN]
+        ),
+        "items_hidden": not batch_small,
     }
     if request.htmx:
         return render(request, "curation/batch_detail.html#batch-progress", context)

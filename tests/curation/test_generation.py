@@ -320,3 +320,18 @@ def test_a_hint_over_the_token_limit_is_refused_leak(make_trajectory, tiny_model
     with pytest.raises(GenerationError, match="over the limit of 10"):
         hint_insert(trajectory=t, step_index=0, text="word " * 11,
                     endpoint=scripted(tiny_model_path), enqueue=False)  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)  # the heartbeat thread writes through its own connection
+def test_a_finished_generation_shows_its_final_count_not_its_first_beat(
+    problem, tiny_model_path, settings, client_for, lead
+):
+    settings.JOB_HEARTBEAT_S = 3600  # the job ends long before a second beat
+    reasoner = scripted(tiny_model_path, completions=["Done.</think>\\boxed{4100}"])
+    job = trajectories_generate(problems=[problem], endpoint=reasoner, enqueue=False)
+    Job.objects.filter(pk=job.pk).update(progress_total=1)  # what one early beat had written
+    done = generate_job_run(job_id=job.pk, worker="test")
+    assert done.status == Job.Status.SUCCEEDED, done.error
+    assert (done.progress_done, done.progress_total) == (1, 1)
+    page = client_for(lead).get(reverse("curation-job-detail", args=[job.pk])).content.decode()
+    assert "1 / 1 (100%)" in page and "0 / 1" not in page

@@ -125,3 +125,14 @@ def test_it_enqueues_only_after_the_row_is_committed(monkeypatch):
     assert seen == [True]
     job.refresh_from_db()
     assert job.task_id == "task-123"
+
+
+def test_a_job_that_ends_between_two_beats_keeps_its_final_progress():
+    job = new_job()
+    job_claim(job_id=job.pk, worker="w1")
+    job_heartbeat(job_id=job.pk, done=0, total=1)  # the one beat the job had time for
+    with job_heartbeating(job.pk, interval=3600) as beat:
+        beat.progress(1, 1)  # finished before the next beat
+    job_finish(job_id=job.pk, result={})
+    job.refresh_from_db()
+    assert (job.progress_done, job.progress_total, job.progress_percent) == (1, 1, 100)

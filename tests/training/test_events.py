@@ -4,11 +4,12 @@ only, resumed steps replace earlier reports, garbage is recorded, never fatal.""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from training.models import RunMetric, TrainingRun
-from training.selectors import run_eta_s
+from training.selectors import run_eta_s, run_phase
 from training.services.events import MetricsTail, events_ingest, log_tail
 
 pytestmark = pytest.mark.django_db
@@ -78,3 +79,30 @@ def test_the_log_tail_keeps_the_last_lines_and_turns_carriage_returns_into_lines
     path.write_text("".join(f"line {i}\n" for i in range(500)) + "10%\r50%\r100%\n")
     assert log_tail(path, lines=3) == "10%\n50%\n100%"
     assert log_tail(tmp_path / "missing.log", lines=3) == ""
+
+
+def test_the_run_page_says_which_phase_an_evaluation_is_in_and_for_how_long(run, client_for, lead):
+    from curation.models import Job
+
+    Job.objects.filter(pk=run.job_id).update(status=Job.Status.RUNNING)
+    started = time.time()
+    events_ingest(run, [{"event": "phase", "phase": "loading", "time": started - 125}])
+    run.refresh_from_db()
+    assert run_phase(run, now=started)["label"] == "loading the model weights"
+    page = client_for(lead).get(run.get_absolute_url()).content.decode()
+    assert "loading the model weights" in page and "for 2 min 0" in page
+    events_ingest(run, [
+        {"event": "phase", "phase": "generating", "k": 4, "problems": 5, "samples": 20,
+         "time": started - 30},
+        {"event": "step", "step": 8, "max_steps": 20, "elapsed_s": 150.0},
+    ])  # fmt: skip
+    run.refresh_from_db()
+    phase = run_phase(run, now=started)
+    assert phase["label"] == "generating 4 samples of 5 problems: 8 of 20 samples done"
+    assert phase["elapsed_s"] == pytest.approx(30, abs=1)
+    page = client_for(lead).get(run.get_absolute_url(), HTTP_HX_REQUEST="true").content.decode()
+    assert "8 of 20 samples done" in page and "loading the model" not in page
+    events_ingest(run, [{"event": "phase", "phase": "scoring", "samples": 20, "time": started}])
+    run.refresh_from_db()
+    assert run_phase(run, now=started + 3) == {"name": "scoring", "label": "scoring 20 samples",
+                                               "elapsed_s": pytest.approx(3)}  # fmt: skip

@@ -257,9 +257,11 @@ def evaluate(
     problems = load_problems(args.problems, limit=args.max_problems)
     config = _rollout_config(args)
     own_backend = backend is None
+    metrics.emit("phase", phase="loading", model=args.model or args.base_url)
     backend = backend or load_backend(backend_spec(args))
 
     jobs = [(p, s) for p in problems for s in range(args.k)]
+    metrics.emit("phase", phase="generating", k=args.k, problems=len(problems), samples=len(jobs))
     samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
     started = time.time()
     done = 0
@@ -324,6 +326,7 @@ def evaluate(
         trajectories.close()
         if own_backend:
             backend.close()
+    metrics.emit("phase", phase="scoring", samples=done)
     results = summarize(problems, samples, args)
     results["record"].update(
         endpoint=endpoint_record(backend_spec_or_none(args)),

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 METRICS_ENV = "CALM_METRICS_FILE"
 CONFIG_NAME = "calm_config.yaml"
 _SECRETS = ("hub_token", "push_to_hub_token")
-EVENTS = ("start", "step", "log", "eval", "checkpoint", "done")
+# ``phase``: what a run is doing now when steps do not say it (loading the weights, generating
+# the first samples, scoring), with its counts; the run page shows it with its elapsed time.
+EVENTS = ("start", "phase", "step", "log", "eval", "checkpoint", "done")
 DONE_STATUSES = ("completed", "cancelled", "failed")
 
 
@@ -242,9 +244,11 @@ def run_training(kind: str, trainer_builder, args_tuple, *, metrics_file: str | 
     )
     trainer = None
     try:
+        metrics.emit("phase", phase="loading", model=config.get("model_name_or_path"))
         trainer = trainer_builder(*args_tuple, metrics=metrics, cancel=cancel)
         if trainer.is_world_process_zero():
             save_config(training_args.output_dir, config, kind=kind, **library_versions())
+        metrics.emit("phase", phase="training", max_steps=training_args.max_steps)
         trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         state = trainer.state
         if cancel.cancelled:

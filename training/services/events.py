@@ -60,6 +60,9 @@ def events_ingest(run: TrainingRun, events: list[dict[str, Any]]) -> dict[str, A
         if kind == "start":
             run.resolved_config = event.get("config")
             changed.add("resolved_config")
+        elif kind == "phase" and isinstance(event.get("phase"), str):
+            run.phase = {k: v for k, v in event.items() if k != "event"}
+            changed.add("phase")
         elif kind in ("step", "eval") and isinstance(event.get("step"), int):
             values = event.get("metrics") if kind == "eval" else event
             values = {k: v for k, v in (values or {}).items() if k not in _META}

@@ -193,3 +193,26 @@ def checkpoint_register(*, run: TrainingRun, checkpoint: str | None = None) -> M
         TrainingRun.objects.filter(pk=run.pk).update(endpoint=endpoint)
         run.endpoint = endpoint
     return endpoint
+
+
+TRAINABLE_NAME = "embedded model (trainable weights)"
+
+
+def trainable_endpoint_ensure(*, folder: Path) -> ModelEndpoint:
+    """The endpoint of the embedded model's trainable weights (``serving.trainable``'s folder),
+    registered the first time a run starts from them, so a run names its base model as
+    every other run does."""
+    with transaction.atomic():
+        found = ModelEndpoint.objects.filter(
+            backend=ModelEndpoint.Backend.TRANSFORMERS, model=str(folder)
+        ).first()
+        if found:
+            return found
+        name, n = TRAINABLE_NAME, 1
+        while ModelEndpoint.objects.filter(name=name).exists():
+            n += 1
+            name = f"{TRAINABLE_NAME} {n}"
+        return ModelEndpoint.objects.create(
+            name=name, role=ModelEndpoint.Role.REASONER,
+            backend=ModelEndpoint.Backend.TRANSFORMERS, model=str(folder),
+        )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 from curation.presentation import plots
 
 from ..models import TrainingRun
-from ..selectors import CHARTS, metric_series, run_eta_s
+from ..selectors import CHARTS, metric_series, run_eta_s, run_phase
 
 _TITLES = {name: title for name, _keys, title in CHARTS}
 
@@ -23,6 +23,7 @@ def run_context(run: TrainingRun) -> dict:
         "live": job.is_active or stopping,
         "stopping": stopping,
         "eta_s": run_eta_s(run),
+        "phase": run_phase(run) if job.is_active else None,
         "charts": charts,
         "scores": list(run.scores.all()) if run.kind == TrainingRun.Kind.EVALUATE else [],
     }

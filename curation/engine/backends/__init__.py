@@ -36,8 +36,8 @@ def load_backend(spec: dict[str, Any]) -> Backend:
     keys are backend-specific extras (see each backend) and unknown ones are ignored.
 
     A ``scripted`` spec builds the scripted stand-in from ``completions``, ``chat_replies``,
-    ``latency_s``, ``timeouts`` and ``chat_timeouts`` with the tokenizer at ``tokenizer`` (or
-    ``model``).
+    ``latency_s``, ``timeouts``, ``chat_timeouts``, ``stream_tokens`` and ``stream_delay_s``
+    with the tokenizer at ``tokenizer`` (or ``model``).
     """
     kind = spec.get("backend")
     if kind == "transformers":
@@ -66,6 +66,8 @@ def load_backend(spec: dict[str, Any]) -> Backend:
             timeouts=int(spec.get("timeouts") or 0),
             chat_timeouts=int(spec.get("chat_timeouts") or 0),
             chat_rules=[tuple(rule) for rule in spec.get("chat_rules") or []],
+            stream_tokens=int(spec.get("stream_tokens") or 0),
+            stream_delay_s=float(spec.get("stream_delay_s") or 0.0),
             spec=spec,
         )
     raise ValueError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")

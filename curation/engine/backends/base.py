@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,11 @@ class GenerationResult:
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
+# ``on_tokens(k, ids)``: the ids request ``k`` has generated so far in this call (a preview for
+# people watching: the result's ``token_ids`` stay the only truth about what was generated).
+OnTokens = Callable[[int, list[int]], None]
+
+
 class Backend(ABC):
     """A language model the engine can drive.
 
@@ -64,6 +69,10 @@ class Backend(ABC):
     """
 
     name: str = ""
+    # True when ``generate`` takes ``on_tokens`` and reports tokens while it decodes; the
+    # others (a server route without streaming) are called without it, and previews then
+    # grow at each call's end.
+    streams: bool = False
     tokenizer: Any = None
     eos_token_ids: list[int]
     context_length: int | None = None

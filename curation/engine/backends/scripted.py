@@ -17,6 +17,7 @@ from .base import (
     BackendTimeoutError,
     GenerationRequest,
     GenerationResult,
+    OnTokens,
     cut_at_code_close,
 )
 
@@ -36,6 +37,8 @@ class ScriptedBackend(Backend):
       text appears in the conversation (an empty text matches always), before ``chat_replies``.
     - ``timeouts`` / ``chat_timeouts``: the first N calls raise ``BackendTimeoutError``.
     - ``latency_s``: sleep this long per call (benchmarks).
+    - ``stream_tokens`` / ``stream_delay_s``: report each turn's tokens through ``on_tokens``
+      this many at a time, sleeping between reports (a slow model decoding, for live views).
 
     ``calls`` and ``chat_calls`` record what was asked, for assertions.
     """
@@ -51,6 +54,8 @@ class ScriptedBackend(Backend):
         latency_s: float = 0.0,
         chat_rules: Sequence[tuple[str, str]] = (),
         eos_token_ids: Sequence[int] | None = None,
+        stream_tokens: int = 0,
+        stream_delay_s: float = 0.0,
         spec: dict[str, Any] | None = None,
     ):
         super().__init__(spec or {"name": "scripted"})
@@ -61,6 +66,8 @@ class ScriptedBackend(Backend):
         self._timeouts = timeouts
         self._chat_timeouts = chat_timeouts
         self.latency_s = latency_s
+        self.stream_tokens = max(0, int(stream_tokens))
+        self.stream_delay_s = stream_delay_s
         self.chat_rules = [(str(needle), str(reply)) for needle, reply in chat_rules]
         if eos_token_ids is None:
             eos = getattr(tokenizer, "eos_token_id", None)
@@ -70,14 +77,31 @@ class ScriptedBackend(Backend):
         self.calls: list[list[GenerationRequest]] = []
         self.chat_calls: list[list[dict[str, str]]] = []
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    streams = True
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], *, on_tokens: OnTokens | None = None
+    ) -> list[GenerationResult]:
         self.calls.append(list(requests))
         if self.latency_s:
             time.sleep(self.latency_s)
         if self._timeouts > 0:
             self._timeouts -= 1
             raise BackendTimeoutError("scripted stand-in: the endpoint timed out")
-        return [self._one(r) for r in requests]
+        results = [self._one(r) for r in requests]
+        if on_tokens is not None and self.stream_tokens:
+            self._stream(results, on_tokens)
+        return results
+
+    def _stream(self, results: list[GenerationResult], on_tokens: OnTokens) -> None:
+        """Hand out the finished turns a few tokens at a time, as a decoding model would."""
+        longest = max((len(r.token_ids) for r in results), default=0)
+        for end in range(self.stream_tokens, longest + self.stream_tokens, self.stream_tokens):
+            for k, result in enumerate(results):
+                if end - self.stream_tokens < len(result.token_ids):
+                    on_tokens(k, list(result.token_ids[:end]))
+            if self.stream_delay_s:
+                time.sleep(self.stream_delay_s)
 
     def _one(self, request: GenerationRequest) -> GenerationResult:
         rest = self._take_rest(request.prompt_ids)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from .base import Backend, FenceStopper, GenerationRequest, GenerationResult
+from .base import Backend, FenceStopper, GenerationRequest, GenerationResult, OnTokens
 
 
 class NoStop:
@@ -47,6 +48,7 @@ class Row:
     stopper: Any = field(default_factory=NoStop)
     ids: list[int] = field(default_factory=list)
     reason: str = ""  # "stop" (the stopper fired), "eos", "length"
+    report: Any = None  # called with the ids generated so far, at every decoding step
 
 
 class TransformersBackend(Backend):
@@ -81,14 +83,19 @@ class TransformersBackend(Backend):
 
     # --- the interface ----------------------------------------------------------------------
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    streams = True
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], *, on_tokens: OnTokens | None = None
+    ) -> list[GenerationResult]:
         rows = [
             Row(
                 list(r.prompt_ids),
                 r.max_new_tokens,
                 FenceStopper(self.decode, r.fence) if r.stop_at_code else NoStop(),
+                report=None if on_tokens is None else partial(on_tokens, k),
             )
-            for r in requests
+            for k, r in enumerate(requests)
         ]
         # HF generate takes one sampling setting per call: group requests that share one. The
         # batch is seeded once (its first seed), so per-request seeds do not split a batch.
@@ -184,6 +191,8 @@ class TransformersBackend(Backend):
                         hit_eos = any(t in eos for t in fresh)
                         if not hit_eos and (r.stopper.feed(fresh) or len(new) >= r.max_new_tokens):
                             stopped_at[i] = len(new)
+                        if r.report is not None and fresh:
+                            r.report(new)
                     done.append(stopped_at[i] is not None)
                 return torch.tensor(done, dtype=torch.bool, device=ids.device)
 

@@ -181,6 +181,21 @@ def model_path(model: ModelSpec, directory: Path | None = None) -> Path:
     return (directory or default_cache_dir()) / model.filename
 
 
+# The record ``serving.trainable`` writes last into a folder of trainable weights.
+TRAINABLE_RECORD = "calm_trainable.json"
+
+
+def trainable_folder(gguf: str | Path) -> Path:
+    """Where ``serving.trainable`` puts the Hugging Face weights of ``gguf``: ``<stem>-hf/``."""
+    gguf = Path(gguf)
+    return gguf.with_name(gguf.stem + "-hf")
+
+
+def trainable_made(folder: str | Path) -> bool:
+    """Whether ``folder`` holds finished trainable weights (their record is written last)."""
+    return (Path(folder) / TRAINABLE_RECORD).is_file()
+
+
 def port() -> int:
     return env_int("CALM_LOCAL_MODEL_PORT", DEFAULT_PORT)
 

@@ -29,7 +29,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-RECORD = "calm_trainable.json"
+from .local_model import TRAINABLE_RECORD as RECORD
+from .local_model import trainable_folder as default_folder
+
 _CONTROL, _USER_DEFINED = 3, 4  # llama.cpp token types
 _BYTES_PER_PARAM = {"bfloat16": 2, "float16": 2, "float32": 4}
 
@@ -147,7 +149,7 @@ def trainable_weights(
         raise TrainableError(f"dtype {dtype!r}: one of {', '.join(_BYTES_PER_PARAM)}")
     if not gguf.is_file():
         raise TrainableError(f"{gguf} does not exist (python manage.py prepare_model makes it)")
-    out = Path(out) if out else gguf.with_name(gguf.stem + "-hf")
+    out = Path(out) if out else default_folder(gguf)
     digest = sha256_of(gguf)
     record_file = out / RECORD
     if record_file.is_file():

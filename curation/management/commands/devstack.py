@@ -2,10 +2,15 @@
 the embedded default model (llama.cpp's own server, llama-server, on loopback) when prepared.
 
 Output from each process is prefixed with its name. Ctrl-C (or SIGTERM) stops all of them:
-each gets SIGTERM in its own process group, then SIGKILL after a grace period. The model server
-is optional and supervised (``curation.engine.serving.supervisor``): it is smoke-tested when it
-starts, restarted with backoff a bounded number of times when it dies, and its state is shown in the
-header badge and named in the error of any job that finds it down.
+each gets SIGTERM in its own process group, then SIGKILL after a grace period. So does a
+signal sent to ``make``'s own pid under ``make run`` (by a script or a supervisor, not to the
+terminal's whole group as Ctrl-C is): make does not pass SIGINT on, it waits in its handler for
+devstack to end, and after SIGTERM it may exit and leave devstack behind. ``ParentWatch`` sees
+either (the parent gone, or make handling a stop signal) and devstack stops the stack.
+
+The model server is optional and supervised (``curation.engine.serving.supervisor``): it is
+smoke-tested when it starts, restarted with backoff a bounded number of times when it dies, and
+its state is shown in the header badge and named in the error of any job that finds it down.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
@@ -30,6 +36,45 @@ from curation.engine.serving.embedded import (
 from curation.engine.serving.supervisor import Supervisor, write_status
 
 GRACE_S = 10.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class ParentWatch:
+    """Whether the process that started devstack is gone or, when it is make, has received a
+    stop signal. A handler that runs has its signal blocked, and make's also puts the default
+    action back: both show in /proc (Linux), which is all devstack can see of a signal sent to
+    another pid. Only make is read this way: a shell may block signals for its own reasons."""
+
+    def __init__(self) -> None:
+        self.pid = os.getppid()
+        self.is_make = self._read("comm") in ("make", "gmake")
+        self.caught = self._mask("SigCgt") or 0
+
+    def _read(self, name: str) -> str | None:
+        try:
+            return (Path("/proc") / str(self.pid) / name).read_text().strip()
+        except OSError:
+            return None
+
+    def _mask(self, field: str) -> int | None:
+        for line in (self._read("status") or "").splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split(":", 1)[1], 16)
+        return None
+
+    def why_stop(self) -> str | None:
+        if os.getppid() != self.pid:
+            return f"the process that started devstack ({self.pid}) ended"
+        if not self.is_make:
+            return None
+        blocked, caught = self._mask("SigBlk"), self._mask("SigCgt")
+        if blocked is None or caught is None:
+            return None
+        for signum in STOP_SIGNALS:
+            bit = 1 << (signum - 1)
+            if self.caught & bit and (blocked & bit or not caught & bit):
+                return f"make ({self.pid}) received {signum.name}"
+        return None
 
 
 class Command(BaseCommand):
@@ -52,6 +97,15 @@ class Command(BaseCommand):
         self, *args, addr: str, concurrency: int, prepare_model: bool = False, **options
     ) -> None:
         python = sys.executable
+        parent = ParentWatch()  # make, under `make run`
+        stopping = {"flag": False}
+
+        def request_stop(signum, frame) -> None:
+            stopping["flag"] = True
+
+        # Before any child starts: a signal in between would end devstack and orphan them.
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
         commands = {
             "web": [python, "manage.py", "runserver", "--noreload", addr],
             "worker": [
@@ -87,13 +141,6 @@ class Command(BaseCommand):
             )
             for name, cmd in commands.items()
         }
-        stopping = {"flag": False}
-
-        def request_stop(signum, frame) -> None:
-            stopping["flag"] = True
-
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
         self.stdout.write(self.style.SUCCESS(f"CALM Studio is starting on http://{addr}/"))
         model = self._supervise_model(model_argv, env) if model_argv else None
         models: list = [model] if model else []
@@ -111,6 +158,10 @@ class Command(BaseCommand):
                 dead = [n for n, p in procs.items() if p.poll() is not None]
                 if dead:
                     self.stderr.write(f"{', '.join(dead)} exited; stopping the rest.")
+                    break
+                why = parent.why_stop()
+                if why:
+                    self.stderr.write(f"{why[0].upper()}{why[1:]}; stopping everything.")
                     break
         finally:
             if preparation:

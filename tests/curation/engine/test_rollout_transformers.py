@@ -6,6 +6,8 @@ it: through the assistant turn's ``think_prefix`` or a hint that holds a whole c
 
 from __future__ import annotations
 
+import importlib
+
 from curation.engine import (
     GenerationRequest,
     RolloutConfig,
@@ -42,9 +44,9 @@ class Recording:
     def __getattr__(self, name):
         return getattr(self._b, name)
 
-    def generate(self, requests):
+    def generate(self, requests, **kw):
         self.requests.extend(requests)
-        return self._b.generate(requests)
+        return self._b.generate(requests, **kw)
 
 
 def test_it_runs_the_code_block_in_the_sandbox_and_tags_its_output(tiny_backend, sandbox):
@@ -162,3 +164,25 @@ def test_it_stops_a_batch_row_at_the_closing_fence_eos_or_its_budget(tiny_backen
     assert results[1].token_ids == scripts[1][: len(tok.encode("no code here")) + 1]
     assert results[2].token_ids == scripts[2][:5]
     assert torch.is_grad_enabled()
+
+
+def test_the_text_shows_while_the_model_decodes_and_streaming_keeps_the_tokens(
+    tiny_backend, monkeypatch
+):
+    loop = importlib.import_module("curation.engine.rollout")  # the package's rollout: a function
+    monkeypatch.setattr(loop, "STREAM_EVERY_TOKENS", 5)
+    config = _config(think_prefix="<think>\n", max_new_tokens=60)
+    quiet = rollout(tiny_backend, "Maximize 3x with 0 <= x <= 4.", config)
+    seen = []
+    streamed = rollout(
+        tiny_backend, "Maximize 3x with 0 <= x <= 4.", config,
+        on_update=lambda progress: seen.append(progress[0]),
+    )  # fmt: skip
+    assert streamed.completion.ids == quiet.completion.ids  # a preview, never the tokens
+    assert streamed.text == quiet.text
+    forced = streamed.completion.count(Tag.PROMPT)
+    # One generate call (no code): without streaming the text would show only before and after.
+    midway = [p for p in seen if forced < p.tokens < len(streamed.completion) and not p.finished]
+    assert len(midway) >= 5
+    assert all(quiet.text.startswith(p.text) for p in midway)
+    assert [p.tokens for p in midway] == sorted(p.tokens for p in midway)

@@ -74,8 +74,12 @@ def test_it_writes_pass_at_1_per_benchmark_and_the_macro_average(
     assert "macro average" in table and "25.0" in table
 
     events = read_events(tmp_path / "m.jsonl")
-    assert [e["event"] for e in events] == ["start", "step", "step", "eval", "done"]
-    assert events[2]["step"] == events[2]["max_steps"] == 6
+    kinds = ["start", "phase", "phase", "step", "step", "phase", "eval", "done"]
+    assert [e["event"] for e in events] == kinds
+    phases = [e for e in events if e["event"] == "phase"]
+    assert [p["phase"] for p in phases] == ["loading", "generating", "scoring"]
+    assert (phases[1]["k"], phases[1]["problems"], phases[1]["samples"]) == (2, 3, 6)
+    assert events[4]["step"] == events[4]["max_steps"] == 6
     assert events[-1]["status"] == "completed" and events[-1]["macro_pass_at_1"] == 0.25
 
 

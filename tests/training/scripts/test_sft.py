@@ -81,6 +81,8 @@ def test_it_trains_exactly_the_reasoners_tokens(
     events = read_events(tmp_path / "metrics.jsonl")
     kinds = [e["event"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "done"
+    phases = [e["phase"] for e in events if e["event"] == "phase"]
+    assert phases == ["loading", "training"] and kinds.index("phase") < kinds.index("step")
     steps = [e for e in events if e["event"] == "step"]
     assert [e["step"] for e in steps] == [1, 2]
     assert all(e["max_steps"] == 2 and e["loss"] > 0 and "learning_rate" in e for e in steps)
