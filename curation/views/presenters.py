@@ -22,6 +22,8 @@ class StepView:
     comments: list = field(default_factory=list)
     # What the checks over the execution record found here, not yet decided by a reviewer.
     findings: list = field(default_factory=list)
+    # The Intervener's verdicts that name this step as the first flaw (newest first).
+    verdicts: list = field(default_factory=list)
 
     @property
     def number(self) -> int:

@@ -15,7 +15,7 @@ from ..models import Diagnosis, FlawType, Job, ReviewDecision, Trajectory
 from ..roles import Role, role_required
 from ..selectors.labels import current_labels, label_history
 from ..selectors.reviews import current_decisions, review_state_of
-from ..selectors.trajectories import trajectory_tree
+from ..selectors.trajectories import trajectory_tree, trajectory_verdicts
 from ..services.checks import CheckError, check_finding_decide, open_findings
 from ..services.comments import comments_by_step
 from ..services.diagnoses import diagnosis_request
@@ -39,22 +39,29 @@ def _get_trajectory(pk: int) -> Trajectory:
     )
 
 
-def _steps(trajectory: Trajectory) -> tuple[list, dict]:
-    """The step cards (labels and comment threads attached) and the comment threads."""
+def _steps(trajectory: Trajectory) -> tuple[list, dict, list]:
+    """The step cards (labels, comment threads and the verdicts that name the step attached),
+    the comment threads, and the verdicts that name no step of it (flawless ones, errors)."""
     threads = comments_by_step(trajectory)
     views = step_views(trajectory.steps, current_labels(trajectory))
     findings = open_findings(trajectory)
+    verdicts = trajectory_verdicts(trajectory)
     for view in views:
         view.comments = threads.get(view.index, [])
         view.findings = [finding_view(f) for f in findings.get(view.index, [])]
-    return views, threads
+        view.verdicts = [d for d in verdicts if _names_step(d) and d.step_index == view.index]
+    placed = {d.pk for view in views for d in view.verdicts}
+    return views, threads, [d for d in verdicts if d.pk not in placed]
+
+
+def _names_step(diagnosis: Diagnosis) -> bool:
+    return diagnosis.status == Diagnosis.Status.OK and diagnosis.flawless is False
 
 
 def _page_context(request: HttpRequest, trajectory: Trajectory) -> dict:
-    steps, threads = _steps(trajectory)
-    diagnoses = list(
-        trajectory.diagnoses.select_related("flaw_type", "endpoint").order_by("-created_at")[:5]
-    )
+    steps, threads, unplaced = _steps(trajectory)
+    diagnoses = [d for view in steps for d in view.verdicts] + unplaced
+    diagnoses.sort(key=lambda d: (d.created_at, d.pk), reverse=True)
     return {
         "t": trajectory,
         "problem": trajectory.problem,
@@ -66,6 +73,7 @@ def _page_context(request: HttpRequest, trajectory: Trajectory) -> dict:
         "decisions": list(current_decisions(trajectory)),
         **lock_context(trajectory),
         "diagnoses": diagnoses,
+        "unplaced_verdicts": unplaced,
         "suggestion": next((d for d in diagnoses if _is_open_suggestion(d)), None),
         "active_jobs": _active_jobs(trajectory),
         "hints": trajectory.hints.select_related("author_user", "author_endpoint", "branch"),
@@ -88,12 +96,7 @@ def _active_jobs(trajectory: Trajectory) -> list[Job]:
 
 
 def _is_open_suggestion(diagnosis: Diagnosis) -> bool:
-    return (
-        diagnosis.status == Diagnosis.Status.OK
-        and diagnosis.flawless is False
-        and not diagnosis.hints.exists()
-        and not diagnosis.dismissed
-    )
+    return _names_step(diagnosis) and not diagnosis.hinted and not diagnosis.dismissed
 
 
 @require_GET
@@ -143,7 +146,7 @@ def step_label(request: HttpRequest, pk: int, step: int) -> HttpResponse:
         if form.errors:
             messages.error(request, form.errors.as_text())
         return redirect(f"{trajectory.get_absolute_url()}?step={step}#step-{step}")
-    view, _ = _steps(trajectory)
+    view, _, _ = _steps(trajectory)
     if not 0 <= step < len(view):
         return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
     options = flaw_options(FlawType.objects.filter(active=True))
