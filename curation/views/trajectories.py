@@ -13,6 +13,7 @@ from django.views.decorators.vary import vary_on_headers
 from ..forms import DecisionForm, FlawLabelForm, HintForm
 from ..models import Diagnosis, FlawType, Job, ReviewDecision, Trajectory
 from ..roles import Role, role_required
+from ..selectors.datasets import golden_standing
 from ..selectors.labels import current_labels, label_history
 from ..selectors.reviews import current_decisions, review_state_of
 from ..selectors.trajectories import trajectory_tree, trajectory_verdicts
@@ -70,6 +71,7 @@ def _page_context(request: HttpRequest, trajectory: Trajectory) -> dict:
         "flaw_options": flaw_options(FlawType.objects.filter(active=True)),
         "focus": request.GET.get("step", ""),
         "review": review_state_of(trajectory),
+        "golden": golden_standing(trajectory),
         "decisions": list(current_decisions(trajectory)),
         **lock_context(trajectory),
         "diagnoses": diagnoses,
