@@ -126,3 +126,49 @@ def current_decisions(trajectory: Trajectory) -> QuerySet[ReviewDecision]:
 def golden_gate(queryset: QuerySet[Trajectory]) -> QuerySet[Trajectory]:
     """Trajectories that passed the human gate (the review part of "golden")."""
     return with_review_state(queryset).filter(review_state=GOLDEN)
+
+
+def _prompt_sources(trajectory: Trajectory) -> dict[str, str]:
+    """The words the Reasoner was sent besides the problem: the prompts recorded on the
+    trajectory, and the engine's default system prompt and worked example (the demo's)."""
+    from ..engine import prompts
+
+    record = trajectory.prompts if isinstance(trajectory.prompts, dict) else {}
+    example = record.get("worked_example") or []
+    sources = {
+        "the system prompt": str(record.get("system_prompt") or ""),
+        "the worked example's problem": str(example[0]) if len(example) > 0 else "",
+        "the worked example": str(example[1]) if len(example) > 1 else "",
+        "the default system prompt": prompts.REASONER_SYSTEM_PROMPT,
+        "the demo worked example's problem": prompts.WORKED_EXAMPLE_PROBLEM,
+        "the demo worked example": prompts.WORKED_EXAMPLE_SOLUTION,
+    }
+    return {name: text for name, text in sources.items() if text}
+
+
+def approval_concerns(trajectory: Trajectory, user) -> dict:
+    """What stands against approving ``trajectory`` as golden, for ``user``:
+
+    - ``own``: the user's own current flaw labels on it (approving over them contradicts
+      themselves: ``review_decide`` refuses until they clear or change them);
+    - ``others``: other people's and models' current flaw labels;
+    - ``copied``: passages of the model's text copied word for word from its system prompt or
+      worked example (``engine.copying``).
+
+    ``others`` and ``copied`` are shown to the approver and need their explicit confirmation,
+    which the decision records."""
+    from ..engine.copying import copied_passages
+    from .labels import current_labels
+
+    own, others = [], []
+    for step, labels in sorted(current_labels(trajectory).items()):
+        for label in labels:
+            mine = label.source == "human" and label.author_user_id == user.pk
+            what = f"step {step + 1}: {label.flaw_type.name} ({label.author_label})"
+            (own if mine else others).append(what)
+    steps = trajectory.steps if isinstance(trajectory.steps, list) else []
+    text = "\n".join(
+        f"{s.get('reasoning') or ''}\n{s.get('code') or ''}" for s in steps if isinstance(s, dict)
+    )
+    copied = copied_passages(text, _prompt_sources(trajectory))
+    return {"own": own, "others": others, "copied": copied}

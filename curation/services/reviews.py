@@ -21,10 +21,52 @@ from ..models import (
     Trajectory,
 )
 from ..roles import Role, has_role
+from ..selectors.reviews import approval_concerns
 
 
 class ReviewError(ValueError):
     """A review action that is refused; the message is written for the person who tried."""
+
+
+class ApprovalNeedsConfirmation(ReviewError):
+    """An approval as golden over flaw labels or copied prompt text, not yet confirmed."""
+
+    def __init__(self, concerns: list[str]) -> None:
+        self.concerns = concerns
+        super().__init__(
+            "Approving this as golden needs your confirmation: "
+            + "; ".join(concerns)
+            + ". Check them, then tick the confirmation and approve again (it is recorded)."
+        )
+
+
+def approval_warnings(concerns: dict) -> list[str]:
+    """The concerns (``selectors.reviews.approval_concerns``) an approver must confirm."""
+    copied = [
+        f"the model's text copies {c.source} word for word ({c.words} words: “{c.excerpt}”)"
+        for c in concerns["copied"]
+    ]
+    labels = [f"flaw label on {what}" for what in concerns["others"]]
+    return labels + copied
+
+
+def _approval_checked(trajectory: Trajectory, by, reason: str, confirm: bool) -> str:
+    """Refuse an approval over the approver's own flaw label; ask for explicit confirmation
+    over anyone else's label or text copied from the prompts; return the reason to record
+    (with what was confirmed, so the decision says what its author approved over)."""
+    concerns = approval_concerns(trajectory, by)
+    if concerns["own"]:
+        raise ReviewError(
+            "You labelled "
+            + "; ".join(concerns["own"])
+            + ". Clear or change your own label before approving this as golden."
+        )
+    warnings = approval_warnings(concerns)
+    if warnings and not confirm:
+        raise ApprovalNeedsConfirmation(warnings)
+    if warnings:
+        reason = f"{reason} [approved over: {'; '.join(warnings)}]".strip()
+    return reason
 
 
 class LockHeld(ReviewError):
@@ -135,11 +177,15 @@ def review_next(*, reviewer, queue: QuerySet[Trajectory], current: int | None = 
     return None
 
 
-def review_decide(*, trajectory: Trajectory, decision: str, by, reason: str = "") -> ReviewDecision:
+def review_decide(
+    *, trajectory: Trajectory, decision: str, by, reason: str = "", confirm: bool = False
+) -> ReviewDecision:
     """Record a person's decision (approve as golden, reject, needs work), which supersedes
     their earlier one, and release their lock.
 
-    Refused when someone else holds the lock, and for non-leads when a lead has decided."""
+    Refused when someone else holds the lock, and for non-leads when a lead has decided. An
+    approval is refused over the approver's own flaw label, and needs ``confirm`` over other
+    flaw labels or prompt text the model copied (``_approval_checked``)."""
     if decision not in ReviewDecision.Decision.values:
         raise ReviewError(f"Unknown decision {decision!r}.")
     is_lead = has_role(by, Role.LEAD)
@@ -149,6 +195,8 @@ def review_decide(*, trajectory: Trajectory, decision: str, by, reason: str = ""
         if not is_lead:
             _refuse_over_a_lead(trajectory)
         review_lock_require(trajectory=trajectory, user=by)
+        if decision == ReviewDecision.Decision.APPROVED:
+            reason = _approval_checked(trajectory, by, reason.strip(), confirm)
         trajectory.decisions.filter(author=by, superseded=False).update(superseded=True)
         made = ReviewDecision.objects.create(
             trajectory=trajectory,

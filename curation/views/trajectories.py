@@ -15,7 +15,7 @@ from ..models import Diagnosis, FlawType, Job, ReviewDecision, Trajectory
 from ..roles import Role, role_required
 from ..selectors.datasets import golden_standing
 from ..selectors.labels import current_labels, label_history
-from ..selectors.reviews import current_decisions, review_state_of
+from ..selectors.reviews import approval_concerns, current_decisions, review_state_of
 from ..selectors.trajectories import trajectory_tree, trajectory_verdicts
 from ..services.checks import CheckError, check_finding_decide, open_findings
 from ..services.comments import comments_by_step
@@ -25,6 +25,7 @@ from ..services.labels import LabelError, flaw_label_set
 from ..services.reviews import (
     LockHeld,
     ReviewError,
+    approval_warnings,
     review_decide,
     review_lock_acquire,
     review_lock_require,
@@ -81,7 +82,15 @@ def _page_context(request: HttpRequest, trajectory: Trajectory) -> dict:
         "hints": trajectory.hints.select_related("author_user", "author_endpoint", "branch"),
         "tree": trajectory_tree(trajectory.problem),
         "decision_form": DecisionForm(),
+        "approval": _approval_context(trajectory, request.user),
     }
+
+
+def _approval_context(trajectory: Trajectory, user) -> dict:
+    """What the approver is told before approving as golden: their own flaw labels (approval
+    refused until cleared) and what needs their confirmation."""
+    concerns = approval_concerns(trajectory, user)
+    return {"own": concerns["own"], "warnings": approval_warnings(concerns)}
 
 
 def _active_jobs(trajectory: Trajectory) -> list[Job]:
@@ -265,6 +274,7 @@ def trajectory_decide(request: HttpRequest, pk: int) -> HttpResponse:
                 decision=form.cleaned_data["decision"],
                 reason=form.cleaned_data["reason"],
                 by=request.user,
+                confirm=form.cleaned_data["confirm"],
             )
             decided = True
             label = dict(ReviewDecision.Decision.choices)[form.cleaned_data["decision"]]
