@@ -25,6 +25,14 @@ def markdown(value: str):
 
 
 @register.filter
+def markdown_marked(value: str, spans):
+    """Markdown with the (start, end) spans of ``value`` highlighted (an inserted hint)."""
+    from ..presentation.markdown import render_markdown_marked
+
+    return render_markdown_marked(value, spans)
+
+
+@register.filter
 def python_code(value: str):
     from ..presentation.markdown import render_code
 

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from ..forms import DecisionForm, FlawLabelForm, HintForm
-from ..models import Diagnosis, FlawType, Job, ReviewDecision, Trajectory
+from ..models import Diagnosis, FlawType, Hint, Job, ReviewDecision, Trajectory
 from ..roles import Role, role_required
 from ..selectors.datasets import golden_standing
 from ..selectors.labels import current_labels, label_history
@@ -45,7 +45,7 @@ def _steps(trajectory: Trajectory) -> tuple[list, dict, list]:
     """The step cards (labels, comment threads and the verdicts that name the step attached),
     the comment threads, and the verdicts that name no step of it (flawless ones, errors)."""
     threads = comments_by_step(trajectory)
-    views = step_views(trajectory.steps, current_labels(trajectory))
+    views = step_views(trajectory.steps, current_labels(trajectory), _hint_texts(trajectory))
     findings = open_findings(trajectory)
     verdicts = trajectory_verdicts(trajectory)
     for view in views:
@@ -54,6 +54,19 @@ def _steps(trajectory: Trajectory) -> tuple[list, dict, list]:
         view.verdicts = [d for d in verdicts if _names_step(d) and d.step_index == view.index]
     placed = {d.pk for view in views for d in view.verdicts}
     return views, threads, [d for d in verdicts if d.pk not in placed]
+
+
+def _hint_texts(trajectory: Trajectory) -> list[str]:
+    """The texts of the hints that made this branch and its ancestors (each branch keeps its
+    parent's steps up to the branch point, hints included)."""
+    texts, seen, node = [], set(), trajectory
+    while node is not None and node.parent_id and node.pk not in seen:
+        seen.add(node.pk)
+        hint = Hint.objects.filter(branch=node).only("text").first()
+        if hint is not None:
+            texts.append(hint.text)
+        node = Trajectory.objects.filter(pk=node.parent_id).only("pk", "parent_id").first()
+    return texts
 
 
 def _names_step(diagnosis: Diagnosis) -> bool:

@@ -54,3 +54,29 @@ def test_the_job_page_leads_to_a_flawless_verdict_and_a_flaw_shows_beside_its_st
     beside = page.locator(f"#step-1 #verdict-{earlier.pk}")
     expect(beside).to_contain_text(f"first flaw: {flaw.name}")
     expect(beside).to_contain_text("the check no_solver_call")
+
+
+def test_an_inserted_hint_is_highlighted_inside_its_step(
+    live_server, page, screenshot, reviewer, make_trajectory
+):
+    from curation.models import Hint
+    from tests.curation.conftest import STEPS, step
+
+    hint_text = "Wait, the chairs need *whole* units; let me re-solve."
+    parent = make_trajectory()
+    hinted = step(1, f"Now in code. {hint_text} So in code:", "print(4100)", "4100\n",
+                  has_hint=True)  # fmt: skip
+    branch = make_trajectory(
+        steps=[STEPS[0], hinted, STEPS[3]], parent=parent, branch_step=1, n_hint_tokens=12
+    )
+    Hint.objects.create(trajectory=parent, step_index=1, text=hint_text, branch=branch)
+    login(page, live_server)
+    page.goto(f"{live_server.url}/trajectories/{branch.pk}/")
+    mark = page.locator("#step-1 .reasoning mark.hint-text")
+    expect(mark).to_have_count(1)
+    expect(mark).to_have_text("Wait, the chairs need whole units; let me re-solve.")
+    expect(mark.locator("em")).to_have_text("whole")  # still rendered Markdown
+    expect(mark).to_be_visible()
+    assert mark.evaluate("m => getComputedStyle(m).backgroundColor") != "rgba(0, 0, 0, 0)"
+    expect(page.locator("#step-0 mark")).to_have_count(0)
+    screenshot("hint-highlight")
