@@ -33,6 +33,18 @@ def markdown_marked(value: str, spans):
 
 
 @register.filter
+def with_selected(options, value):
+    """The prebuilt <option> list (``views.presenters.flaw_options``) with the option of
+    ``value`` (a flaw type's pk) selected: the step's menu shows its current label."""
+    from django.utils.safestring import mark_safe
+
+    if value in (None, ""):
+        return options
+    needle = f'<option value="{int(value)}" '
+    return mark_safe(str(options).replace(needle, needle + "selected ", 1))  # noqa: S308
+
+
+@register.filter
 def python_code(value: str):
     from ..presentation.markdown import render_code
 

@@ -24,6 +24,8 @@ class StepView:
     findings: list = field(default_factory=list)
     # The Intervener's verdicts that name this step as the first flaw (newest first).
     verdicts: list = field(default_factory=list)
+    # The viewer's own current flaw type on this step (its pk), preselected in the menu.
+    my_flaw_type_id: int | None = None
     # (start, end) character spans of the reasoning that an inserted hint wrote.
     hint_spans: list = field(default_factory=list)
 

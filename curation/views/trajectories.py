@@ -41,9 +41,10 @@ def _get_trajectory(pk: int) -> Trajectory:
     )
 
 
-def _steps(trajectory: Trajectory) -> tuple[list, dict, list]:
-    """The step cards (labels, comment threads and the verdicts that name the step attached),
-    the comment threads, and the verdicts that name no step of it (flawless ones, errors)."""
+def _steps(trajectory: Trajectory, user=None) -> tuple[list, dict, list]:
+    """The step cards (labels, comment threads and the verdicts that name the step attached;
+    ``user``'s own label marked for the menu), the comment threads, and the verdicts that
+    name no step of it (flawless ones, errors)."""
     threads = comments_by_step(trajectory)
     views = step_views(trajectory.steps, current_labels(trajectory), _hint_texts(trajectory))
     findings = open_findings(trajectory)
@@ -52,6 +53,11 @@ def _steps(trajectory: Trajectory) -> tuple[list, dict, list]:
         view.comments = threads.get(view.index, [])
         view.findings = [finding_view(f) for f in findings.get(view.index, [])]
         view.verdicts = [d for d in verdicts if _names_step(d) and d.step_index == view.index]
+        mine = [
+            label for label in view.labels
+            if label.source == "human" and user is not None and label.author_user_id == user.pk
+        ]  # fmt: skip
+        view.my_flaw_type_id = mine[-1].flaw_type_id if mine else None
     placed = {d.pk for view in views for d in view.verdicts}
     return views, threads, [d for d in verdicts if d.pk not in placed]
 
@@ -74,7 +80,7 @@ def _names_step(diagnosis: Diagnosis) -> bool:
 
 
 def _page_context(request: HttpRequest, trajectory: Trajectory) -> dict:
-    steps, threads, unplaced = _steps(trajectory)
+    steps, threads, unplaced = _steps(trajectory, request.user)
     diagnoses = [d for view in steps for d in view.verdicts] + unplaced
     diagnoses.sort(key=lambda d: (d.created_at, d.pk), reverse=True)
     return {
@@ -170,7 +176,7 @@ def step_label(request: HttpRequest, pk: int, step: int) -> HttpResponse:
         if form.errors:
             messages.error(request, form.errors.as_text())
         return redirect(f"{trajectory.get_absolute_url()}?step={step}#step-{step}")
-    view, _, _ = _steps(trajectory)
+    view, _, _ = _steps(trajectory, request.user)
     if not 0 <= step < len(view):
         return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
     options = flaw_options(FlawType.objects.filter(active=True))
