@@ -36,6 +36,7 @@ from ..models import (
     Hint,
     ReviewAssignment,
     ReviewDecision,
+    ReviewLock,
     Trajectory,
 )
 from .trajectories import trajectories_filtered
@@ -106,6 +107,64 @@ def review_queue(*, reviewer=None, **filters) -> QuerySet[Trajectory]:
     return queue.annotate(assigned_to_me=Exists(mine)).order_by(
         "-assigned_to_me", "created_at", "pk"
     )
+
+
+def _queue_standing(queue: QuerySet[Trajectory], reviewer, now) -> QuerySet[Trajectory]:
+    """The queue annotated with why ``reviewer``'s "next" would pass an item over: held (a
+    live lock, ``held_by_me`` when it is theirs), decided by them already, or a branch of their
+    own hint (their approval would not count)."""
+    live = ReviewLock.objects.filter(trajectory=OuterRef("pk"), locked_until__gte=now)
+    decided = ReviewDecision.objects.filter(
+        trajectory=OuterRef("pk"), author=reviewer, superseded=False
+    )
+    own_hint = Hint.objects.filter(branch=OuterRef("pk"), author_user=reviewer)
+    return queue.annotate(
+        held=Exists(live),
+        held_by_me=Exists(live.filter(reviewer=reviewer)),
+        decided_by_me=Exists(decided),
+        my_hint=Exists(own_hint),
+    )
+
+
+def queue_reviewable(queue: QuerySet[Trajectory], reviewer, now) -> QuerySet[Trajectory]:
+    """What "next" may hand ``reviewer`` from ``queue``: nothing anyone holds (their own other
+    items included: already on their desk), nothing they decided, no branch of their hint."""
+    return _queue_standing(queue, reviewer, now).filter(
+        held=False, decided_by_me=False, my_hint=False
+    )
+
+
+def queue_breakdown(queue: QuerySet[Trajectory], reviewer, now) -> dict:
+    """How the items of ``queue`` stand for ``reviewer``: ``total`` (what "awaiting review"
+    counts), ``free`` (what "next" may hand them), and the rest by the first reason it is
+    passed over: ``held_by_others``, ``held_by_me``, ``decided_by_me``, ``my_hints``."""
+    standing = _queue_standing(queue.order_by(), reviewer, now)
+    counts = {"total": 0, "free": 0, "held_by_others": 0, "held_by_me": 0,
+              "decided_by_me": 0, "my_hints": 0}  # fmt: skip
+    for held, mine, decided, my_hint in standing.values_list(
+        "held", "held_by_me", "decided_by_me", "my_hint"
+    ):
+        counts["total"] += 1
+        if held:
+            counts["held_by_me" if mine else "held_by_others"] += 1
+        elif decided:
+            counts["decided_by_me"] += 1
+        elif my_hint:
+            counts["my_hints"] += 1
+        else:
+            counts["free"] += 1
+    return counts
+
+
+def queue_breakdown_text(counts: dict) -> str:
+    """The passed-over part of ``queue_breakdown`` in words ("" when nothing is)."""
+    parts = [
+        (counts["held_by_others"], "held by another reviewer"),
+        (counts["held_by_me"], "open on your desk (locked by you)"),
+        (counts["decided_by_me"], "already decided by you"),
+        (counts["my_hints"], "branches of your own hints (another reviewer must approve them)"),
+    ]
+    return ", ".join(f"{n} {what}" for n, what in parts if n)
 
 
 def disputed_trajectories() -> QuerySet[Trajectory]:

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from ..models import (
@@ -21,7 +21,7 @@ from ..models import (
     Trajectory,
 )
 from ..roles import Role, has_role
-from ..selectors.reviews import approval_concerns
+from ..selectors.reviews import approval_concerns, queue_reviewable
 
 
 class ReviewError(ValueError):
@@ -159,15 +159,7 @@ def review_next(*, reviewer, queue: QuerySet[Trajectory], current: int | None = 
     Skips what anyone holds (the reviewer's own other items included: they are already on
     their desk), what the reviewer has decided, branches of their own hints (their approval
     would not count) and ``current``, the item they are leaving."""
-    now = timezone.now()
-    decided = ReviewDecision.objects.filter(
-        trajectory=OuterRef("pk"), author=reviewer, superseded=False
-    )
-    free = (
-        queue.exclude(review_lock__locked_until__gte=now)
-        .exclude(Exists(decided))
-        .exclude(origin_hint__author_user=reviewer)
-    )
+    free = queue_reviewable(queue, reviewer, timezone.now())
     if current is not None:
         free = free.exclude(pk=current)
     for trajectory in free[:20]:
