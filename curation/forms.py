@@ -86,6 +86,8 @@ class GenerateForm(forms.Form):
 class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=ReviewDecision.Decision.choices)
     reason = forms.CharField(required=False, max_length=2000)
+    # Approving over flaw labels or prompt text the model copied needs this ticked (recorded).
+    confirm = forms.BooleanField(required=False)
 
 
 SPLIT_CHOICES = [

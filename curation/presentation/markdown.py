@@ -146,6 +146,68 @@ def _markdown_html(text: str) -> str:
     )
 
 
+# Inserted text (a hint) is marked inside a rendered step: private-use characters stand at the
+# span's ends through Markdown and the sanitizer (they are plain text to both), then become
+# <mark> tags, and a second sanitizer pass fixes any nesting they cross (a hint over two
+# paragraphs). A model's own private-use characters are replaced first, so they mark nothing.
+_MARK_OPEN, _MARK_CLOSE = "\ue000", "\ue001"
+_MARK_TAGS = {_MARK_OPEN: '<mark class="hint-text">', _MARK_CLOSE: "</mark>"}
+
+
+_BLOCK_OR_SENTINEL = re.compile(
+    f"[{_MARK_OPEN}{_MARK_CLOSE}]|</?(?:p|li|ul|ol|h[1-6]|blockquote|pre|table|thead|tbody|tr|td|th|div)\\b[^>]*>"
+)
+
+
+def _marks_per_block(html: str) -> str:
+    """The sentinels as <mark> tags, closed before and reopened after each block tag they
+    span, so a hint over two paragraphs is marked in both."""
+    out, pos, inside = [], 0, False
+    for match in _BLOCK_OR_SENTINEL.finditer(html):
+        out.append(html[pos : match.start()])
+        token = match.group()
+        if token in _MARK_TAGS:
+            inside = token == _MARK_OPEN
+            out.append(_MARK_TAGS[token])
+        elif inside:
+            out += [_MARK_TAGS[_MARK_CLOSE], token, _MARK_TAGS[_MARK_OPEN]]
+        else:
+            out.append(token)
+        pos = match.end()
+    out.append(html[pos:])
+    return _EMPTY_MARK.sub(r"\1", "".join(out))
+
+
+_EMPTY_MARK = re.compile(r'<mark class="hint-text">(\s*)</mark>')
+
+
+def render_markdown_marked(text: str, spans) -> SafeString:
+    """``render_markdown`` with each (start, end) character span of ``text`` (sorted, not
+    overlapping) wrapped in ``<mark class="hint-text">``."""
+    text = (text or "").replace(_MARK_OPEN, "\ufffd").replace(_MARK_CLOSE, "\ufffd")
+    spans = sorted((max(0, a), min(len(text), b)) for a, b in spans or () if a < b)
+    if not spans:
+        return render_markdown(text)
+    pieces, pos = [], 0
+    for start, end in spans:
+        if start < pos:
+            continue  # overlapping: keep the first
+        pieces += [text[pos:start], _MARK_OPEN, text[start:end], _MARK_CLOSE]
+        pos = end
+    pieces.append(text[pos:])
+    html = _marks_per_block(_markdown_html("".join(pieces)))
+    cleaned = nh3.clean(
+        html,
+        tags=ALLOWED_TAGS | {"mark"},
+        attributes=ALLOWED_ATTRIBUTES,
+        allowed_classes={**ALLOWED_CLASSES, "mark": {"hint-text"}},
+        filter_style_properties={"text-align"},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
+    return mark_safe(cleaned)  # noqa: S308 - sanitized just above
+
+
 def render_code(code: str) -> SafeString:
     """Python source as highlighted HTML (Pygments escapes every character it emits)."""
     return mark_safe(_code_html(code or ""))  # noqa: S308 - escaped by Pygments

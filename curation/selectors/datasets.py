@@ -27,3 +27,37 @@ def golden_trajectories(*, benchmarks: list[str] | None = None):
     if benchmarks:
         golden = golden.filter(problem__benchmark__slug__in=benchmarks)
     return golden
+
+
+def golden_standing(trajectory: Trajectory) -> dict:
+    """Whether ``trajectory`` is in the golden set (``golden_trajectories``, the one definition
+    the Datasets page counts and freezes) and, when it is not, what it lacks, for the badge a
+    reviewer sees: ``{"golden": bool, "approved": bool, "missing": [reasons]}``.
+
+    ``approved`` is the human gate alone; an approved trajectory outside the golden set is
+    shown as "approved", never as "golden"."""
+    golden = golden_trajectories().filter(pk=trajectory.pk).exists()
+    approved = golden_gate(Trajectory.objects.filter(pk=trajectory.pk)).exists()
+    missing = []
+    if not golden:
+        verdict = (
+            Diagnosis.objects.filter(trajectory=trajectory, status="ok")
+            .order_by("-created_at", "-pk")
+            .values_list("flawless", flat=True)
+            .first()
+        )
+        if trajectory.source == Trajectory.Source.EVALUATED:
+            missing.append("an evaluation sample (test data) is never golden")
+        if trajectory.is_correct is not True:
+            missing.append(
+                "the answer is incorrect"
+                if trajectory.is_correct is False
+                else "the answer is unjudged"
+            )
+        if verdict is None:
+            missing.append("awaiting a flawless verdict from the Intervener (none yet)")
+        elif not verdict:
+            missing.append("the Intervener's latest verdict names a flaw")
+        if not approved:
+            missing.append("not yet approved by review")
+    return {"golden": golden, "approved": approved, "missing": missing}

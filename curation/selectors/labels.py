@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
 from ..models import FlawLabel
 
 
@@ -27,4 +29,26 @@ def label_history(trajectory, step_index: int):
         FlawLabel.objects.filter(trajectory=trajectory, step_index=step_index)
         .select_related("flaw_type", "author_user", "author_endpoint")
         .order_by("-created_at", "-pk")
+    )
+
+
+def current_flaw_labels(trajectories) -> QuerySet[FlawLabel]:
+    """The flaw labels that stand on ``trajectories`` (a queryset or ids): each author's latest
+    label on each step (rows are ordered by ``created_at``, then pk, as in ``current_labels``),
+    leaving out labels later replaced or cleared, and the clearing rows themselves. What the
+    charts count: a relabelled step counts once, with its new label."""
+    later = FlawLabel.objects.filter(
+        trajectory=OuterRef("trajectory"), step_index=OuterRef("step_index"),
+        source=OuterRef("source"),
+    ).filter(
+        Q(created_at__gt=OuterRef("created_at"))
+        | Q(created_at=OuterRef("created_at"), pk__gt=OuterRef("pk"))
+    )  # fmt: skip
+    by_person = later.filter(author_user=OuterRef("author_user"))
+    by_model = later.filter(author_endpoint=OuterRef("author_endpoint"))
+    return (
+        FlawLabel.objects.filter(trajectory__in=trajectories)
+        .exclude(Q(source=FlawLabel.Source.HUMAN) & Exists(by_person))
+        .exclude(Q(source=FlawLabel.Source.MODEL) & Exists(by_model))
+        .exclude(flaw_type=None)
     )

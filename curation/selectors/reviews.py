@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db.models import (
+    BooleanField,
     Case,
     CharField,
     Count,
     Exists,
+    ExpressionWrapper,
     F,
     IntegerField,
     OuterRef,
@@ -36,6 +38,7 @@ from ..models import (
     Hint,
     ReviewAssignment,
     ReviewDecision,
+    ReviewLock,
     Trajectory,
 )
 from .trajectories import trajectories_filtered
@@ -108,6 +111,70 @@ def review_queue(*, reviewer=None, **filters) -> QuerySet[Trajectory]:
     )
 
 
+def _queue_standing(queue: QuerySet[Trajectory], reviewer, now) -> QuerySet[Trajectory]:
+    """The queue annotated with why ``reviewer``'s "next" would pass an item over: held (a
+    live lock, ``held_by_me`` when it is theirs), decided by them already, or a branch with a
+    hint of theirs in its lineage (their approval would not count)."""
+    live = ReviewLock.objects.filter(trajectory=OuterRef("pk"), locked_until__gte=now)
+    decided = ReviewDecision.objects.filter(
+        trajectory=OuterRef("pk"), author=reviewer, superseded=False
+    )
+    # A hint of theirs anywhere in the lineage, not only the one that made the branch: someone
+    # else hinting after them does not make their approval independent (services.reviews).
+    return queue.annotate(
+        held=Exists(live),
+        held_by_me=Exists(live.filter(reviewer=reviewer)),
+        decided_by_me=Exists(decided),
+        my_hint=ExpressionWrapper(
+            Q(pk__in=hinted_lineages(user=reviewer)), output_field=BooleanField()
+        ),
+    )
+
+
+def queue_reviewable(queue: QuerySet[Trajectory], reviewer, now) -> QuerySet[Trajectory]:
+    """What "next" may hand ``reviewer`` from ``queue``: nothing anyone holds (their own other
+    items included: already on their desk), nothing they decided, no branch of their hint."""
+    return _queue_standing(queue, reviewer, now).filter(
+        held=False, decided_by_me=False, my_hint=False
+    )
+
+
+def queue_breakdown(queue: QuerySet[Trajectory], reviewer, now) -> dict:
+    """How the items of ``queue`` stand for ``reviewer``: ``total`` (what "awaiting review"
+    counts), ``free`` (what "next" may hand them), and the rest by the first reason it is
+    passed over: ``held_by_others``, ``held_by_me``, ``decided_by_me``, ``my_hints``."""
+    standing = _queue_standing(queue.order_by(), reviewer, now)
+    counts = {"total": 0, "free": 0, "held_by_others": 0, "held_by_me": 0,
+              "decided_by_me": 0, "my_hints": 0}  # fmt: skip
+    for held, mine, decided, my_hint in standing.values_list(
+        "held", "held_by_me", "decided_by_me", "my_hint"
+    ):
+        counts["total"] += 1
+        if held:
+            counts["held_by_me" if mine else "held_by_others"] += 1
+        elif decided:
+            counts["decided_by_me"] += 1
+        elif my_hint:
+            counts["my_hints"] += 1
+        else:
+            counts["free"] += 1
+    return counts
+
+
+def queue_breakdown_text(counts: dict) -> str:
+    """The passed-over part of ``queue_breakdown`` in words ("" when nothing is)."""
+    parts = [
+        (counts["held_by_others"], "held by another reviewer"),
+        (counts["held_by_me"], "open on your desk (locked by you)"),
+        (counts["decided_by_me"], "already decided by you"),
+        (
+            counts["my_hints"],
+            "branches with your hint in their lineage (another reviewer must approve them)",
+        ),
+    ]
+    return ", ".join(f"{n} {what}" for n, what in parts if n)
+
+
 def disputed_trajectories() -> QuerySet[Trajectory]:
     """Approve against reject with no lead's decision yet: the adjudication list."""
     return (
@@ -154,3 +221,49 @@ def own_hint_in_lineage(*, trajectory: Trajectory, user) -> Hint | None:
 def golden_gate(queryset: QuerySet[Trajectory]) -> QuerySet[Trajectory]:
     """Trajectories that passed the human gate (the review part of "golden")."""
     return with_review_state(queryset).filter(review_state=GOLDEN)
+
+
+def _prompt_sources(trajectory: Trajectory) -> dict[str, str]:
+    """The words the Reasoner was sent besides the problem: the prompts recorded on the
+    trajectory, and the engine's default system prompt and worked example (the demo's)."""
+    from ..engine import prompts
+
+    record = trajectory.prompts if isinstance(trajectory.prompts, dict) else {}
+    example = record.get("worked_example") or []
+    sources = {
+        "the system prompt": str(record.get("system_prompt") or ""),
+        "the worked example's problem": str(example[0]) if len(example) > 0 else "",
+        "the worked example": str(example[1]) if len(example) > 1 else "",
+        "the default system prompt": prompts.REASONER_SYSTEM_PROMPT,
+        "the demo worked example's problem": prompts.WORKED_EXAMPLE_PROBLEM,
+        "the demo worked example": prompts.WORKED_EXAMPLE_SOLUTION,
+    }
+    return {name: text for name, text in sources.items() if text}
+
+
+def approval_concerns(trajectory: Trajectory, user) -> dict:
+    """What stands against approving ``trajectory`` as golden, for ``user``:
+
+    - ``own``: the user's own current flaw labels on it (approving over them contradicts
+      themselves: ``review_decide`` refuses until they clear or change them);
+    - ``others``: other people's and models' current flaw labels;
+    - ``copied``: passages of the model's text copied word for word from its system prompt or
+      worked example (``engine.copying``).
+
+    ``others`` and ``copied`` are shown to the approver and need their explicit confirmation,
+    which the decision records."""
+    from ..engine.copying import copied_passages
+    from .labels import current_labels
+
+    own, others = [], []
+    for step, labels in sorted(current_labels(trajectory).items()):
+        for label in labels:
+            mine = label.source == "human" and label.author_user_id == user.pk
+            what = f"step {step + 1}: {label.flaw_type.name} ({label.author_label})"
+            (own if mine else others).append(what)
+    steps = trajectory.steps if isinstance(trajectory.steps, list) else []
+    text = "\n".join(
+        f"{s.get('reasoning') or ''}\n{s.get('code') or ''}" for s in steps if isinstance(s, dict)
+    )
+    copied = copied_passages(text, _prompt_sources(trajectory))
+    return {"own": own, "others": others, "copied": copied}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, QuerySet
 
-from ..models import FlawLabel, Trajectory
+from ..models import Diagnosis, FlawLabel, Hint, Trajectory
 
 
 def trajectory_tree(problem) -> list[dict]:
@@ -62,3 +62,14 @@ def trajectories_filtered(
             pk__in=Trajectory.objects.filter(batch_items__outcome="candidate").values("pk")
         )
     return queue
+
+
+def trajectory_verdicts(trajectory) -> list:
+    """Every Intervener verdict on the trajectory, newest first, with what the page shows of
+    each: the flaw type, the endpoint, and ``hinted`` (a hint was inserted from it)."""
+    return list(
+        Diagnosis.objects.filter(trajectory=trajectory)
+        .select_related("flaw_type", "endpoint")
+        .annotate(hinted=Exists(Hint.objects.filter(diagnosis=OuterRef("pk"))))
+        .order_by("-created_at", "-pk")
+    )

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from ..models import (
@@ -21,11 +21,52 @@ from ..models import (
     Trajectory,
 )
 from ..roles import Role, has_role
-from ..selectors.reviews import hinted_lineages, own_hint_in_lineage
+from ..selectors.reviews import approval_concerns, own_hint_in_lineage, queue_reviewable
 
 
 class ReviewError(ValueError):
     """A review action that is refused; the message is written for the person who tried."""
+
+
+class ApprovalNeedsConfirmation(ReviewError):
+    """An approval as golden over flaw labels or copied prompt text, not yet confirmed."""
+
+    def __init__(self, concerns: list[str]) -> None:
+        self.concerns = concerns
+        super().__init__(
+            "Approving this as golden needs your confirmation: "
+            + "; ".join(concerns)
+            + ". Check them, then tick the confirmation and approve again (it is recorded)."
+        )
+
+
+def approval_warnings(concerns: dict) -> list[str]:
+    """The concerns (``selectors.reviews.approval_concerns``) an approver must confirm."""
+    copied = [
+        f"the model's text copies {c.source} word for word ({c.words} words: “{c.excerpt}”)"
+        for c in concerns["copied"]
+    ]
+    labels = [f"flaw label on {what}" for what in concerns["others"]]
+    return labels + copied
+
+
+def _approval_checked(trajectory: Trajectory, by, reason: str, confirm: bool) -> str:
+    """Refuse an approval over the approver's own flaw label; ask for explicit confirmation
+    over anyone else's label or text copied from the prompts; return the reason to record
+    (with what was confirmed, so the decision says what its author approved over)."""
+    concerns = approval_concerns(trajectory, by)
+    if concerns["own"]:
+        raise ReviewError(
+            "You labelled "
+            + "; ".join(concerns["own"])
+            + ". Clear or change your own label before approving this as golden."
+        )
+    warnings = approval_warnings(concerns)
+    if warnings and not confirm:
+        raise ApprovalNeedsConfirmation(warnings)
+    if warnings:
+        reason = f"{reason} [approved over: {'; '.join(warnings)}]".strip()
+    return reason
 
 
 class LockHeld(ReviewError):
@@ -117,16 +158,9 @@ def review_next(*, reviewer, queue: QuerySet[Trajectory], current: int | None = 
 
     Skips what anyone holds (the reviewer's own other items included: they are already on
     their desk), what the reviewer has decided, branches with their own hint in the lineage
-    (they may not approve them) and ``current``, the item they are leaving."""
-    now = timezone.now()
-    decided = ReviewDecision.objects.filter(
-        trajectory=OuterRef("pk"), author=reviewer, superseded=False
-    )
-    free = (
-        queue.exclude(review_lock__locked_until__gte=now)
-        .exclude(Exists(decided))
-        .exclude(pk__in=hinted_lineages(user=reviewer))
-    )
+    (they may not approve them) and ``current``, the item they are leaving
+    (``selectors.reviews.queue_reviewable``, which the queue's counts use too)."""
+    free = queue_reviewable(queue, reviewer, timezone.now())
     if current is not None:
         free = free.exclude(pk=current)
     for trajectory in free[:20]:
@@ -136,13 +170,17 @@ def review_next(*, reviewer, queue: QuerySet[Trajectory], current: int | None = 
     return None
 
 
-def review_decide(*, trajectory: Trajectory, decision: str, by, reason: str = "") -> ReviewDecision:
+def review_decide(
+    *, trajectory: Trajectory, decision: str, by, reason: str = "", confirm: bool = False
+) -> ReviewDecision:
     """Record a person's decision (approve as golden, reject, needs work), which supersedes
     their earlier one, and release their lock.
 
     Refused when someone else holds the lock, for non-leads when a lead has decided, and as an
     approval from anyone who wrote a hint in the branch's lineage (someone else hinting after
-    them does not make their approval independent)."""
+    them does not make their approval independent). An approval is refused over the approver's
+    own flaw label, and needs ``confirm`` over other flaw labels or prompt text the model copied
+    (``_approval_checked``)."""
     if decision not in ReviewDecision.Decision.values:
         raise ReviewError(f"Unknown decision {decision!r}.")
     if decision == ReviewDecision.Decision.APPROVED:
@@ -160,6 +198,8 @@ def review_decide(*, trajectory: Trajectory, decision: str, by, reason: str = ""
         if not is_lead:
             _refuse_over_a_lead(trajectory)
         review_lock_require(trajectory=trajectory, user=by)
+        if decision == ReviewDecision.Decision.APPROVED:
+            reason = _approval_checked(trajectory, by, reason.strip(), confirm)
         trajectory.decisions.filter(author=by, superseded=False).update(superseded=True)
         made = ReviewDecision.objects.create(
             trajectory=trajectory,

@@ -25,6 +25,26 @@ def markdown(value: str):
 
 
 @register.filter
+def markdown_marked(value: str, spans):
+    """Markdown with the (start, end) spans of ``value`` highlighted (an inserted hint)."""
+    from ..presentation.markdown import render_markdown_marked
+
+    return render_markdown_marked(value, spans)
+
+
+@register.filter
+def with_selected(options, value):
+    """The prebuilt <option> list (``views.presenters.flaw_options``) with the option of
+    ``value`` (a flaw type's pk) selected: the step's menu shows its current label."""
+    from django.utils.safestring import mark_safe
+
+    if value in (None, ""):
+        return options
+    needle = f'<option value="{int(value)}" '
+    return mark_safe(str(options).replace(needle, needle + "selected ", 1))  # noqa: S308
+
+
+@register.filter
 def python_code(value: str):
     from ..presentation.markdown import render_code
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 from django.conf import settings
 
 from .. import engine
-from ..models import Batch, BatchItem, BatchRound, FlawLabel, FlawType, Hint
+from ..models import Batch, BatchItem, BatchRound, FlawType, Hint
 from ..presentation import plots, statistics
 from ..selectors.batches import batch_trajectories
+from ..selectors.labels import current_flaw_labels
 
 PAPER_TMR = 0.026  # CALM: hints changed under 2.6% of the generated tokens
 
@@ -26,7 +27,7 @@ def trajectory_charts(trajectories) -> dict:
     labels = [
         {"benchmark": r["trajectory__problem__benchmark__name"],
          "category": r["flaw_type__category__name"], "flaw_type": r["flaw_type__name"]}
-        for r in FlawLabel.objects.filter(trajectory__in=trajectories).exclude(flaw_type=None)
+        for r in current_flaw_labels(trajectories)
         .values("trajectory__problem__benchmark__name", "flaw_type__category__name",
                 "flaw_type__name")
     ]  # fmt: skip
@@ -43,7 +44,7 @@ def trajectory_charts(trajectories) -> dict:
         ),
         "flaw_chart": plots.grouped_bar_chart(
             distribution["benchmarks"], distribution["by_flaw_type"]["counts"], stacked=True,
-            title="Flaw labels on these trajectories (human and model), by benchmark",
+            title="Current flaw labels on these trajectories (human and model), by benchmark",
         ),
     }  # fmt: skip
 
@@ -108,8 +109,7 @@ def batch_charts(batch: Batch) -> dict:
     labels = [
         {"benchmark": r["trajectory__problem__benchmark__name"],
          "category": r["flaw_type__category__name"], "flaw_type": r["flaw_type__name"]}
-        for r in FlawLabel.objects.filter(trajectory__in=trajectories, source="model")
-        .exclude(flaw_type=None)
+        for r in current_flaw_labels(trajectories).filter(source="model")
         .values("trajectory__problem__benchmark__name", "flaw_type__category__name",
                 "flaw_type__name")
     ]  # fmt: skip

@@ -22,6 +22,12 @@ class StepView:
     comments: list = field(default_factory=list)
     # What the checks over the execution record found here, not yet decided by a reviewer.
     findings: list = field(default_factory=list)
+    # The Intervener's verdicts that name this step as the first flaw (newest first).
+    verdicts: list = field(default_factory=list)
+    # The viewer's own current flaw type on this step (its pk), preselected in the menu.
+    my_flaw_type_id: int | None = None
+    # (start, end) character spans of the reasoning that an inserted hint wrote.
+    hint_spans: list = field(default_factory=list)
 
     @property
     def number(self) -> int:
@@ -55,8 +61,24 @@ def _text(value) -> str:
     return value if isinstance(value, str) else repr(value)
 
 
-def step_views(steps: list, labels_by_step: dict[int, list] | None = None) -> list[StepView]:
-    """One view per stored step; malformed entries become visible error steps, not crashes."""
+def hint_spans(reasoning: str, hint_texts: list[str]) -> list[tuple[int, int]]:
+    """Where the hints' text stands in a step's reasoning. A hint's prose only: a hint that
+    holds a ```python block has its code in the step's code, not in the reasoning."""
+    spans = []
+    for text in hint_texts:
+        prose = text.split("```", 1)[0].strip()
+        at = reasoning.find(prose) if prose else -1
+        if at >= 0:
+            spans.append((at, at + len(prose)))
+    return spans
+
+
+def step_views(
+    steps: list, labels_by_step: dict[int, list] | None = None, hint_texts: list[str] = ()
+) -> list[StepView]:
+    """One view per stored step; malformed entries become visible error steps, not crashes.
+    ``hint_texts``: the hints written into this trajectory (its own and its ancestors'),
+    highlighted in the steps that hold a hint."""
     labels_by_step = labels_by_step or {}
     views = []
     for position, raw in enumerate(steps if isinstance(steps, list) else []):
@@ -74,6 +96,9 @@ def step_views(steps: list, labels_by_step: dict[int, list] | None = None) -> li
                 labels=labels_by_step.get(position, []),
             )
         )
+        view = views[-1]
+        if view.has_hint:
+            view.hint_spans = hint_spans(view.reasoning, list(hint_texts))
     return views
 
 

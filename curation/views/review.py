@@ -21,7 +21,13 @@ from ..forms import as_int
 from ..models import Batch, Benchmark, LockTakeover, Trajectory
 from ..roles import Role, role_required
 from ..selectors.batches import batch_trajectories
-from ..selectors.reviews import current_decisions, disputed_trajectories, review_queue
+from ..selectors.reviews import (
+    current_decisions,
+    disputed_trajectories,
+    queue_breakdown,
+    queue_breakdown_text,
+    review_queue,
+)
 from ..selectors.trajectories import trajectories_filtered
 from ..services.reviews import (
     ReviewError,
@@ -53,7 +59,13 @@ def next_in_queue(request: HttpRequest, *, current: int | None = None) -> HttpRe
     queue = review_queue(**queue_filters(request), reviewer=request.user)
     trajectory = review_next(reviewer=request.user, queue=queue, current=current)
     if trajectory is None:
-        messages.info(request, "Nothing else awaits you in the review queue (with your filters).")
+        counts = queue_breakdown(queue, request.user, timezone.now())
+        why = queue_breakdown_text(counts)
+        message = "Nothing else awaits you in the review queue (with your filters)"
+        if counts["total"]:
+            message += f": of the {counts['total']} awaiting review, {why}"
+        message += "."
+        messages.info(request, message)
         return redirect("curation-review-queue")
     return redirect(f"{trajectory.get_absolute_url()}?from=queue")
 
@@ -67,8 +79,11 @@ def review_queue_page(request: HttpRequest) -> HttpResponse:
     queue = review_queue(**filters, reviewer=request.user)
     page = Paginator(queue, 50).get_page(request.GET.get("page"))
     query = urlencode({k: v for k, v in filters.items() if v})
+    breakdown = queue_breakdown(queue, request.user, timezone.now())
     context = {
         "page": page,
+        "breakdown": breakdown,
+        "breakdown_text": queue_breakdown_text(breakdown),
         "filters": filters,
         "query": query,
         "benchmarks": Benchmark.objects.all(),

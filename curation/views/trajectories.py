@@ -11,11 +11,17 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from ..forms import DecisionForm, FlawLabelForm, HintForm
-from ..models import Diagnosis, FlawType, Job, ReviewDecision, Trajectory
+from ..models import Diagnosis, FlawType, Hint, Job, ReviewDecision, Trajectory
 from ..roles import Role, role_required
+from ..selectors.datasets import golden_standing
 from ..selectors.labels import current_labels, label_history
-from ..selectors.reviews import current_decisions, own_hint_in_lineage, review_state_of
-from ..selectors.trajectories import trajectory_tree
+from ..selectors.reviews import (
+    approval_concerns,
+    current_decisions,
+    own_hint_in_lineage,
+    review_state_of,
+)
+from ..selectors.trajectories import trajectory_tree, trajectory_verdicts
 from ..services.checks import CheckError, check_finding_decide, open_findings
 from ..services.comments import comments_by_step
 from ..services.diagnoses import diagnosis_request
@@ -25,6 +31,7 @@ from ..services.labels import LabelError, flaw_label_set
 from ..services.reviews import (
     LockHeld,
     ReviewError,
+    approval_warnings,
     review_decide,
     review_lock_holder,
     review_lock_require,
@@ -40,22 +47,48 @@ def _get_trajectory(pk: int) -> Trajectory:
     )
 
 
-def _steps(trajectory: Trajectory) -> tuple[list, dict]:
-    """The step cards (labels and comment threads attached) and the comment threads."""
+def _steps(trajectory: Trajectory, user=None) -> tuple[list, dict, list]:
+    """The step cards (labels, comment threads and the verdicts that name the step attached;
+    ``user``'s own label marked for the menu), the comment threads, and the verdicts that
+    name no step of it (flawless ones, errors)."""
     threads = comments_by_step(trajectory)
-    views = step_views(trajectory.steps, current_labels(trajectory))
+    views = step_views(trajectory.steps, current_labels(trajectory), _hint_texts(trajectory))
     findings = open_findings(trajectory)
+    verdicts = trajectory_verdicts(trajectory)
     for view in views:
         view.comments = threads.get(view.index, [])
         view.findings = [finding_view(f) for f in findings.get(view.index, [])]
-    return views, threads
+        view.verdicts = [d for d in verdicts if _names_step(d) and d.step_index == view.index]
+        mine = [
+            label for label in view.labels
+            if label.source == "human" and user is not None and label.author_user_id == user.pk
+        ]  # fmt: skip
+        view.my_flaw_type_id = mine[-1].flaw_type_id if mine else None
+    placed = {d.pk for view in views for d in view.verdicts}
+    return views, threads, [d for d in verdicts if d.pk not in placed]
+
+
+def _hint_texts(trajectory: Trajectory) -> list[str]:
+    """The texts of the hints that made this branch and its ancestors (each branch keeps its
+    parent's steps up to the branch point, hints included)."""
+    texts, seen, node = [], set(), trajectory
+    while node is not None and node.parent_id and node.pk not in seen:
+        seen.add(node.pk)
+        hint = Hint.objects.filter(branch=node).only("text").first()
+        if hint is not None:
+            texts.append(hint.text)
+        node = Trajectory.objects.filter(pk=node.parent_id).only("pk", "parent_id").first()
+    return texts
+
+
+def _names_step(diagnosis: Diagnosis) -> bool:
+    return diagnosis.status == Diagnosis.Status.OK and diagnosis.flawless is False
 
 
 def _page_context(request: HttpRequest, trajectory: Trajectory) -> dict:
-    steps, threads = _steps(trajectory)
-    diagnoses = list(
-        trajectory.diagnoses.select_related("flaw_type", "endpoint").order_by("-created_at")[:5]
-    )
+    steps, threads, unplaced = _steps(trajectory, request.user)
+    diagnoses = [d for view in steps for d in view.verdicts] + unplaced
+    diagnoses.sort(key=lambda d: (d.created_at, d.pk), reverse=True)
     return {
         "t": trajectory,
         "problem": trajectory.problem,
@@ -64,17 +97,27 @@ def _page_context(request: HttpRequest, trajectory: Trajectory) -> dict:
         "flaw_options": flaw_options(FlawType.objects.filter(active=True)),
         "focus": request.GET.get("step", ""),
         "review": review_state_of(trajectory),
+        "golden": golden_standing(trajectory),
         "decisions": list(current_decisions(trajectory)),
         # A hint of theirs in the lineage: their approval is refused (services.reviews).
         "own_lineage_hint": own_hint_in_lineage(trajectory=trajectory, user=request.user),
         **lock_context(trajectory),
         "diagnoses": diagnoses,
+        "unplaced_verdicts": unplaced,
         "suggestion": next((d for d in diagnoses if _is_open_suggestion(d)), None),
         "active_jobs": _active_jobs(trajectory),
         "hints": trajectory.hints.select_related("author_user", "author_endpoint", "branch"),
         "tree": trajectory_tree(trajectory.problem),
         "decision_form": DecisionForm(),
+        "approval": _approval_context(trajectory, request.user),
     }
+
+
+def _approval_context(trajectory: Trajectory, user) -> dict:
+    """What the approver is told before approving as golden: their own flaw labels (approval
+    refused until cleared) and what needs their confirmation."""
+    concerns = approval_concerns(trajectory, user)
+    return {"own": concerns["own"], "warnings": approval_warnings(concerns)}
 
 
 def _active_jobs(trajectory: Trajectory) -> list[Job]:
@@ -91,12 +134,7 @@ def _active_jobs(trajectory: Trajectory) -> list[Job]:
 
 
 def _is_open_suggestion(diagnosis: Diagnosis) -> bool:
-    return (
-        diagnosis.status == Diagnosis.Status.OK
-        and diagnosis.flawless is False
-        and not diagnosis.hints.exists()
-        and not diagnosis.dismissed
-    )
+    return _names_step(diagnosis) and not diagnosis.hinted and not diagnosis.dismissed
 
 
 @require_GET
@@ -147,7 +185,7 @@ def step_label(request: HttpRequest, pk: int, step: int) -> HttpResponse:
         if form.errors:
             messages.error(request, form.errors.as_text())
         return redirect(f"{trajectory.get_absolute_url()}?step={step}#step-{step}")
-    view, _ = _steps(trajectory)
+    view, _, _ = _steps(trajectory, request.user)
     if not 0 <= step < len(view):
         return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
     options = flaw_options(FlawType.objects.filter(active=True))
@@ -264,6 +302,7 @@ def trajectory_decide(request: HttpRequest, pk: int) -> HttpResponse:
                 decision=form.cleaned_data["decision"],
                 reason=form.cleaned_data["reason"],
                 by=request.user,
+                confirm=form.cleaned_data["confirm"],
             )
             decided = True
             label = dict(ReviewDecision.Decision.choices)[form.cleaned_data["decision"]]
