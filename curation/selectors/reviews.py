@@ -121,13 +121,15 @@ def _queue_standing(queue: QuerySet[Trajectory], reviewer, now) -> QuerySet[Traj
     )
     # A hint of theirs anywhere in the lineage, not only the one that made the branch: someone
     # else hinting after them does not make their approval independent (services.reviews).
+    hinted = hinted_lineages(user=reviewer)
     return queue.annotate(
         held=Exists(live),
         held_by_me=Exists(live.filter(reviewer=reviewer)),
         decided_by_me=Exists(decided),
-        my_hint=ExpressionWrapper(
-            Q(pk__in=hinted_lineages(user=reviewer)), output_field=BooleanField()
-        ),
+        # (An empty ``pk__in`` cannot be compiled into an annotation: a constant then.)
+        my_hint=ExpressionWrapper(Q(pk__in=hinted), output_field=BooleanField())
+        if hinted
+        else Value(False, output_field=BooleanField()),
     )
 
 
