@@ -36,6 +36,10 @@ class StubLlamaServer(ThreadingHTTPServer):
         self.seen: list[dict] = []
         self.answered: list[list[int]] = []
         self.paths: list[str] = []
+        # Streamed answers send one event per token, as llama-server does; ``hold_back`` drops
+        # the event of that token index, as llama-server does for a token that ends inside a
+        # UTF-8 character (its id never arrives; ``tokens_predicted`` still counts it).
+        self.hold_back: int | None = None
         lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,6 +60,8 @@ class StubLlamaServer(ThreadingHTTPServer):
                         self.seen.append(body)
                         self.answered.append(list(out.token_ids))
                     stop_type = "eos" if out.finish_reason == "eos" else "limit"
+                    if body.get("stream"):
+                        return self._stream(h, model, out, stop_type)
                     status, answer = 200, {
                         "content": out.text, "tokens": list(out.token_ids),
                         "stop_type": stop_type, "stopping_word": "",
@@ -69,6 +75,22 @@ class StubLlamaServer(ThreadingHTTPServer):
 
         super().__init__(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def _stream(self, h, model, out, stop_type) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.end_headers()
+        for i, token in enumerate(out.token_ids):
+            if i == self.hold_back:
+                continue
+            event = {"content": model.decode([token]), "tokens": [token], "stop": False}
+            h.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+            h.wfile.flush()
+        final = {"content": "", "tokens": [], "stop": True, "stop_type": stop_type,
+                 "tokens_predicted": len(out.token_ids)}  # fmt: skip
+        h.wfile.write(f"data: {json.dumps(final)}\n\n".encode())
+        h.wfile.flush()
+        h.close_connection = True
 
     @property
     def url(self) -> str:
@@ -107,6 +129,39 @@ def test_ids_go_in_and_the_ids_that_come_back_are_the_result(stub, tiny, tiny_mo
     assert result.token_ids == stub.answered[0]
     assert result.token_ids == tiny.generate([GenerationRequest(prompt, 12)])[0].token_ids
     assert result.warnings == []
+
+
+def test_someone_watching_sees_the_ids_while_they_stream_and_the_result_is_the_same(
+    stub, tiny, tiny_model_path
+):
+    """A generation with a preview (``on_tokens``) streams: the watcher sees the ids grow one
+    event at a time, and the result is exactly the ids the server generated."""
+    backend = load_backend(_spec(stub.url, tiny_model_path))
+    assert backend.streams
+    prompt = tiny.encode("Maximize profit")
+    seen: list[tuple[int, list[int]]] = []
+    [result] = backend.generate(
+        [GenerationRequest(prompt, 12, temperature=0.0)],
+        on_tokens=lambda k, ids: seen.append((k, list(ids))),
+    )
+    assert [sent["stream"] for sent in stub.seen] == [True]
+    assert result.token_ids == stub.answered[0] and len(result.token_ids) == 12
+    assert [len(ids) for _, ids in seen] == list(range(1, 13))
+    assert seen[-1] == (0, result.token_ids)
+
+
+def test_a_stream_that_held_back_an_id_is_asked_again_unstreamed(stub, tiny, tiny_model_path):
+    """llama-server sends no event for a token ending inside a UTF-8 character: a stream whose
+    ids fall short of the count generated is never stored; the same request goes again
+    unstreamed and its exact ids are the result."""
+    stub.hold_back = 3
+    backend = load_backend(_spec(stub.url, tiny_model_path))
+    prompt = tiny.encode("Maximize profit")
+    [result] = backend.generate(
+        [GenerationRequest(prompt, 12, temperature=0.0)], on_tokens=lambda k, ids: None
+    )
+    assert [sent["stream"] for sent in stub.seen] == [True, False]
+    assert result.token_ids == stub.answered[1] and len(result.token_ids) == 12
 
 
 def test_a_stop_string_in_the_ids_ends_at_the_closing_fence(tiny_model_path, tiny):

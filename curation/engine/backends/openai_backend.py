@@ -33,9 +33,12 @@ then names how the server died).
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +52,11 @@ from .base import (
     BackendTimeoutError,
     GenerationRequest,
     GenerationResult,
+    OnTokens,
     Resume,
 )
 
+log = logging.getLogger(__name__)
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 COMPLETION_APIS = ("openai", "llama.cpp")
 
@@ -180,22 +185,36 @@ class OpenAIBackend(Backend):
 
     # --- generation -------------------------------------------------------------------------
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    @property
+    def streams(self) -> bool:  # type: ignore[override]
+        """llama-server's native route streams its tokens (a preview while it decodes); the
+        OpenAI routes are called without ``on_tokens``."""
+        return self.completion_api == "llama.cpp"
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], *, on_tokens: OnTokens | None = None
+    ) -> list[GenerationResult]:
         async def go():
             sem = asyncio.Semaphore(self.concurrency)
             async with self._client() as client:
-                return await asyncio.gather(*(self._one(client, sem, r) for r in requests))
+                return await asyncio.gather(*(
+                    self._one(client, sem, r, None if on_tokens is None else partial(on_tokens, k))
+                    for k, r in enumerate(requests)
+                ))  # fmt: skip
 
         return list(_run(go()))
 
-    async def _one(self, client, sem, request: GenerationRequest) -> GenerationResult:
+    async def _one(
+        self, client, sem, request: GenerationRequest, report: Callable | None = None
+    ) -> GenerationResult:
         state = Resume(request, self.decode, self.eos_token_ids)
         while True:
             try:
                 async with sem:
                     ids, finish, warnings = await self._complete(
-                        client, state.prompt_ids, state.remaining, request, state.fence
-                    )
+                        client, state.prompt_ids, state.remaining, request, state.fence,
+                        report=None if report is None else (lambda new: report(state.ids + new)),
+                    )  # fmt: skip
             except BackendError as exc:
                 state.absorb([], "error", str(exc))
             else:
@@ -205,7 +224,7 @@ class OpenAIBackend(Backend):
                 return state.result
 
     async def _complete(
-        self, client, prompt_ids, max_tokens, request, fence: FenceState
+        self, client, prompt_ids, max_tokens, request, fence: FenceState, report=None
     ) -> tuple[list[int], str, list[dict[str, Any]]]:
         body: dict[str, Any] = {
             "model": self.model,
@@ -222,7 +241,7 @@ class OpenAIBackend(Backend):
         if seed is not None:
             body["seed"] = int(seed)
         if self.completion_api == "llama.cpp":
-            ids, finish = await self._complete_llama(client, prompt_ids, body)
+            ids, finish = await self._complete_llama(client, prompt_ids, body, report=report)
             return ids, finish, []
         url = self.api + "/completions"
         data = None
@@ -244,11 +263,14 @@ class OpenAIBackend(Backend):
         return ids, finish, warnings
 
     async def _complete_llama(
-        self, client, prompt_ids: Sequence[int], body: dict[str, Any]
+        self, client, prompt_ids: Sequence[int], body: dict[str, Any], report=None
     ) -> tuple[list[int], str]:
         """llama-server's native ``/completion``: the prompt goes as token ids, the generated
         ids come back (``return_tokens``), stop strings included (the text drops them, the
-        ids do not), the end-of-sequence token included. The slot keeps the prompt's cache."""
+        ids do not), the end-of-sequence token included. The slot keeps the prompt's cache.
+
+        With ``report`` (someone watches), the answer is streamed and ``report(ids)`` gets the
+        ids so far (``_stream_llama``)."""
         native: dict[str, Any] = {
             "prompt": [int(i) for i in prompt_ids],
             "n_predict": body["max_tokens"],
@@ -261,13 +283,55 @@ class OpenAIBackend(Backend):
         }
         if "seed" in body:
             native["seed"] = body["seed"]
-        data = await self._post(client, self.root + "/completion", native)
+        data = None
+        if report is not None:
+            data = await self._stream_llama(client, native, report)
+        if data is None:
+            data = await self._post(client, self.root + "/completion", native)
         ids = data.get("tokens") if isinstance(data, dict) else None
         if not isinstance(ids, list):
             raise _BadAnswer(f"no tokens in the llama.cpp answer {str(data)[:200]}")
         stop_type = data.get("stop_type")
         finish = {"word": "stop", "eos": "eos", "limit": "length"}.get(stop_type, "length")
         return [int(i) for i in ids], finish
+
+    async def _stream_llama(self, client, native: dict[str, Any], report) -> dict | None:
+        """The native answer streamed: each event carries its token's id, ``report`` sees the
+        ids so far, and the answer comes back shaped like the unstreamed one. None when the
+        stream cannot be trusted to hold every id: llama-server sends no event for a token
+        that ends inside a UTF-8 character, so when the ids received fall short of the count
+        it generated (``tokens_predicted``) the caller asks again unstreamed (the stored ids
+        are only ever exact ones). Also None on any transport failure: the plain request has
+        the retries."""
+        httpx = self._httpx
+        ids: list[int] = []
+        final: dict[str, Any] | None = None
+        try:
+            async with client.stream(
+                "POST", self.root + "/completion", json={**native, "stream": True},
+                headers=self.headers,
+            ) as resp:  # fmt: skip
+                if resp.status_code != 200:
+                    return None
+                async for line in resp.aiter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    event = json.loads(line[6:])
+                    new = event.get("tokens") or []
+                    if new:
+                        ids.extend(int(i) for i in new)
+                        report(list(ids))
+                    if event.get("stop"):
+                        final = event
+                        break
+        except (httpx.HTTPError, ValueError, TypeError):
+            return None
+        if final is None or final.get("tokens_predicted") != len(ids):
+            predicted = None if final is None else final.get("tokens_predicted")
+            log.info("llama.cpp stream held back token ids (%s of %s): asking unstreamed",
+                     len(ids), predicted)  # fmt: skip
+            return None
+        return {"tokens": ids, "stop_type": final.get("stop_type")}
 
     async def _check_retokenization(
         self, client, text: str, stored: Sequence[int]
