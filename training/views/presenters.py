@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from django.db.models import Q
+
 from curation.presentation import plots
 
 from ..models import TrainingRun
 from ..selectors import CHARTS, metric_series, run_eta_s
+from ..services.serving import QUANT, serve_job_latest, served_alive
 
 _TITLES = {name: title for name, _keys, title in CHARTS}
 
@@ -17,10 +20,20 @@ def run_context(run: TrainingRun) -> dict:
         plots.line_chart(series, title=_TITLES[name], x_label=_x_label(run), integer_x=True)
         for name, series in metric_series(run).items()
     ]
+    serve_job = serve_job_latest(run) if run.is_training else None
+    serving = serve_job is not None and serve_job.is_active
     return {
         "run": run,
         "job": job,
-        "live": job.is_active or stopping,
+        "live": job.is_active or stopping or serving,
+        "serve_job": serve_job,
+        "serve_quant": QUANT,
+        "serving": serving,
+        "served_alive": served_alive(run.served_endpoint) if run.served_endpoint_id else False,
+        # Lineage: the run whose checkpoint this run's model is (registered or served).
+        "model_from": TrainingRun.objects.filter(
+            Q(endpoint=run.model_id) | Q(served_endpoint=run.model_id)
+        ).first(),
         "stopping": stopping,
         "eta_s": run_eta_s(run),
         "charts": charts,

@@ -7,8 +7,8 @@ status file). Unlike the embedded model, which lives and dies with ``devstack``,
 checkpoint is started by a worker's job and must outlive it, so the supervisor runs in a
 detached process of its own (a new session):
 
-    python -m curation.engine.serving.gguf_serve --gguf F.gguf --port P --alias NAME \
-        --status-file S.json
+    python -m curation.engine.serving.gguf_supervise --status-file S.json --alias NAME \
+        -- <the llama-server argv>
 
 ``start`` launches that process on a free port and returns at once; ``wait_served`` follows
 the status file until the server is ready (or failed, with the reason); ``stop`` ends it.
@@ -17,7 +17,6 @@ Plain Python, no Django.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -25,14 +24,12 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import llama_server, local_model
-from .supervisor import Supervisor
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 READY_TIMEOUT_S = 300.0
@@ -109,7 +106,7 @@ def start(
     status_file.unlink(missing_ok=True)
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(
-            [python, "-m", "curation.engine.serving.gguf_serve", "--status-file",
+            [python, "-m", "curation.engine.serving.gguf_supervise", "--status-file",
              str(status_file), "--alias", alias, "--", *argv],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=_REPO_ROOT,
             start_new_session=True,
@@ -191,34 +188,3 @@ def stop(pid: int, *, grace_s: float = 15.0) -> bool:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The detached process: supervise the server argv after ``--`` until SIGTERM."""
-    parser = argparse.ArgumentParser(description="Supervise a llama-server for a GGUF.")
-    parser.add_argument("--status-file", type=Path, required=True)
-    parser.add_argument("--alias", required=True)
-    parser.add_argument("server_argv", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    server_argv = [a for a in args.server_argv if a != "--"] if args.server_argv else []
-    if not server_argv:
-        parser.error("give the server's argv after --")
-    port = int(server_argv[server_argv.index("--port") + 1])
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    supervisor = Supervisor(
-        server_argv, base_url=local_model.base_url(port_=port), model=args.alias,
-        status_file=args.status_file, name=f"checkpoint ({args.alias})",
-        ready_timeout_s=READY_TIMEOUT_S,
-        on_output=lambda line: print(f"model | {line}", flush=True),
-    ).start()  # fmt: skip
-    while not done.wait(1.0):
-        if supervisor.state == "failed":
-            return 1
-    supervisor.stop()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
