@@ -68,8 +68,10 @@ class StandInServe:
     the server's supervisor, so the endpoint's liveness and stopping are real."""
 
     def __call__(self, gguf, *, alias, folder, n_ctx, slots, on_state):
-        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
-                                start_new_session=True)  # fmt: skip
+        # Named in its command line as the supervisor is, which is how a live one is told apart.
+        argv = [sys.executable, "-c", "import time; time.sleep(120)",
+                "curation.engine.serving.gguf_supervise (stand-in)"]  # fmt: skip
+        proc = subprocess.Popen(argv, start_new_session=True)
         on_state("ready")
         return {"base_url": "http://127.0.0.1:9/v1", "port": 9, "alias": alias, "pid": proc.pid,
                 "status_file": str(folder / "server-status.json"),
@@ -168,6 +170,18 @@ def test_serve_this_checkpoint_converts_serves_and_registers_a_token_id_endpoint
     page = client_for(admin_user).get(ended_run.get_absolute_url()).content.decode()
     assert "its server is not running" in page
     assert "Serve this checkpoint again" in page  # a stopped server can be served again
+
+    again = serving.serve_job_execute(
+        job_id=serving.checkpoint_serve(run=ended_run, enqueue=False).pk, worker="test",
+        **_steps(),
+    )  # fmt: skip
+    assert again.status == Job.Status.SUCCEEDED, again.error
+    endpoint.refresh_from_db()  # the same endpoint, pointed at the new server
+    assert again.result["endpoint_id"] == endpoint.pk and endpoint.extra["server_pid"] != pid
+    assert ModelEndpoint.objects.filter(served_from=ended_run).count() == 1
+    if BUILT is not None:
+        assert again.result["reused"]  # the GGUF made the first time
+    assert gguf_serve.stop(endpoint.extra["server_pid"])
 
 
 def test_an_evaluation_of_the_served_endpoint_links_back_to_the_training_run(

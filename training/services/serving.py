@@ -65,7 +65,7 @@ def serve_job_latest(run: TrainingRun) -> Job | None:
 def served_alive(endpoint: ModelEndpoint | None) -> bool:
     """Whether the server of a served checkpoint is still running (its supervisor's pid)."""
     pid = (endpoint.extra or {}).get("server_pid") if endpoint else None
-    return bool(pid) and gguf_serve._alive(int(pid))
+    return bool(pid) and gguf_serve.running(int(pid))
 
 
 def checkpoint_serve(*, run: TrainingRun, by=None, enqueue: bool = True) -> Job:

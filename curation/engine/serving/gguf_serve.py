@@ -174,6 +174,18 @@ def _log_tail(served: Served, lines: int = 8) -> str:
     return " | ".join(text.strip().splitlines()[-lines:]) or "(empty log)"
 
 
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a served checkpoint's supervisor still running (not merely a live
+    pid: after a restart the number may belong to another process)."""
+    if not _alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc (not Linux): the pid is all there is
+    return b"curation.engine.serving.gguf_supervise" in cmdline
+
+
 def stop(pid: int, *, grace_s: float = 15.0) -> bool:
     """SIGTERM the supervisor's process group (it stops the server); SIGKILL after
     ``grace_s``. False when it was not running."""

@@ -195,3 +195,17 @@ def test_a_lora_checkpoint_is_merged_then_converted(tmp_path, tiny_model_path):
     base = gguf_convert.convert_checkpoint(tiny_model_path, tmp_path / "base", quant=None)
     assert conversion.sha256["model-f16.gguf"] != base.sha256["model-f16.gguf"]
     assert gguf_convert.gguf_metadata(Path(conversion.gguf))["chat_template"]
+
+
+def test_a_live_pid_that_is_not_a_checkpoint_supervisor_does_not_count_as_serving():
+    """After a restart the recorded pid may belong to another process: not a running server."""
+    import subprocess
+    import sys
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert gguf_serve._alive(other.pid) and not gguf_serve.running(other.pid)
+    finally:
+        other.kill()
+        other.wait()
+    assert not gguf_serve.running(other.pid)
