@@ -207,6 +207,7 @@ def test_a_failed_conversion_is_shown_on_the_run_page_and_registers_nothing(
     job = _serve_from_the_page(client, ended_run, django_capture_on_commit_callbacks)
     done = serving.serve_job_execute(job_id=job.pk, worker="test")
     assert done.status == Job.Status.FAILED and "prepare_model" in done.error
+    assert done.error.startswith("llama.cpp is not built here")  # the message, not a traceback
     ended_run.refresh_from_db()
     assert ended_run.served_endpoint is None
     page = client.get(ended_run.get_absolute_url()).content.decode()

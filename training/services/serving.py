@@ -108,8 +108,11 @@ def convert_in_subprocess(
             errors.append(line)
     out = proc.stdout.read()
     if proc.wait() != 0:
-        message = "\n".join(errors).strip().removeprefix("error: ")
-        raise RunError(message or f"the conversion exited with {proc.returncode}")
+        # The converter's own message starts at its "error: " line (warnings come before it).
+        starts = [i for i, line in enumerate(errors) if line.startswith("error: ")]
+        message = "\n".join(errors[starts[-1] :] if starts else errors[-20:]).strip()
+        raise RunError(message.removeprefix("error: ") or f"the conversion exited with "
+                       f"{proc.returncode}")  # fmt: skip
     return json.loads(out)
 
 
