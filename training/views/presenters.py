@@ -8,24 +8,39 @@ from curation.presentation import plots
 
 from ..models import TrainingRun
 from ..selectors import CHARTS, metric_series, run_eta_s
-from ..services.serving import QUANT, serve_job_latest, served_alive
 
 _TITLES = {name: title for name, _keys, title in CHARTS}
 
 
-def run_context(run: TrainingRun) -> dict:
+def _run_page(run: TrainingRun) -> dict:
     job = run.job
     stopping = job.status == job.Status.CANCELLED and run.exit_code is None and bool(run.command)
     charts = [
         plots.line_chart(series, title=_TITLES[name], x_label=_x_label(run), integer_x=True)
         for name, series in metric_series(run).items()
     ]
-    serve_job = serve_job_latest(run) if run.is_training else None
-    serving = serve_job is not None and serve_job.is_active
     return {
         "run": run,
         "job": job,
-        "live": job.is_active or stopping or serving,
+        "live": job.is_active or stopping,
+        "stopping": stopping,
+        "eta_s": run_eta_s(run),
+        "charts": charts,
+        "scores": list(run.scores.all()) if run.kind == TrainingRun.Kind.EVALUATE else [],
+    }
+
+
+def run_context(run: TrainingRun) -> dict:
+    """The run page, with its checkpoint served by llama.cpp: the latest serve job (the page
+    polls while it is active), the endpoint's liveness, and the lineage of the run's model."""
+    from ..services.serving import QUANT, serve_job_latest, served_alive
+
+    context = _run_page(run)
+    serve_job = serve_job_latest(run) if run.is_training else None
+    serving = serve_job is not None and serve_job.is_active
+    return {
+        **context,
+        "live": context["live"] or serving,
         "serve_job": serve_job,
         "serve_quant": QUANT,
         "serving": serving,
@@ -34,10 +49,6 @@ def run_context(run: TrainingRun) -> dict:
         "model_from": TrainingRun.objects.filter(
             Q(endpoint=run.model_id) | Q(served_endpoint=run.model_id)
         ).first(),
-        "stopping": stopping,
-        "eta_s": run_eta_s(run),
-        "charts": charts,
-        "scores": list(run.scores.all()) if run.kind == TrainingRun.Kind.EVALUATE else [],
     }
 
 
