@@ -152,6 +152,7 @@ def test_serve_this_checkpoint_converts_serves_and_registers_a_token_id_endpoint
         page = client_for(lead).get(ended_run.get_absolute_url()).content.decode()
         assert 'id="run-served-endpoint"' in page and endpoint.name in page
         assert endpoint.base_url in page and 'id="serve-button"' not in page
+        assert 'id="run-serving"' not in page  # done: the endpoint says it all
         with pytest.raises(RunError, match="already served"):
             serving.checkpoint_serve(run=ended_run, enqueue=False)
         if BUILT is not None:  # the real server: token ids in, token ids out
