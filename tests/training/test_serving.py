@@ -19,6 +19,7 @@ import pytest
 
 from curation.engine.serving import gguf_serve, llama_server
 from curation.models import Job, ModelEndpoint
+from tests.polling import wait_for
 from training.models import TrainingRun
 from training.services import serving
 from training.services.runs import RunError
@@ -222,3 +223,34 @@ def test_the_serve_job_page_leads_to_the_run_and_reviewers_do_not_see_it(
     job = serving.checkpoint_serve(run=ended_run, enqueue=False)
     assert client_for(lead).get(f"/jobs/{job.pk}/").url == ended_run.get_absolute_url()
     assert client_for(reviewer).get(f"/jobs/{job.pk}/").status_code == 404
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(600)
+def test_a_real_worker_runs_the_serve_job_queued_from_the_page(
+    live_worker, client_for, admin_user, ended_run
+):
+    """The button's job through Redis and a real Celery worker (no stand-ins: the worker runs
+    the real steps). With the build here the checkpoint ends up served and registered; without
+    it the job fails saying how to build, on the run page."""
+    client = client_for(admin_user)
+    assert client.post(f"/training/runs/{ended_run.pk}/serve").status_code == 302
+    job = Job.objects.get(kind=Job.Kind.SERVE_CHECKPOINT)
+    done = wait_for(
+        lambda: Job.objects.exclude(status__in=Job.ACTIVE).filter(pk=job.pk).first(),
+        what="the serve job to finish", timeout=420,
+    )  # fmt: skip
+    assert done.worker == live_worker.worker_hostname
+    ended_run.refresh_from_db()
+    if BUILT is None:
+        assert done.status == Job.Status.FAILED and "prepare_model" in done.error
+        return
+    assert done.status == Job.Status.SUCCEEDED, done.error
+    endpoint = ended_run.served_endpoint
+    try:
+        assert endpoint.extra["completion_api"] == "llama.cpp" and serving.served_alive(endpoint)
+        page = client.get(ended_run.get_absolute_url()).content.decode()
+        assert 'id="run-served-endpoint"' in page and endpoint.base_url in page
+    finally:
+        gguf_serve.stop(endpoint.extra["server_pid"])
