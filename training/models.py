@@ -69,6 +69,15 @@ class TrainingRun(models.Model):
         related_name="trained_by",
         help_text="The checkpoint, registered as a model endpoint.",
     )
+    # The checkpoint as a GGUF served by llama.cpp's own server ("serve this checkpoint").
+    served_endpoint = models.OneToOneField(
+        ModelEndpoint,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="served_from",
+        help_text="The checkpoint converted to GGUF and served by llama-server.",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

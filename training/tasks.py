@@ -7,9 +7,17 @@ from __future__ import annotations
 from celery import shared_task
 
 from .services.launcher import run_job_execute
+from .services.serving import serve_job_execute
 
 
 @shared_task(bind=True, name="training.run")
 def run_task(self, job_id: int) -> str | None:
     job = run_job_execute(job_id=job_id, worker=self.request.hostname or "worker")
+    return job.status if job else None
+
+
+@shared_task(bind=True, name="training.serve_checkpoint")
+def serve_checkpoint_task(self, job_id: int) -> str | None:
+    """A run's checkpoint to GGUF, served by llama-server, registered as an endpoint."""
+    job = serve_job_execute(job_id=job_id, worker=self.request.hostname or "worker")
     return job.status if job else None

@@ -23,6 +23,8 @@ class Job(models.Model):
         SFT = "sft", "SFT training"
         GRPO = "grpo", "GRPO training"
         EVALUATE = "evaluate", "Evaluation"
+        # A run's checkpoint converted to GGUF and served by llama.cpp (training.services.serving).
+        SERVE_CHECKPOINT = "serve_checkpoint", "Serve a checkpoint"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -14,7 +14,7 @@ def jobs_visible_to(user) -> QuerySet[Job]:
     jobs = Job.objects.all()
     if has_role(user, Role.LEAD):
         return jobs
-    training = (Job.Kind.SFT, Job.Kind.GRPO, Job.Kind.EVALUATE)
+    training = (Job.Kind.SFT, Job.Kind.GRPO, Job.Kind.EVALUATE, Job.Kind.SERVE_CHECKPOINT)
     return jobs.exclude(kind__in=training).filter(
         ~Q(kind=Job.Kind.IMPORT_PROBLEMS) | Q(created_by=user)
     )

@@ -26,6 +26,7 @@ TASK_FOR_KIND = {
     Job.Kind.SFT: "training.run",
     Job.Kind.GRPO: "training.run",
     Job.Kind.EVALUATE: "training.run",
+    Job.Kind.SERVE_CHECKPOINT: "training.serve_checkpoint",
 }
 
 

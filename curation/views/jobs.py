@@ -75,6 +75,8 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = getattr(job, "training_run", None)
     if run is not None:  # a training job has its own page, with metrics and plots
         return redirect(run)
+    if job.kind == Job.Kind.SERVE_CHECKPOINT:  # its progress shows on the run's page
+        return redirect("training-run-detail", pk=job.params.get("run_id"))
     template = "curation/job_detail.html"
     have = None
     if request.htmx:
@@ -83,7 +85,7 @@ def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, template, _job_context(job, request.user, have))
 
 
-TRAINING_KINDS = (Job.Kind.SFT, Job.Kind.GRPO, Job.Kind.EVALUATE)
+TRAINING_KINDS = (Job.Kind.SFT, Job.Kind.GRPO, Job.Kind.EVALUATE, Job.Kind.SERVE_CHECKPOINT)
 
 
 @require_POST

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import Q
+
 from curation.presentation import plots
 
 from ..models import TrainingRun
@@ -10,7 +12,7 @@ from ..selectors import CHARTS, metric_series, run_eta_s, run_phase
 _TITLES = {name: title for name, _keys, title in CHARTS}
 
 
-def run_context(run: TrainingRun) -> dict:
+def _run_page(run: TrainingRun) -> dict:
     job = run.job
     stopping = job.status == job.Status.CANCELLED and run.exit_code is None and bool(run.command)
     charts = [
@@ -26,6 +28,28 @@ def run_context(run: TrainingRun) -> dict:
         "phase": run_phase(run) if job.is_active else None,
         "charts": charts,
         "scores": list(run.scores.all()) if run.kind == TrainingRun.Kind.EVALUATE else [],
+    }
+
+
+def run_context(run: TrainingRun) -> dict:
+    """The run page, with its checkpoint served by llama.cpp: the latest serve job (the page
+    polls while it is active), the endpoint's liveness, and the lineage of the run's model."""
+    from ..services.serving import QUANT, serve_job_latest, served_alive
+
+    context = _run_page(run)
+    serve_job = serve_job_latest(run) if run.is_training else None
+    serving = serve_job is not None and serve_job.is_active
+    return {
+        **context,
+        "live": context["live"] or serving,
+        "serve_job": serve_job,
+        "serve_quant": QUANT,
+        "serving": serving,
+        "served_alive": served_alive(run.served_endpoint) if run.served_endpoint_id else False,
+        # Lineage: the run whose checkpoint this run's model is (registered or served).
+        "model_from": TrainingRun.objects.filter(
+            Q(endpoint=run.model_id) | Q(served_endpoint=run.model_id)
+        ).first(),
     }
 
 

@@ -1,5 +1,5 @@
 """Training runs: list (leads and admins), launch with a configuration preview, watch live,
-cancel, register a checkpoint, relaunch (admins)."""
+cancel, register a checkpoint or serve it with llama.cpp, relaunch (admins)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from ..services.runs import (
     run_create,
     run_relaunch,
 )
+from ..services.serving import checkpoint_serve
 from .presenters import run_context
 
 
@@ -81,7 +82,8 @@ def _preview(kind: str, form) -> dict:
 @vary_on_headers("HX-Request")
 @role_required(Role.LEAD)
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    run = get_object_or_404(TrainingRun.objects.select_related("job", "model", "dataset"), pk=pk)
+    related = ("job", "model", "dataset", "served_endpoint")
+    run = get_object_or_404(TrainingRun.objects.select_related(*related), pk=pk)
     template = "training/run_detail.html"
     if request.htmx:
         template += "#run-live"
@@ -99,6 +101,12 @@ def run_control(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         elif action == "register":
             endpoint = checkpoint_register(run=run)
             messages.success(request, f"Registered as the model endpoint “{endpoint.name}”.")
+        elif action == "serve":
+            checkpoint_serve(run=run, by=request.user)
+            messages.success(
+                request, "Converting the checkpoint to GGUF and starting llama-server for it: "
+                "the progress shows below."
+            )  # fmt: skip
         elif action == "relaunch":
             return redirect(run_relaunch(run=run, by=request.user))
         else:
