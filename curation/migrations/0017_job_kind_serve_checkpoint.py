@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("curation", "0015_check_findings"),
+        ("curation", "0016_batch_item_started_at"),
     ]
 
     operations = [

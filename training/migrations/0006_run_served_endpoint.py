@@ -6,8 +6,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("curation", "0016_job_kind_serve_checkpoint"),
-        ("training", "0004_evaluation_overlap"),
+        ("curation", "0017_job_kind_serve_checkpoint"),
+        ("training", "0005_run_phase"),
     ]
 
     operations = [
