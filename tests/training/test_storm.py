@@ -83,6 +83,8 @@ def test_storm_cycle_on_the_tiny_model_through_the_products_services(
     assert base_eval.preset == trained_eval.preset == "eval_tiny"
     for figures in (s["base"], s["trained"]):
         assert 0 <= figures["pass_at_1"] <= 1 and figures["samples"] == 2
+        low, high = figures["pass_at_1_ci95"]
+        assert low <= figures["pass_at_1"] <= high and high - low > 0.3  # two samples: wide
         assert figures["response_tokens"] > 0 and figures["code_blocks"] >= 0
     # The lineage: evaluation -> endpoint -> SFT run -> dataset, traced by the product.
     assert [r.pk for r in checkpoint_lineage(trained_eval.model)] == [sft.pk]
@@ -122,3 +124,23 @@ def test_storm_bench_json_on_the_tiny_model_on_fresh_state(tmp_path, tiny_model_
     assert "sft" in (out / "steps.log").read_text()
     # Fresh state: the bench's own database, not the test database.
     assert not Problem.objects.exists()
+
+
+def test_storm_bench_without_trainable_weights_says_how_to_make_them(tmp_path, monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    monkeypatch.setenv("CALM_MODEL_CACHE", str(tmp_path / "models"))  # nothing prepared there
+    monkeypatch.delenv("CALM_LOCAL_MODEL", raising=False)
+    with pytest.raises(CommandError) as error:
+        call_command("storm_bench", "--here", "--limit-train", "1")
+    message = str(error.value)
+    assert "no trainable weights" in message and "--base-model" in message
+    assert "python manage.py prepare_model" in message  # the GGUF itself is missing too
+    assert "python -m curation.engine.serving.trainable" in message
+    (tmp_path / "models").mkdir()
+    from curation.engine.serving import local_model
+
+    local_model.model_path(local_model.get_model()).write_bytes(b"GGUF")
+    with pytest.raises(CommandError) as error:
+        call_command("storm_bench", "--here", "--limit-train", "1")
+    assert "prepare_model" not in str(error.value)  # only the trainable weights are missing

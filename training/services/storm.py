@@ -223,10 +223,12 @@ def storm_evaluate(*, model, options: StormOptions, test, name: str, by, log: St
             return None
         return round(sum(v * n for v, n in values) / samples, 4)
 
+    pass_at_1 = (run.results or {}).get("macro_pass_at_1")
     figures = {
         "run": run.pk,
         "endpoint": model.pk,
-        "pass_at_1": (run.results or {}).get("macro_pass_at_1"),
+        "pass_at_1": pass_at_1,
+        "pass_at_1_ci95": wilson_interval(pass_at_1, sum(s.samples for s in scores)),
         "any_of_k": mean("any_of_k"),
         "response_tokens": mean("response_tokens_mean"),
         "code_blocks": mean("code_calls_mean"),
@@ -238,6 +240,16 @@ def storm_evaluate(*, model, options: StormOptions, test, name: str, by, log: St
                     f"{figures['response_tokens']} tokens and {figures['code_blocks']} code "
                     f"blocks per response, overlap {figures['overlap']}")  # fmt: skip
     return figures
+
+
+def wilson_interval(rate: float | None, n: int, z: float = 1.96) -> list[float] | None:
+    """A 95% Wilson interval of a pass rate over ``n`` samples (samples of one problem are
+    not independent: with k > 1 it is narrower than the truth). None without samples."""
+    if rate is None or n <= 0:
+        return None
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((rate * (1 - rate) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
 
 
 def storm_grpo(*, model, options: StormOptions, pool, by, log: StormLog) -> TrainingRun:
@@ -324,7 +336,8 @@ def storm_run(
         "grpo_steps": grpo.step,
         "grpo_minutes": round(grpo.elapsed_s / 60, 2),
         "grpo_minutes_per_step": round(grpo.elapsed_s / 60 / grpo.step, 2) if grpo.step else None,
-        "minutes": round((time.monotonic() - started) / 60, 2),
+        # From the log's start: the command's problem import and endpoints included.
+        "minutes": round((time.monotonic() - min(started, log.started)) / 60, 2),
         "scripted_curation": options.scripted_curation,
         "reasoner": options.reasoner.name,
         "intervener": options.intervener.name,

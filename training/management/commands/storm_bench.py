@@ -238,9 +238,10 @@ def report(s: dict) -> str:
         ("train-test overlap", str(s["train_test_overlap"]), "0 (must be)"),
         ("golden records (approved as " + s["approved_by"] + ")", str(s["golden_records"]),
          "112 golden (full run)"),
-        ("pass@1, base model", pct(s["base_pass_at_1"]), f"{paper['base']} (Qwen3-4B)"),
-        ("pass@1, after SFT", pct(s["trained_pass_at_1"]), f"{paper['sft']} (after SFT)"),
-        ("  after GRPO (paper; not evaluated here)", "-", f"{paper['rl']} (after RL)"),
+        ("pass@1, base model", _with_ci(s["base"]),
+         f"{paper['base']}% (Qwen3-4B-Thinking-2507, macro)"),
+        ("pass@1, after SFT", _with_ci(s["trained"]), f"{paper['sft']}% (after CALM SFT)"),
+        ("pass@1, after GRPO (not evaluated here)", "-", f"{paper['rl']}% (STORM, SFT + GRPO)"),
         ("any-of-k, base / after SFT",
          f"{pct(s['base']['any_of_k'])} / {pct(s['trained']['any_of_k'])}", ""),
         ("tokens per response, base / after SFT",
@@ -266,6 +267,15 @@ def report(s: dict) -> str:
     lines.append(f"rule: {s['base']['rule']}; the paper's figures are its own models and budget: "
                  "context, not a target.")  # fmt: skip
     return "\n".join(lines)
+
+
+def _with_ci(figures: dict) -> str:
+    """pass@1 with its 95% interval: a change inside both intervals is no measurable change."""
+    if figures["pass_at_1"] is None:
+        return "-"
+    ci = figures.get("pass_at_1_ci95")
+    span = f" [{ci[0]:.0%}, {ci[1]:.0%}]" if ci else ""
+    return f"{figures['pass_at_1']:.1%}{span}"
 
 
 def _absolute(value) -> str:
@@ -306,14 +316,14 @@ def _import(path: Path):
 def _embedded_trainable() -> str:
     """The embedded model's trainable weights, or an error that says how to make them."""
     from curation.engine.serving import local_model
-    from curation.engine.serving.trainable import RECORD
 
     name = local_model.selected_model_name()
     if name is None:
         raise CommandError("CALM_LOCAL_MODEL=off: name the weights to train with --base-model")
     gguf = local_model.model_path(local_model.get_model(name))
     folder = gguf.with_name(gguf.stem + "-hf")
-    if not (folder / RECORD).is_file():
+    # serving.trainable's record (a script: the app reads its folder, never imports it).
+    if not (folder / "calm_trainable.json").is_file():
         prepare = "" if gguf.is_file() else "python manage.py prepare_model, then "
         raise CommandError(
             f"the embedded model has no trainable weights at {folder}: make them with "
