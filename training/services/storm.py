@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import json
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from django.conf import settings
 
 from curation.models import BatchItem, DatasetEntry, ModelEndpoint, Problem
 from curation.roles import Role
@@ -191,11 +195,28 @@ def storm_sft(*, options: StormOptions, dataset, by, log: StormLog) -> TrainingR
 def checkpoint_serve(*, run: TrainingRun) -> tuple[ModelEndpoint, str]:
     """Serve the run's weights and register them as an endpoint: THE serving step.
 
-    Today: ``checkpoint_register`` (the transformers backend loads the run's folder); the
-    GGUF path (merge, convert, serve with the embedded server) replaces this call when it
-    lands. Returns the endpoint and what it is served as (its backend)."""
+    Today: ``checkpoint_register`` (the transformers backend loads the run's folder), a LoRA
+    run's adapter first merged into whole weights (GRPO from an adapter folder fails: TRL
+    reads its ``config.json``); the GGUF path (merge, convert, serve with the embedded server)
+    replaces this function's body when it lands. Returns the endpoint and what it is served
+    as (its backend)."""
     endpoint = checkpoint_register(run=run)
+    if (Path(endpoint.model) / "adapter_config.json").is_file():
+        merged = _merge(endpoint.model)
+        ModelEndpoint.objects.filter(pk=endpoint.pk).update(model=merged)
+        endpoint.model = merged
     return endpoint, endpoint.backend
+
+
+def _merge(folder: str) -> str:
+    """``training.scripts.merge_adapter`` in a subprocess (this process never loads torch)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "training.scripts.merge_adapter", folder],
+        cwd=settings.BASE_DIR, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise StormError(f"serve: merging the adapter in {folder} failed: {done.stderr[-2000:]}")
+    return done.stdout.strip().splitlines()[-1]
 
 
 def _selection(problems: list[Problem], splits: list[str]) -> dict:

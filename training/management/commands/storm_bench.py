@@ -338,9 +338,9 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _cpu_sft_overrides() -> dict:
+def _cpu_sft_overrides(*, cuda: bool | None = None) -> dict:
     """The real model on a machine without a GPU: LoRA in float32 on the CPU, one epoch."""
-    if _cuda():
+    if _cuda() if cuda is None else cuda:
         return {}
     return {"use_cpu": True, "bf16": False, "dtype": "float32", "gradient_checkpointing": False,
             "use_peft": True, "lora_r": 16, "lora_alpha": 32, "learning_rate": 1.0e-4,
