@@ -144,3 +144,29 @@ def test_storm_bench_without_trainable_weights_says_how_to_make_them(tmp_path, m
     with pytest.raises(CommandError) as error:
         call_command("storm_bench", "--here", "--limit-train", "1")
     assert "prepare_model" not in str(error.value)  # only the trainable weights are missing
+
+
+@pytest.mark.django_db(transaction=True)
+def test_storm_bench_with_a_model_that_writes_no_golden_data_stops_at_the_freeze(
+    tmp_path, tiny_model_path, settings
+):
+    """The real-endpoint path (a local Reasoner, --base-model): the tiny random model as both
+    models writes no golden trajectory, and the command says which step stopped and why."""
+    from django.core.management import CommandError, call_command
+
+    from curation.models import Batch, ModelEndpoint
+
+    settings.VAR_DIR = tmp_path
+    with pytest.raises(CommandError) as error:
+        call_command(
+            "storm_bench", "--here", "--reasoner", str(tiny_model_path), "--base-model",
+            str(tiny_model_path), "--limit-train", "1", "--limit-test", "1",
+            "--max-interventions", "0", "--json",
+        )  # fmt: skip
+    assert str(error.value).startswith("freeze: the batch gave no golden trajectory")
+    (batch,) = Batch.objects.all()
+    assert batch.reasoner == batch.intervener and batch.reasoner.role == "both"
+    assert batch.reasoner.backend == "transformers"
+    base = ModelEndpoint.objects.get(name__endswith="(storm_bench base)")
+    assert base.model == str(tiny_model_path) and base.extra == {"device": "cpu"}
+    assert not TrainingRun.objects.exists()  # nothing trained on nothing
