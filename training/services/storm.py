@@ -319,7 +319,9 @@ def storm_run(
     advance("freeze")
 
     rss_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    sft_started = time.monotonic()
     sft = storm_sft(options=options, dataset=dataset, by=by, log=log)
+    sft_wall = time.monotonic() - sft_started
     rss_after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     advance("sft")
     trained, served_as = checkpoint_serve(run=sft)
@@ -352,6 +354,8 @@ def storm_run(
         "served_as": served_as,
         "sft_steps": sft.step,
         "sft_minutes": round(sft.elapsed_s / 60, 2),
+        # The subprocess from launch to exit: loading the model and saving it included.
+        "sft_wall_minutes": round(sft_wall / 60, 2),
         # The largest child process so far (the SFT subprocess, unless an earlier one was).
         "sft_peak_rss_mib": round(max(rss_after, rss_before) / 1024),
         "grpo_steps": grpo.step,

@@ -249,8 +249,9 @@ def report(s: dict) -> str:
         ("code blocks per response, base / after SFT",
          f"{s['base']['code_blocks']} / {s['trained']['code_blocks']}", ""),
         ("served as", s["served_as"], "gguf (issue 20)"),
-        ("SFT minutes (steps, peak MiB)",
-         f"{s['sft_minutes']} ({s['sft_steps']}, {s['sft_peak_rss_mib']})", ""),
+        ("SFT minutes training / wall (steps, peak MiB)",
+         f"{s['sft_minutes']} / {s['sft_wall_minutes']} ({s['sft_steps']}, "
+         f"{s['sft_peak_rss_mib']})", "< 90 for 1.5B on 2 cores (issue 20)"),
         ("GRPO steps (minutes per step)", f"{s['grpo_steps']} ({s['grpo_minutes_per_step']})",
          ""),
         ("minutes, whole cycle", str(s["minutes"]), "< 180 on 2 cores (issue 20)"),
