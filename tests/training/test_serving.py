@@ -254,3 +254,46 @@ def test_a_real_worker_runs_the_serve_job_queued_from_the_page(
         assert 'id="run-served-endpoint"' in page and endpoint.base_url in page
     finally:
         gguf_serve.stop(endpoint.extra["server_pid"])
+
+
+@pytest.mark.timeout(600)
+def test_storm_bench_serves_the_checkpoint_as_gguf_beside_the_bases_gguf(
+    ended_run, admin_user, tiny_model_path
+):
+    """``storm_bench``'s serving step is the run page's: with the base served by llama.cpp,
+    the checkpoint becomes a GGUF endpoint on llama-server (evaluated), its whole weights
+    another endpoint (what GRPO trains from); without it, or with --serve transformers, the
+    weights are both."""
+    from training.services.storm import StormError, StormOptions, checkpoint_serve
+
+    base_gguf = ModelEndpoint.objects.create(
+        name="base as llama.cpp serves it", backend="openai", base_url="http://127.0.0.1:9/v1",
+        model="base", extra={"completion_api": "llama.cpp"},
+    )  # fmt: skip
+
+    def options(**kw):
+        return StormOptions(train_problems=[], test_problems=[], reasoner=base_gguf,
+                            intervener=base_gguf, base_model=ended_run.model, **kw)  # fmt: skip
+
+    served = checkpoint_serve(run=ended_run, options=options(base_served=base_gguf),
+                              by=admin_user, steps=_steps())  # fmt: skip
+    try:
+        ended_run.refresh_from_db()
+        assert served.served_as == "gguf"
+        assert served.evaluated == ended_run.served_endpoint
+        assert served.evaluated.extra["completion_api"] == "llama.cpp"
+        assert served.evaluated.extra["trained_by_run"] == ended_run.pk
+        assert served.weights.backend == "transformers" and served.weights != served.evaluated
+        assert Job.objects.get(kind=Job.Kind.SERVE_CHECKPOINT).status == Job.Status.SUCCEEDED
+    finally:
+        gguf_serve.stop(served.evaluated.extra["server_pid"])
+
+    plain = checkpoint_serve(run=ended_run, options=options(base_served=base_gguf,
+                                                            serve="transformers"),
+                             by=admin_user, steps=_steps())  # fmt: skip
+    assert plain.served_as == "transformers" and plain.evaluated == plain.weights
+    assert checkpoint_serve(run=ended_run, options=options(), by=admin_user).served_as == (
+        "transformers"
+    )
+    with pytest.raises(StormError, match=r"needs the base model served by llama\.cpp"):
+        checkpoint_serve(run=ended_run, options=options(serve="gguf"), by=admin_user)

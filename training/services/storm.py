@@ -22,7 +22,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from curation.models import BatchItem, DatasetEntry, ModelEndpoint, Problem
+from curation.engine.serving import local_model
+from curation.models import BatchItem, DatasetEntry, Job, ModelEndpoint, Problem
 from curation.roles import Role
 from curation.selectors.datasets import golden_trajectories
 from curation.services.batches import batch_advance, batch_create
@@ -67,6 +68,11 @@ class StormOptions:
     batch_config: dict = field(default_factory=dict)
     label: str = "storm bench"
     scripted_curation: bool = False  # --tiny: the batch's models are scripted stand-ins
+    # The base model as llama.cpp serves it (the embedded endpoint: the GGUF its trainable
+    # weights were made from). With it, and a llama-server build, the checkpoint is served as
+    # GGUF too and both are evaluated on the same server at the same quantization ("auto").
+    base_served: ModelEndpoint | None = None
+    serve: str = "auto"  # "auto" | "gguf" | "transformers"
 
 
 @dataclass
@@ -192,20 +198,60 @@ def storm_sft(*, options: StormOptions, dataset, by, log: StormLog) -> TrainingR
     return _execute(run, "sft", log)
 
 
-def checkpoint_serve(*, run: TrainingRun) -> tuple[ModelEndpoint, str]:
-    """Serve the run's weights and register them as an endpoint: THE serving step.
+@dataclass
+class Served:
+    """What the serving step gives: ``weights`` (the run's whole weights, what GRPO trains
+    from), ``evaluated`` (the endpoint the evaluation asks: the GGUF on llama-server, or the
+    weights themselves) and ``served_as`` ("gguf", or the weights' backend)."""
 
-    Today: ``checkpoint_register`` (the transformers backend loads the run's folder), a LoRA
-    run's adapter first merged into whole weights (GRPO from an adapter folder fails: TRL
-    reads its ``config.json``); the GGUF path (merge, convert, serve with the embedded server)
-    replaces this function's body when it lands. Returns the endpoint and what it is served
-    as (its backend)."""
-    endpoint = checkpoint_register(run=run)
-    if (Path(endpoint.model) / "adapter_config.json").is_file():
-        merged = _merge(endpoint.model)
-        ModelEndpoint.objects.filter(pk=endpoint.pk).update(model=merged)
-        endpoint.model = merged
-    return endpoint, endpoint.backend
+    weights: ModelEndpoint
+    evaluated: ModelEndpoint
+    served_as: str
+
+
+def checkpoint_serve(*, run: TrainingRun, options: StormOptions, by, steps: dict | None = None
+                     ) -> Served:  # fmt: skip
+    """Serve the run's weights: THE serving step.
+
+    The weights are registered (``checkpoint_register``), a LoRA run's adapter first merged
+    into whole weights (GRPO from an adapter folder fails: TRL reads its ``config.json``).
+    With the base model served by llama.cpp (``options.base_served``) and a llama-server
+    build, the checkpoint is then converted to GGUF and served exactly as "Serve this
+    checkpoint" on the run page does it (``training.services.serving``: the same job, run
+    here), so that base and trained model are evaluated on the same server at the same
+    quantization. ``steps`` ({"convert", "serve"}) replaces the real conversion and server
+    (tests on a machine without the build)."""
+    weights = checkpoint_register(run=run)
+    if (Path(weights.model) / "adapter_config.json").is_file():
+        merged = _merge(weights.model)
+        ModelEndpoint.objects.filter(pk=weights.pk).update(model=merged)
+        weights.model = merged
+    if not _serve_gguf(options, steps):
+        return Served(weights, weights, weights.backend)
+    from . import serving
+
+    job = serving.checkpoint_serve(run=run, by=by, enqueue=False)
+    job = serving.serve_job_execute(job_id=job.pk, worker="storm-bench", **(steps or {}))
+    if job.status != Job.Status.SUCCEEDED:
+        raise StormError(f"serve: converting and serving run #{run.pk} as GGUF failed: "
+                         f"{job.error}")  # fmt: skip
+    run.refresh_from_db()
+    return Served(weights, run.served_endpoint, "gguf")
+
+
+def _serve_gguf(options: StormOptions, steps: dict | None) -> bool:
+    if options.serve == "transformers":
+        return False
+    built = steps is not None or local_model.server_build() is not None
+    if options.serve == "gguf":
+        if options.base_served is None:
+            raise StormError("serve: --serve gguf needs the base model served by llama.cpp as "
+                             "well (the embedded endpoint), to compare like with like")  # fmt: skip
+        if not built:
+            raise StormError("serve: --serve gguf needs llama-server: python manage.py "
+                             "prepare_model builds it")  # fmt: skip
+        return True
+    return options.base_served is not None and built
 
 
 def _merge(folder: str) -> str:
@@ -295,10 +341,11 @@ def bench_user():
 
 def storm_run(
     *, options: StormOptions, log: StormLog | None = None,
-    advance: Callable[[str], None] = lambda step: None,
+    advance: Callable[[str], None] = lambda step: None, serve_steps: dict | None = None,
 ) -> dict:  # fmt: skip
     """The cycle, step by step; ``advance(step)`` after each (a progress bar). Returns the
-    figures (``summary``) with the ids of everything it made (``lineage``)."""
+    figures (``summary``) with the ids of everything it made (``lineage``). ``serve_steps``:
+    see ``checkpoint_serve``."""
     log = log or StormLog()
     started = time.monotonic()
     by = bench_user()
@@ -324,17 +371,20 @@ def storm_run(
     sft_wall = time.monotonic() - sft_started
     rss_after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     advance("sft")
-    trained, served_as = checkpoint_serve(run=sft)
+    served = checkpoint_serve(run=sft, options=options, by=by, steps=serve_steps)
+    served_as, trained = served.served_as, served.evaluated
     log("serve", f"run #{sft.pk}'s checkpoint is endpoint #{trained.pk} ({trained.name}), "
                  f"served as {served_as}")  # fmt: skip
     advance("serve")
 
-    base = storm_evaluate(model=options.base_model, options=options, test=test,
+    # Like with like: a GGUF checkpoint is compared with the base's GGUF on the same server.
+    base_model = options.base_served if served_as == "gguf" else options.base_model
+    base = storm_evaluate(model=base_model, options=options, test=test,
                           name="base model on the test problems", by=by, log=log)  # fmt: skip
     after = storm_evaluate(model=trained, options=options, test=test,
                            name="SFT checkpoint on the test problems", by=by, log=log)  # fmt: skip
     advance("evaluate")
-    grpo = storm_grpo(model=trained, options=options, pool=pool, by=by, log=log)
+    grpo = storm_grpo(model=served.weights, options=options, pool=pool, by=by, log=log)
     advance("grpo")
 
     golden = DatasetEntry.objects.filter(version=dataset).count()
@@ -367,10 +417,13 @@ def storm_run(
         "reasoner": options.reasoner.name,
         "intervener": options.intervener.name,
         "base_model": options.base_model.model,
+        # What the base figure was measured on: its GGUF beside a GGUF checkpoint.
+        "base_evaluated": base_model.name,
         "paper": PAPER,
     }
     lineage = {"batch": batch.pk, "dataset": dataset.pk, "sft_run": sft.pk,
-               "endpoint": trained.pk, "base_evaluation": base["run"],
+               "endpoint": trained.pk, "weights_endpoint": served.weights.pk,
+               "base_evaluation": base["run"],
                "trained_evaluation": after["run"], "grpo_run": grpo.pk,
                "grpo_endpoint": grpo.endpoint_id}  # fmt: skip
     log("done", f"{summary['minutes']} min in all")
@@ -382,9 +435,10 @@ def asdict_light(options: StormOptions) -> dict:
     """The options as plain values (endpoints and problems by name and count)."""
     plain = {k: v for k, v in asdict(options).items()
              if k not in ("train_problems", "test_problems", "reasoner", "intervener",
-                          "base_model")}  # fmt: skip
+                          "base_model", "base_served")}  # fmt: skip
     plain.update(reasoner=options.reasoner.name, intervener=options.intervener.name,
-                 base_model=options.base_model.model)  # fmt: skip
+                 base_model=options.base_model.model,
+                 base_served=options.base_served.name if options.base_served else None)  # fmt: skip
     return plain
 
 

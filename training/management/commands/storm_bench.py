@@ -30,7 +30,7 @@ _FRESH = "CALM_STORM_FRESH"
 _VALUE_OPTIONS = ("train_problems", "train_benchmark", "test_problems", "test_benchmark",
                   "limit_train", "limit_test", "max_interventions", "reasoner", "intervener",
                   "tokenizer", "base_model", "tiny_model", "grpo_steps", "sft_preset",
-                  "eval_preset", "grpo_preset", "out")  # fmt: skip
+                  "eval_preset", "grpo_preset", "out", "serve")  # fmt: skip
 _FLAG_OPTIONS = ("tiny", "json")
 
 
@@ -59,6 +59,12 @@ class Command(BaseCommand):
         )  # fmt: skip
         parser.add_argument("--tiny-model", help="a built tiny model folder (default: build one)")
         parser.add_argument("--grpo-steps", type=int, default=2)
+        parser.add_argument(
+            "--serve", choices=["auto", "gguf", "transformers"], default=None,
+            help="how the checkpoint is served and evaluated: gguf (converted, on llama-server, "
+            "beside the embedded GGUF it came from), transformers, or auto (gguf when the base "
+            "is the embedded model's trainable weights and llama-server is built)",
+        )  # fmt: skip
         parser.add_argument("--sft-preset", help="default sft (sft_tiny with --tiny)")
         parser.add_argument("--eval-preset", help="default eval (eval_tiny with --tiny)")
         parser.add_argument("--grpo-preset", help="default grpo_cort (grpo_tiny with --tiny)")
@@ -169,6 +175,11 @@ class Command(BaseCommand):
         else:
             base, reasoner, intervener, server = self._real_endpoints(options)
             extra = {"sft_overrides": _cpu_sft_overrides(), "label": "storm bench"}
+            if not options["base_model"] and options["reasoner"] == "embedded":
+                # The trainable weights were made from the embedded GGUF: that is the base as
+                # llama.cpp serves it, beside which a GGUF checkpoint is compared.
+                extra["base_served"] = reasoner
+        extra["serve"] = options.get("serve") or "auto"
         for key in ("sft_preset", "eval_preset", "grpo_preset"):
             if options[key]:
                 extra[key] = options[key]
