@@ -69,7 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = sub.add_parser(
         "verdicts", help="the Intervener told the answer matches, or judging: side by side"
     )
-    verdicts.add_argument("--run", required=True, help="a kept loop run (its loop.sqlite3)")
+    source = verdicts.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="a kept loop run (its loop.sqlite3)")
+    source.add_argument(
+        "--trajectories", nargs="+", metavar="FILE",
+        help="exported trajectories (a kept run's trajectories.jsonl), loaded afresh",
+    )  # fmt: skip
+    verdicts.add_argument("--out", help="where the comparison goes (default: the --run folder)")
     verdicts.add_argument("--intervener", help="embedded | URL[#model] | PATH (default: the run's)")
     verdicts.add_argument("--tokenizer", default="", help="local tokenizer for a URL endpoint")
     verdicts.add_argument("--limit", type=int, help="the first N correct trajectories")
@@ -92,10 +98,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--report {out}: no loop.sqlite3 there")
         out.mkdir(parents=True, exist_ok=True)
         database_url = f"sqlite:///{out / 'loop.sqlite3'}"
-    if args.which == "verdicts":
+    if args.which == "verdicts" and args.run:
         if not (Path(args.run) / "loop.sqlite3").is_file():
             parser.error(f"--run {args.run}: no loop.sqlite3 there")
         database_url = f"sqlite:///{Path(args.run) / 'loop.sqlite3'}"
+    if args.which == "verdicts" and args.trajectories and not args.out:
+        args.out = str(
+            Path(__file__).resolve().parents[2] / "var" / "bench"
+            / f"verdicts-{time.strftime('%Y%m%d-%H%M%S')}"
+        )  # fmt: skip
     os.environ["DATABASE_URL"] = database_url or f"sqlite:///{var_dir}/bench.sqlite3"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "calm_studio.settings")
     import django

@@ -2,7 +2,9 @@
 loop run, asked two ways side by side in one run:
 
     python -m curation.bench verdicts --run var/bench/loop-<time>     # the run's own Intervener
-    python -m curation.bench verdicts --run docs/bench/loop-… --intervener URL#model --json
+    python -m curation.bench verdicts --run var/bench/loop-… --intervener URL#model --json
+    python -m curation.bench verdicts --trajectories docs/bench/loop-*/trajectories.jsonl \
+        --out var/bench/verdicts-<time>                  # kept runs' exports, the embedded model
 
 - ``told``: the prompt before issue 18's fix (commit b4363da), the baseline: the facts say
   "The stated answer matches the reference." and the task says "Answer flawless: true unless a
@@ -13,7 +15,9 @@ loop run, asked two ways side by side in one run:
 Only trajectories whose answer matches the reference are asked: on the others the two prompts
 are the same. The Intervener samples, so ``--repeats`` asks each prompt again, to tell a change
 from noise. Nothing is stored in the run's database; the verdicts go to
-``verdicts-compare.jsonl`` beside it.
+``verdicts-compare.jsonl`` beside it (``--out`` with ``--trajectories``, whose correct records
+are loaded into a throwaway database first: ``trajectory_export``'s format, as the loop bench
+keeps it).
 """
 
 from __future__ import annotations
@@ -71,6 +75,43 @@ def _verdict_row(verdict) -> dict:
         "error": verdict.error,
         "rationale": (verdict.rationale or "")[:300],
     }
+
+
+def load_exported(paths: list[str]) -> int:
+    """The correct trajectories of exported records (``trajectory_export``'s JSONL) as rows of
+    this (throwaway) database, with their problems; how many."""
+    import hashlib
+
+    from curation.models import Benchmark, Problem, Trajectory
+
+    n = 0
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            record = json.loads(line)
+            if record.get("is_correct") is not True:
+                continue
+            p = record["problem"]
+            name = p.get("benchmark") or "imported"
+            benchmark, _ = Benchmark.objects.get_or_create(
+                slug=name.lower().replace(" ", "-")[:50], defaults={"name": name}
+            )
+            problem, _ = Problem.objects.get_or_create(
+                benchmark=benchmark, external_id=p["external_id"],
+                defaults={"question": p["question"], "answer": p.get("reference_answer"),
+                          "answer_status": p.get("answer_status") or "value",
+                          "content_hash": hashlib.sha256(p["question"].encode()).hexdigest()},
+            )  # fmt: skip
+            Trajectory.objects.create(
+                problem=problem, prompt_tokens=b"", completion_tokens=b"",
+                text=record.get("text", ""), steps=record["steps"],
+                finish_reason=record.get("finish_reason", ""),
+                final_answer=record.get("final_answer", ""),
+                final_value=record.get("final_value"),
+                answer_source=record.get("answer_source", ""), is_correct=True,
+                n_code_calls=record.get("code_calls") or 0,
+            )  # fmt: skip
+            n += 1
+    return n
 
 
 def _trajectories(batch, limit):
@@ -134,6 +175,13 @@ def run(args) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from .loop import _endpoint, _ensure_server
 
+    if args.trajectories:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        if not load_exported(args.trajectories):
+            raise SystemExit("no correct trajectory in those files: nothing to compare")
+        args.intervener = args.intervener or "embedded"
     batch = Batch.objects.select_related("intervener").order_by("-pk").first()
     if args.intervener:
         endpoint = _endpoint(args.intervener, "intervener", args.tokenizer)
@@ -173,7 +221,8 @@ def run(args) -> int:
     summary = summarize(rows, args.repeats)
     summary["minutes"] = round((time.monotonic() - started) / 60, 1)
     summary["intervener"] = endpoint.name
-    out = Path(args.run)
+    out = Path(args.out or args.run)
+    out.mkdir(parents=True, exist_ok=True)
     with (out / "verdicts-compare.jsonl").open("w") as fh:
         for row in rows:
             fh.write(json.dumps(row) + "\n")

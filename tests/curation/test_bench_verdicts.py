@@ -58,3 +58,27 @@ def test_the_summary_counts_flawless_verdicts_and_majority_changes():
     # Row 2: told 1 of 2 is no majority (flawed), judges 2 of 2 flawless. Row 3: told has none.
     assert s["changes"] == {"flawless_to_flawed": 1, "flawed_to_flawless": 1, "same": 0,
                             "undecided": 1}  # fmt: skip
+
+
+def test_a_kept_runs_export_is_loaded_for_its_correct_trajectories_only(db, tmp_path):
+    """``--trajectories``: a kept run's ``trajectories.jsonl`` (``trajectory_export``) gives the
+    comparison its correct trajectories, with their problems and steps as recorded."""
+    from curation.bench.verdicts import _trajectories, load_exported
+
+    problem = {"id": 1, "benchmark": "CALM Demo", "external_id": "demo-01",
+               "question": "Maximize 70t + 50c ...", "reference_answer": 4100.0,
+               "answer_status": "value"}  # fmt: skip
+    steps = [{"index": 0, "reasoning": "</think>\nThe profit is \\boxed{4100}.", "code": None,
+              "output": None, "result": None, "has_hint": False}]  # fmt: skip
+    rows = [
+        {"problem": problem, "steps": steps, "is_correct": True, "final_answer": "4100",
+         "final_value": 4100.0, "answer_source": "boxed", "finish_reason": "eos",
+         "code_calls": 0, "text": "..."},
+        {"problem": problem, "steps": steps, "is_correct": False, "final_answer": "12"},
+    ]  # fmt: skip
+    path = tmp_path / "trajectories.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert load_exported([str(path)]) == 1
+    [loaded] = _trajectories(None, None)
+    assert loaded.problem.external_id == "demo-01" and loaded.problem.answer == 4100.0
+    assert loaded.steps == steps and loaded.final_answer == "4100"
