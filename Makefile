@@ -63,8 +63,13 @@ test-sqlite: setup-test
 
 # The database-backed tests again on PostgreSQL (the sandbox, engine and training-script suites
 # touch no database, so they run once, above).
+# Run once too: storm_bench's command (it runs on a fresh SQLite database of its own whatever
+# the configured one is) and its LoRA cycle (it differs from the service cycle, which runs on
+# both, only in the files the training subprocess writes).
 POSTGRES_SUITES ?= tests/calm_studio tests/curation tests/training tests/browser \
-	--ignore=tests/curation/engine --ignore=tests/training/scripts
+	--ignore=tests/curation/engine --ignore=tests/training/scripts \
+	--ignore=tests/training/test_storm_lora.py \
+	--deselect=tests/training/test_storm.py::test_storm_bench_json_on_the_tiny_model_on_fresh_state
 
 test-postgres: setup-test
 	TEST_REDIS_URL=$(TEST_REDIS_URL) REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(POSTGRES_SUITES) $(PYTEST_ARGS)
