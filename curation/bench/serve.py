@@ -40,12 +40,22 @@ def _post(url: str, body: dict, timeout: float = 900.0) -> dict:
         return json.loads(response.read())
 
 
+def _v1(url: str) -> str:
+    """An OpenAI base URL: ``http://host:port`` and ``…/v1`` both mean ``…/v1``."""
+    url = url.rstrip("/")
+    return url if url.endswith("/v1") else url + "/v1"
+
+
 def _complete(base: str, model: str, prompt: str, max_tokens: int) -> tuple[float, int, int]:
-    """(seconds, prompt tokens, generated tokens) of one completion."""
+    """(seconds, prompt tokens, generated tokens) of one completion; an answer without token
+    counts is an error, never a zero figure."""
     started = time.monotonic()
     data = _post(f"{base}/completions", {"model": model, "prompt": prompt,
                                           "max_tokens": max_tokens, "temperature": 0})  # fmt: skip
-    usage = data.get("usage") or {}
+    usage = data.get("usage")
+    if not isinstance(usage, dict) or "completion_tokens" not in usage:
+        raise SystemExit(f"{base}/completions answered without token counts (is it an "
+                         f"OpenAI-compatible /v1 base URL?): {str(data)[:200]}")  # fmt: skip
     return (time.monotonic() - started, int(usage.get("prompt_tokens") or 0),
             int(usage.get("completion_tokens") or 0))  # fmt: skip
 
@@ -99,7 +109,7 @@ def run(args) -> int:
     spec = local_model.get_model()
     rows = []
     proc = None
-    base = args.url
+    base = _v1(args.url) if args.url else None
     if not base:
         build = local_model.server_build()
         if build is None or not local_model.is_prepared(spec):
@@ -115,7 +125,7 @@ def run(args) -> int:
         targets = [("llama-server (embedded)", base, spec.name)]
         if args.compare:
             url, _, model = args.compare.partition("#")
-            targets.append(("compared", url.rstrip("/"), model or spec.name))
+            targets.append(("compared", _v1(url), model or spec.name))
         for name, url, model in targets:
             row = {"server": name, **measure(url, model, args.decode_tokens)}
             rows.append(row)
