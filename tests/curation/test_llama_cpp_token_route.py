@@ -10,6 +10,7 @@ transformers backend, greedy, from the ids it was sent. The real llama-server is
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -140,13 +141,24 @@ def test_someone_watching_sees_the_ids_while_they_stream_and_the_result_is_the_s
     assert backend.streams
     prompt = tiny.encode("Maximize profit")
     seen: list[tuple[int, list[int]]] = []
-    [result] = backend.generate(
-        [GenerationRequest(prompt, 12, temperature=0.0)],
-        on_tokens=lambda k, ids: seen.append((k, list(ids))),
-    )
+    where: set = set()
+
+    def watch(k, ids):
+        # Called on the caller's thread, outside any event loop: a job writes its preview to
+        # the database from here, which Django refuses inside an async context.
+        try:
+            asyncio.get_running_loop()
+            where.add("inside an event loop")
+        except RuntimeError:
+            where.add(threading.get_ident())
+        seen.append((k, list(ids)))
+
+    [result] = backend.generate([GenerationRequest(prompt, 12, temperature=0.0)], on_tokens=watch)
     assert [sent["stream"] for sent in stub.seen] == [True]
     assert result.token_ids == stub.answered[0] and len(result.token_ids) == 12
-    assert [len(ids) for _, ids in seen] == list(range(1, 13))
+    assert where == {threading.get_ident()}
+    lengths = [len(ids) for _, ids in seen]  # growing (reports may be coalesced), to the end
+    assert lengths == sorted(set(lengths)) and lengths[-1] == 12
     assert seen[-1] == (0, result.token_ids)
 
 
@@ -195,7 +207,7 @@ def test_a_stop_string_in_the_ids_ends_at_the_closing_fence(tiny_model_path, tin
 
 @pytest.mark.django_db
 def test_a_continuation_from_a_hint_sends_the_stored_ids_and_stores_the_ids_returned(
-    problem, stub, tiny_model_path
+    problem, stub, tiny_model_path, caplog
 ):
     endpoint = ModelEndpoint.objects.create(
         name="embedded (stub llama-server)", backend="openai", base_url=stub.url + "/v1",
@@ -235,4 +247,9 @@ def test_a_continuation_from_a_hint_sends_the_stored_ids_and_stores_the_ids_retu
     assert model_after == [i for ids in stub.answered[before:] for i in ids]
     assert child_prompt == parent_prompt
     assert continuation[-1]["prompt"] + stub.answered[-1] == child_prompt + child_tokens.ids
+    # The jobs streamed (their live preview), and writing the preview never failed (it runs
+    # on the job's own thread, not inside the backend's event loop).
+    assert all(sent["stream"] for sent in stub.seen)
+    failed = [r for r in caplog.records if "failed" in r.getMessage() and r.levelname == "ERROR"]
+    assert not failed, [r.getMessage() for r in failed]
     assert not any(w.get("kind") == "retokenized" for w in (child.warnings or []))

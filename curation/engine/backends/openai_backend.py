@@ -36,6 +36,7 @@ import asyncio
 import json
 import logging
 import os
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -194,15 +195,20 @@ class OpenAIBackend(Backend):
     def generate(
         self, requests: Sequence[GenerationRequest], *, on_tokens: OnTokens | None = None
     ) -> list[GenerationResult]:
-        async def go():
-            sem = asyncio.Semaphore(self.concurrency)
-            async with self._client() as client:
-                return await asyncio.gather(*(
-                    self._one(client, sem, r, None if on_tokens is None else partial(on_tokens, k))
-                    for k, r in enumerate(requests)
-                ))  # fmt: skip
+        def go(report: OnTokens | None):
+            async def all_requests():
+                sem = asyncio.Semaphore(self.concurrency)
+                async with self._client() as client:
+                    return await asyncio.gather(*(
+                        self._one(client, sem, r, None if report is None else partial(report, k))
+                        for k, r in enumerate(requests)
+                    ))  # fmt: skip
 
-        return list(_run(go()))
+            return all_requests()
+
+        if on_tokens is None:
+            return list(_run(go(None)))
+        return list(_run_reporting(go, on_tokens))
 
     async def _one(
         self, client, sem, request: GenerationRequest, report: Callable | None = None
@@ -540,6 +546,52 @@ def _turn_end_id(tokenizer: Any, eos_ids: Sequence[int]) -> int | None:
             if isinstance(tid, int) and tid in eos_ids:
                 return tid
     return eos_ids[0] if eos_ids else None
+
+
+def _run_reporting(go: Callable, on_tokens: OnTokens):
+    """``_run(go(report))`` with ``on_tokens`` called on THIS thread, never inside the event
+    loop: the loop runs on a helper thread and its reports come back through a queue. (The
+    caller may write the preview to a database: Django refuses that from an async context.)
+    Reports that queue up while one is handled are coalesced to the latest per request."""
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(go(lambda k, ids: events.put((k, ids))))
+        except BaseException as exc:
+            box["error"] = exc
+        finally:
+            events.put(None)
+
+    thread = threading.Thread(target=target, name="generate-stream", daemon=True)
+    thread.start()
+    done = False
+    while not done:
+        latest: dict[int, list[int]] = {}
+        for item in [events.get(), *_drain(events)]:
+            if item is None:
+                done = True
+            else:
+                latest[item[0]] = item[1]
+        for k, ids in latest.items():
+            try:
+                on_tokens(k, ids)
+            except Exception:  # a preview must never break a generation
+                log.exception("on_tokens failed")
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _drain(events: queue.SimpleQueue) -> list:
+    out = []
+    while True:
+        try:
+            out.append(events.get_nowait())
+        except queue.Empty:
+            return out
 
 
 def _run(coro):
