@@ -143,20 +143,23 @@ def test_someone_watching_sees_the_ids_while_they_stream_and_the_result_is_the_s
     seen: list[tuple[int, list[int]]] = []
     where: set = set()
 
-    def watch(k, ids):
-        # Called on the caller's thread, outside any event loop: a job writes its preview to
-        # the database from here, which Django refuses inside an async context.
+    def running_loop():
         try:
-            asyncio.get_running_loop()
-            where.add("inside an event loop")
+            return asyncio.get_running_loop()
         except RuntimeError:
-            where.add(threading.get_ident())
+            return None
+
+    def watch(k, ids):
+        # Called where the caller is (its thread, its event loop if any: none in a worker), not
+        # inside the backend's own event loop: a job writes its preview to the database from
+        # here, which Django refuses inside an async context.
+        where.add((threading.get_ident(), running_loop()))
         seen.append((k, list(ids)))
 
     [result] = backend.generate([GenerationRequest(prompt, 12, temperature=0.0)], on_tokens=watch)
     assert [sent["stream"] for sent in stub.seen] == [True]
     assert result.token_ids == stub.answered[0] and len(result.token_ids) == 12
-    assert where == {threading.get_ident()}
+    assert where == {(threading.get_ident(), running_loop())}
     lengths = [len(ids) for _, ids in seen]  # growing (reports may be coalesced), to the end
     assert lengths == sorted(set(lengths)) and lengths[-1] == 12
     assert seen[-1] == (0, result.token_ids)
