@@ -136,12 +136,13 @@ class Supervisor:
     # --- the loop --------------------------------------------------------------------------
 
     def _status(self, state: str, **extra: Any) -> None:
-        self.state = state
+        # The file first: whoever sees ``state`` change (``wait_for``) finds the file saying so.
         write_status(
             self.status_file, state=state, name=self.name, base_url=self.base_url,
             pid=self.proc.pid if self.proc else None, restarts=self.restarts,
             max_restarts=self.max_restarts, **extra,
         )  # fmt: skip
+        self.state = state
 
     def _run(self) -> None:
         while not self._stop.is_set():
