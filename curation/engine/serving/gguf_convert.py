@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import llama_server
+from .local_model import sha256_of
 
 RECORD = "calm_gguf.json"
 DEFAULT_QUANT = "Q4_K_M"
@@ -144,14 +145,6 @@ def checkpoint_digest(folder: Path) -> str:
     for path in files:
         digest.update(path.name.encode() + b"\0")
         digest.update(sha256_of(path).encode())
-    return digest.hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
     return digest.hexdigest()
 
 

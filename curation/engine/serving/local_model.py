@@ -312,6 +312,11 @@ def hash_file(path: Path, progress: Progress | None = None) -> tuple[str, int]:
     return digest.hexdigest(), done
 
 
+def sha256_of(path: Path) -> str:
+    """A file's sha256 (``hash_file`` without progress)."""
+    return hash_file(Path(path))[0]
+
+
 def assemble(
     model: ModelSpec,
     cache_dir: Path | None = None,

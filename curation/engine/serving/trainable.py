@@ -20,7 +20,6 @@ Plain Python, no Django.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .local_model import TRAINABLE_RECORD as RECORD
+from .local_model import sha256_of
 from .local_model import trainable_folder as default_folder
 
 _CONTROL, _USER_DEFINED = 3, 4  # llama.cpp token types
@@ -50,14 +50,6 @@ class GGUFTokenizerFacts:
     add_bos: bool
     chat_template: str
     parameters: int
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def gguf_facts(gguf: Path) -> GGUFTokenizerFacts:
